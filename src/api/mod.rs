@@ -1,0 +1,169 @@
+//! The API as the spec defines it: the generated types, the `PrivxApi` trait, the table of
+//! operations and their scopes, and the few hand-written pieces the generated code names
+//! (`super::...`): dropshot has no 200-with-no-body response, no optional JSON body and no
+//! `Location` header type, and the generated OpenAPI document is assembled here.
+//!
+//! This is the only module through which generated code enters the crate.
+
+use dropshot::{
+    ApiDescription, ApiEndpoint, ApiEndpointBodyContentType, ApiEndpointResponse,
+    ExclusiveExtractor, ExtractorMetadata, HttpError, HttpResponse,
+    RequestContext, ServerContext, StubContext, TypedBody, UntypedBody,
+};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use crate::error::ApiError;
+
+#[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/privx_api.rs"));
+}
+pub use generated::{openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS};
+
+/// The spec, `spec/privx.yaml`, as JSON.
+pub const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// Sort direction of the list operations (`SortDir` in the spec). PrivX documents `ASC` and
+/// `DESC`; the Python SDK sends them lower-cased, so both spellings are accepted (typify cannot
+/// generate an enum whose variant names differ only in case).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SortDir {
+    #[default]
+    #[serde(rename = "ASC", alias = "asc")]
+    Asc,
+    #[serde(rename = "DESC", alias = "desc")]
+    Desc,
+}
+
+impl JsonSchema for SortDir {
+    fn schema_name() -> String {
+        "SortDir".to_string()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "description": "Sort direction; lower case is accepted too.",
+            "enum": ["ASC", "DESC", "asc", "desc"],
+            "default": "ASC",
+        }))
+        .expect("a valid schema")
+    }
+}
+
+/// One operation of the spec and the scopes that may call it (any one suffices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    pub operation_id: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub scopes: &'static [&'static str],
+}
+
+/// A `200 OK` with an empty body: what PrivX answers to updates, deletes and terminations.
+/// (dropshot's `HttpResponseUpdatedNoContent` is a 204, which the PrivX SDKs reject.)
+pub struct HttpResponseOkEmpty;
+
+impl HttpResponse for HttpResponseOkEmpty {
+    fn to_result(self) -> Result<http::Response<dropshot::Body>, HttpError> {
+        Ok(http::Response::builder()
+            .status(http::StatusCode::OK)
+            .body(dropshot::Body::empty())?)
+    }
+    fn response_metadata() -> ApiEndpointResponse {
+        ApiEndpointResponse {
+            success: Some(http::StatusCode::OK),
+            description: Some("successful operation".to_string()),
+            ..Default::default()
+        }
+    }
+    fn status_code(&self) -> http::StatusCode {
+        http::StatusCode::OK
+    }
+}
+
+/// The `Location` header of a `201 Created` response.
+#[derive(Serialize, JsonSchema)]
+pub struct LocationHeader {
+    /// Location of the created resource
+    #[serde(rename = "Location")]
+    pub location: String,
+}
+
+/// A JSON request body that may be absent (`requestBody.required: false` in the spec).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+#[async_trait::async_trait]
+impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtractor
+    for OptionalJsonBody<T>
+{
+    async fn from_request<Context: ServerContext>(
+        rqctx: &RequestContext<Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<Self, HttpError> {
+        let bytes = UntypedBody::from_request(rqctx, request).await?;
+        let bytes = bytes.as_bytes();
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        serde_json::from_slice(bytes).map(|v| Self(Some(v))).map_err(|e| {
+            HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
+        })
+    }
+
+    fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        let mut metadata = <TypedBody<T> as ExclusiveExtractor>::metadata(content_type);
+        for parameter in &mut metadata.parameters {
+            parameter.required = false;
+        }
+        metadata
+    }
+}
+
+/// The OpenAPI document of an API description, as JSON.
+pub fn openapi_json(
+    description: &ApiDescription<StubContext>,
+    title: &str,
+    version: &str,
+) -> serde_json::Value {
+    description
+        .openapi(title, semver::Version::parse(version).expect("info.version is semver"))
+        .json()
+        .expect("an OpenAPI document serializes")
+}
+
+/// An API description holding just `endpoint`.
+pub fn single_endpoint(endpoint: ApiEndpoint<StubContext>) -> ApiDescription<StubContext> {
+    let mut description = ApiDescription::new();
+    description.register(endpoint).expect("a lone endpoint registers");
+    description
+}
+
+/// Adds the paths and components of `extra` to `document`.
+pub fn merge_openapi(document: &mut serde_json::Value, extra: serde_json::Value) {
+    fn merge_map(into: &mut serde_json::Value, from: &serde_json::Value) {
+        if let (Some(into), Some(from)) = (into.as_object_mut(), from.as_object()) {
+            for (key, value) in from {
+                match into.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge_map(existing, value)
+                    }
+                    _ => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+    for section in ["paths", "components"] {
+        if let Some(from) = extra.get(section) {
+            let into = document
+                .as_object_mut()
+                .expect("an OpenAPI document is an object")
+                .entry(section)
+                .or_insert_with(|| serde_json::json!({}));
+            merge_map(into, from);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The PrivX error envelope, `{error_code, error_message, property, details}`, which every 4xx
+//! and 5xx answer carries, and the conversions into it: from dropshot's own errors (bad JSON,
+//! bad path or query parameters, oversized bodies) and from store errors.
+
+use dropshot::{ErrorStatusCode, HttpError, HttpResponseError};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::api::types::{Error as Envelope, ErrorCode};
+use crate::store::StoreError;
+
+/// An error answer: a status code and the PrivX error envelope.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: ErrorStatusCode,
+    #[serde(flatten)]
+    envelope: Envelope,
+}
+
+impl ApiError {
+    pub fn new(
+        status: ErrorStatusCode,
+        code: ErrorCode,
+        message: impl Into<String>,
+        property: Option<&str>,
+    ) -> Self {
+        Self {
+            status,
+            envelope: Envelope {
+                error_code: code,
+                error_message: Some(message.into()),
+                property: property.map(str::to_string),
+                details: Vec::new(),
+            },
+        }
+    }
+
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>, property: Option<&str>) -> Self {
+        Self::new(ErrorStatusCode::BAD_REQUEST, code, message, property)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::GeneralError, message, None)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::GeneralError,
+            message,
+            None,
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.envelope.error_message.as_deref().unwrap_or_default();
+        write!(f, "{}: {message}", self.envelope.error_code)
+    }
+}
+
+/// The schema is the spec's `Error`, so the published document names the envelope.
+impl JsonSchema for ApiError {
+    fn schema_name() -> String {
+        Envelope::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        Envelope::json_schema(generator)
+    }
+}
+
+impl HttpResponseError for ApiError {
+    fn status_code(&self) -> ErrorStatusCode {
+        self.status
+    }
+}
+
+/// dropshot's own errors: everything it rejects before a handler runs (unparsable JSON, a
+/// field of the wrong type, a bad uuid in the path, a body over the size limit...).
+///
+/// The spec promises 400 for bad input, so every client error other than 401/403/404 becomes
+/// a 400; the envelope's code and `property` are read from serde's message where it names them.
+impl From<HttpError> for ApiError {
+    fn from(error: HttpError) -> Self {
+        let message = error.external_message;
+        let status = error.status_code;
+        if status.is_server_error() {
+            return Self::internal(message);
+        }
+        if status.as_u16() == 404 {
+            return Self::not_found(message);
+        }
+        let property = quoted_after(&message, "field `");
+        let code = if message.contains("missing field") {
+            ErrorCode::RequiredValueMissing
+        } else if message.contains("invalid type") {
+            ErrorCode::ValueIncorrectType
+        } else if message.contains("unknown variant")
+            || message.contains("invalid digit")
+            || message.contains("invalid value")
+            || message.contains("UUID")
+            || message.contains("Uuid")
+            || message.contains("unable to parse")
+        {
+            ErrorCode::ValueIncorrectFormat
+        } else {
+            ErrorCode::BadRequest
+        };
+        Self::bad_request(code, message, property.as_deref())
+    }
+}
+
+/// The text between `marker` and the next backtick, e.g. the field in "missing field `x`".
+fn quoted_after(message: &str, marker: &str) -> Option<String> {
+    let rest = &message[message.find(marker)? + marker.len()..];
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// The one place store errors become HTTP answers.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { kind, id } => Self::not_found(format!("{kind} {id} not found")),
+            StoreError::Duplicate { property, value } => Self::bad_request(
+                ErrorCode::ValueDuplicate,
+                format!("{property} {value:?} is already in use"),
+                Some(property),
+            ),
+            StoreError::Invalid { property, message } => {
+                Self::bad_request(ErrorCode::InvalidRequestData, message, Some(property))
+            }
+            StoreError::Storage(_) | StoreError::Corrupt(_) => {
+                Self::new(
+                    ErrorStatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::DatabaseError,
+                    error.to_string(),
+                    None,
+                )
+            }
+        }
+    }
+}
