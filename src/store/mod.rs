@@ -1,13 +1,237 @@
+//! The embedded store: all state of the server in one sled database, and nothing about HTTP.
+//!
+//! # Layout
+//!
+//! Every record is one JSON value (serde) under a binary key. Uuids are keys as their 16
+//! bytes, so a tree of uuid keys iterates in uuid order; user and listener ids are UUIDv7,
+//! which makes that order the order of creation.
+//!
+//! | tree          | key                                   | value                            |
+//! |---------------|---------------------------------------|----------------------------------|
+//! | `users`       | user id                               | [`UserRecord`]                   |
+//! | `usernames`   | username (UTF-8)                      | user id: the uniqueness index    |
+//! | `user_tags`   | tag (UTF-8), `0xFF`, user id          | empty: the tag index             |
+//! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
+//! | `listeners`   | listener id                           | [`ListenerRecord`]               |
+//! | `connections` | connection id                         | [`ConnectionRecord`]             |
+//! | `settings`    | setting name (UTF-8)                  | the settings document            |
+//! | `meta`        | `user_count`                          | number of users, u64 big-endian  |
+//!
+//! `0xFF` never occurs in UTF-8, so it separates a tag from the id that follows it. A user and
+//! its index entries (`usernames`, `user_tags`, `meta`) change together in one sled
+//! transaction, so the indexes always agree with the records.
+//!
+//! Expired listeners are not deleted by a timer: every read filters them out by their
+//! `closes_at`, and creating a listener may take over an expired listener's address.
+
+mod fixtures;
+mod listeners;
+mod users;
+mod webauthn;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use uuid::Uuid;
+
+pub use fixtures::Fixtures;
+pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
+pub use users::{PasswordHash, UserProfile, UserRecord};
+pub use webauthn::{CredentialRecord, CredentialSort};
+
+/// What can go wrong in the store. It knows nothing of HTTP; `crate::error` maps it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
-    #[error("duplicate {property}")]
+    #[error("{property} {value:?} is already in use")]
     Duplicate { property: &'static str, value: String },
-    #[error("{message}")]
+    #[error("{property}: {message}")]
     Invalid { property: &'static str, message: String },
-    #[error("storage: {0}")]
+    #[error("storage error: {0}")]
     Storage(#[from] sled::Error),
     #[error("corrupt record: {0}")]
     Corrupt(#[from] serde_json::Error),
+}
+
+impl StoreError {
+    fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        Self::NotFound { kind, id: id.to_string() }
+    }
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(error: TransactionError<StoreError>) -> Self {
+        match error {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => Self::Storage(e),
+        }
+    }
+}
+
+/// Aborts a sled transaction with a store error.
+fn abort<T>(error: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+/// A page request: skip `offset` matches, return at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Page {
+    fn apply<T>(&self, items: impl Iterator<Item = T>) -> Vec<T> {
+        items.skip(to_usize(self.offset)).take(to_usize(self.limit)).collect()
+    }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// A page of matches and how many matches there are in all.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub count: u64,
+    pub items: Vec<T>,
+}
+
+/// Who did a write, and when: the server sets `author`/`updated_by` and the timestamps.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub actor: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+/// A connection, as far as termination cares. Connections come from fixtures only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub host_id: Uuid,
+    #[serde(default)]
+    pub terminated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated_by: Option<Uuid>,
+}
+
+pub struct Store {
+    db: sled::Db,
+    users: sled::Tree,
+    usernames: sled::Tree,
+    user_tags: sled::Tree,
+    credentials: sled::Tree,
+    listeners: sled::Tree,
+    connections: sled::Tree,
+    settings: sled::Tree,
+    meta: sled::Tree,
+    /// Serializes listener writes, which allocate addresses from a scan of open listeners.
+    listener_lock: std::sync::Mutex<()>,
+}
+
+const USER_COUNT: &[u8] = b"user_count";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+        Ok(Self {
+            users: db.open_tree("users")?,
+            usernames: db.open_tree("usernames")?,
+            user_tags: db.open_tree("user_tags")?,
+            credentials: db.open_tree("credentials")?,
+            listeners: db.open_tree("listeners")?,
+            connections: db.open_tree("connections")?,
+            settings: db.open_tree("settings")?,
+            meta: db.open_tree("meta")?,
+            listener_lock: std::sync::Mutex::new(()),
+            db,
+        })
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes everything written so far to disk, without blocking the async runtime.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The settings document `name`, if one was stored.
+    pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        get_json(&self.settings, name.as_bytes())
+    }
+
+    fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
+        Ok(())
+    }
+
+    /// Flags one connection for termination.
+    pub fn connection_terminate(&self, id: Uuid, stamp: Stamp) -> Result<(), StoreError> {
+        let record: ConnectionRecord = get_json(&self.connections, id.as_bytes())?
+            .ok_or_else(|| StoreError::not_found("connection", id))?;
+        self.connection_flag(record, stamp)
+    }
+
+    /// Flags every connection that `matches` for termination; none matching is fine.
+    pub fn connections_terminate(
+        &self,
+        matches: impl Fn(&ConnectionRecord) -> bool,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        for entry in self.connections.iter() {
+            let (_, value) = entry?;
+            let record: ConnectionRecord = serde_json::from_slice(&value)?;
+            if matches(&record) {
+                self.connection_flag(record, stamp)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn connection_flag(&self, mut record: ConnectionRecord, stamp: Stamp) -> Result<(), StoreError> {
+        if !record.terminated {
+            record.terminated = true;
+            record.terminated_at = Some(stamp.now);
+            record.terminated_by = Some(stamp.actor);
+            self.connections.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+        }
+        Ok(())
+    }
+
+    /// Every connection, in id order.
+    pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.connections.iter().values().map(|value| Ok(serde_json::from_slice(&value?)?)).collect()
+    }
+}
+
+fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Sorts `items` by `key`, descending if asked.
+fn sort_by_key<T, K: Ord>(items: &mut [T], descending: bool, key: impl Fn(&T) -> K) {
+    items.sort_by(|a, b| {
+        let order = key(a).cmp(&key(b));
+        if descending {
+            order.reverse()
+        } else {
+            order
+        }
+    });
 }

@@ -1,0 +1,213 @@
+//! Extender connection listeners: temporary, each open until its `closes_at`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{get_json, sort_by_key, Listing, Page, Stamp, Store, StoreError};
+
+/// The host part of every listener address the server hands out.
+pub const LISTENER_IP: &str = "127.0.0.1";
+/// Listener ports are allocated from this range, lowest free first.
+const PORTS: std::ops::RangeInclusive<u16> = 40000..=59999;
+/// How long a listener stays open when the create request does not say.
+pub const DEFAULT_KEEP_OPEN_SEC: i64 = 300;
+
+/// The fields of a listener that a client sets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ListenerFields {
+    pub network: String,
+    pub destination: String,
+    #[serde(default)]
+    pub source: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListenerRecord {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub fields: ListenerFields,
+    pub address: String,
+    pub closes_at: DateTime<Utc>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub author: Uuid,
+    pub updated_by: Uuid,
+}
+
+impl ListenerRecord {
+    fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.closes_at > now
+    }
+
+    /// Whole seconds until the listener closes.
+    pub fn closed_in_sec(&self, now: DateTime<Utc>) -> i64 {
+        (self.closes_at - now).num_seconds().max(0)
+    }
+}
+
+/// The keys listeners can be listed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerSort {
+    Id,
+    Network,
+    Destination,
+    Source,
+    Address,
+    Created,
+    Updated,
+}
+
+fn closes_at(
+    now: DateTime<Utc>,
+    keep_open_sec: i64,
+    property: &'static str,
+) -> Result<DateTime<Utc>, StoreError> {
+    if !(1..=365 * 24 * 3600).contains(&keep_open_sec) {
+        return Err(StoreError::Invalid {
+            property,
+            message: format!("{property} must be between 1 and one year in seconds"),
+        });
+    }
+    Ok(now + Duration::seconds(keep_open_sec))
+}
+
+fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
+    for (property, value) in [("network", &fields.network), ("destination", &fields.destination)] {
+        if value.trim().is_empty() {
+            return Err(StoreError::Invalid { property, message: format!("{property} must not be empty") });
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    fn listeners_open(&self, now: DateTime<Utc>) -> Result<Vec<ListenerRecord>, StoreError> {
+        let mut open = Vec::new();
+        for value in self.listeners.iter().values() {
+            let record: ListenerRecord = serde_json::from_slice(&value?)?;
+            if record.is_open(now) {
+                open.push(record);
+            }
+        }
+        Ok(open)
+    }
+
+    /// Creates a listener on the lowest free port; it stays open `keep_open_sec` seconds.
+    pub fn listener_create(
+        &self,
+        fields: ListenerFields,
+        keep_open_sec: Option<i64>,
+        stamp: Stamp,
+    ) -> Result<ListenerRecord, StoreError> {
+        self.listener_insert(Uuid::now_v7(), fields, None, keep_open_sec, stamp)
+    }
+
+    /// Inserts a listener with the given id (and address, if one is asked for) unless a
+    /// listener with that id exists; returns the stored listener.
+    pub(super) fn listener_insert(
+        &self,
+        id: Uuid,
+        fields: ListenerFields,
+        address: Option<String>,
+        keep_open_sec: Option<i64>,
+        stamp: Stamp,
+    ) -> Result<ListenerRecord, StoreError> {
+        validate(&fields)?;
+        let keep_open_sec = keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC);
+        let closes_at = closes_at(stamp.now, keep_open_sec, "keep_open_sec")?;
+        // Address allocation reads every open listener and then writes: one at a time.
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, id.as_bytes())? {
+            return Ok(existing);
+        }
+        let taken: BTreeSet<String> =
+            self.listeners_open(stamp.now)?.into_iter().map(|l| l.address).collect();
+        let address = match address {
+            Some(a) if taken.contains(&a) => {
+                return Err(StoreError::Duplicate { property: "address", value: a })
+            }
+            Some(a) => a,
+            None => PORTS
+                .map(|port| format!("{LISTENER_IP}:{port}"))
+                .find(|a| !taken.contains(a))
+                .ok_or_else(|| StoreError::Invalid {
+                    property: "address",
+                    message: "no free listener port is left".to_string(),
+                })?,
+        };
+        let record = ListenerRecord {
+            id,
+            fields,
+            address,
+            closes_at,
+            created: stamp.now,
+            updated: stamp.now,
+            author: stamp.actor,
+            updated_by: stamp.actor,
+        };
+        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        Ok(record)
+    }
+
+    /// An open listener.
+    pub fn listener_get(&self, id: Uuid, now: DateTime<Utc>) -> Result<ListenerRecord, StoreError> {
+        get_json::<ListenerRecord>(&self.listeners, id.as_bytes())?
+            .filter(|l| l.is_open(now))
+            .ok_or_else(|| StoreError::not_found("listener", id))
+    }
+
+    pub fn listener_list(
+        &self,
+        sort: ListenerSort,
+        descending: bool,
+        page: Page,
+        now: DateTime<Utc>,
+    ) -> Result<Listing<ListenerRecord>, StoreError> {
+        let mut open = self.listeners_open(now)?;
+        match sort {
+            ListenerSort::Id => sort_by_key(&mut open, descending, |l| l.id),
+            ListenerSort::Network => sort_by_key(&mut open, descending, |l| l.fields.network.clone()),
+            ListenerSort::Destination => {
+                sort_by_key(&mut open, descending, |l| l.fields.destination.clone())
+            }
+            ListenerSort::Source => sort_by_key(&mut open, descending, |l| l.fields.source.clone()),
+            ListenerSort::Address => sort_by_key(&mut open, descending, |l| l.address.clone()),
+            ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.created),
+            ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.updated),
+        }
+        Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
+    }
+
+    /// Updates an open listener's fields with `update`; `keep_open_sec`, if given, closes it
+    /// that many seconds from now.
+    pub fn listener_update(
+        &self,
+        id: Uuid,
+        update: impl FnOnce(&mut ListenerFields),
+        keep_open_sec: Option<i64>,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        let closes = keep_open_sec.map(|s| closes_at(stamp.now, s, "closed_in_sec")).transpose()?;
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut record = self.listener_get(id, stamp.now)?;
+        update(&mut record.fields);
+        validate(&record.fields)?;
+        record.closes_at = closes.unwrap_or(record.closes_at);
+        record.updated = stamp.now;
+        record.updated_by = stamp.actor;
+        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        Ok(())
+    }
+
+    /// Deletes an open listener.
+    pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.listener_get(id, now)?;
+        self.listeners.remove(id.as_bytes())?;
+        Ok(())
+    }
+}

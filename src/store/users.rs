@@ -1,0 +1,314 @@
+//! Local users, with their username index, tag index and count kept in step transactionally.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+use uuid::Uuid;
+
+use super::{abort, get_json, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
+
+/// Separates a tag from the user id in `user_tags` keys; never part of UTF-8.
+const TAG_SEPARATOR: u8 = 0xFF;
+
+/// The fields of a user that a client sets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserProfile {
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telephone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+/// A stored user. The password exists only as an argon2id hash (PHC string).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub author: Uuid,
+    pub updated_by: Uuid,
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_created: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub password_change_required: bool,
+}
+
+/// A new password: its hash and when it was set.
+#[derive(Debug, Clone)]
+pub struct PasswordHash {
+    pub hash: String,
+    pub created: DateTime<Utc>,
+}
+
+fn tag_key(tag: &str, id: Uuid) -> Vec<u8> {
+    let mut key = Vec::with_capacity(tag.len() + 17);
+    key.extend_from_slice(tag.as_bytes());
+    key.push(TAG_SEPARATOR);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn validate(profile: &UserProfile) -> Result<(), StoreError> {
+    if profile.username.trim().is_empty() {
+        return Err(StoreError::Invalid {
+            property: "username",
+            message: "username must not be empty".to_string(),
+        });
+    }
+    Ok(())
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// The trees a user write touches, inside one transaction.
+struct UserTx<'a> {
+    users: &'a TransactionalTree,
+    usernames: &'a TransactionalTree,
+    user_tags: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+impl UserTx<'_> {
+    fn get(&self, id: Uuid) -> TxResult<Option<UserRecord>> {
+        match self.users.get(id.as_bytes())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .or_else(|e| abort(StoreError::Corrupt(e))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `new` in place of `old`, keeping every index in step.
+    fn put(&self, old: Option<&UserRecord>, new: &UserRecord) -> TxResult<()> {
+        let name = new.profile.username.as_bytes();
+        if let Some(holder) = self.usernames.get(name)? {
+            if holder.as_ref() != new.id.as_bytes() {
+                return abort(StoreError::Duplicate {
+                    property: "username",
+                    value: new.profile.username.clone(),
+                });
+            }
+        }
+        if let Some(old) = old {
+            if old.profile.username != new.profile.username {
+                self.usernames.remove(old.profile.username.as_bytes())?;
+            }
+            for tag in &old.profile.tags {
+                self.user_tags.remove(tag_key(tag, old.id))?;
+            }
+        } else {
+            self.add_to_count(1)?;
+        }
+        self.usernames.insert(name, new.id.as_bytes())?;
+        for tag in &new.profile.tags {
+            self.user_tags.insert(tag_key(tag, new.id), &[])?;
+        }
+        let bytes = serde_json::to_vec(new).or_else(|e| abort(StoreError::Corrupt(e)))?;
+        self.users.insert(new.id.as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    fn remove(&self, old: &UserRecord) -> TxResult<()> {
+        self.users.remove(old.id.as_bytes())?;
+        self.usernames.remove(old.profile.username.as_bytes())?;
+        for tag in &old.profile.tags {
+            self.user_tags.remove(tag_key(tag, old.id))?;
+        }
+        self.add_to_count(-1)
+    }
+
+    fn add_to_count(&self, delta: i64) -> TxResult<()> {
+        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let count = count.saturating_add_signed(delta);
+        self.meta.insert(USER_COUNT, &count.to_be_bytes())?;
+        Ok(())
+    }
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl Store {
+    /// Runs `f` in one transaction over the user trees.
+    fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
+        Ok((&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
+            |(users, usernames, user_tags, meta)| {
+                f(&UserTx { users, usernames, user_tags, meta })
+            },
+        )?)
+    }
+
+    /// Creates a user; the username must be free.
+    pub fn user_create(
+        &self,
+        profile: UserProfile,
+        password: Option<PasswordHash>,
+        stamp: Stamp,
+    ) -> Result<UserRecord, StoreError> {
+        validate(&profile)?;
+        let record = UserRecord {
+            id: Uuid::now_v7(),
+            created: stamp.now,
+            updated: stamp.now,
+            author: stamp.actor,
+            updated_by: stamp.actor,
+            profile,
+            password_created: password.as_ref().map(|p| p.created),
+            password_hash: password.map(|p| p.hash),
+            password_change_required: false,
+        };
+        self.user_tx(|tx| tx.put(None, &record))?;
+        Ok(record)
+    }
+
+    /// Inserts a user exactly as given unless one with its id exists (fixtures).
+    pub(super) fn user_insert_absent(&self, record: &UserRecord) -> Result<(), StoreError> {
+        validate(&record.profile)?;
+        self.user_tx(|tx| match tx.get(record.id)? {
+            Some(_) => Ok(()),
+            None => tx.put(None, record),
+        })
+    }
+
+    pub fn user_get(&self, id: Uuid) -> Result<UserRecord, StoreError> {
+        get_json(&self.users, id.as_bytes())?.ok_or_else(|| StoreError::not_found("user", id))
+    }
+
+    /// Users in creation order, filtered by exact `username` and/or `id`.
+    pub fn user_list(
+        &self,
+        username: Option<&str>,
+        id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Listing<UserRecord>, StoreError> {
+        let by_name = match username {
+            Some(name) => match self.usernames.get(name.as_bytes())? {
+                Some(bytes) => Some(Uuid::from_slice(&bytes).map_err(|_| corrupt_index())?),
+                None => return Ok(Listing { count: 0, items: Vec::new() }),
+            },
+            None => None,
+        };
+        let wanted = match (by_name, id) {
+            (Some(a), Some(b)) if a != b => return Ok(Listing { count: 0, items: Vec::new() }),
+            (a, b) => a.or(b),
+        };
+        if let Some(id) = wanted {
+            let found: Option<UserRecord> = get_json(&self.users, id.as_bytes())?;
+            let count = u64::from(found.is_some());
+            return Ok(Listing { count, items: page.apply(found.into_iter()) });
+        }
+        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let items = page
+            .apply(self.users.iter().values())
+            .into_iter()
+            .map(|value| Ok(serde_json::from_slice(&value?)?))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Listing { count, items })
+    }
+
+    /// Replaces a user's profile (and password, if one is given).
+    pub fn user_update(
+        &self,
+        id: Uuid,
+        profile: UserProfile,
+        password: Option<PasswordHash>,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        validate(&profile)?;
+        self.user_tx(|tx| {
+            let Some(old) = tx.get(id)? else {
+                return abort(StoreError::not_found("user", id));
+            };
+            let mut new = old.clone();
+            new.profile = profile.clone();
+            new.updated = stamp.now;
+            new.updated_by = stamp.actor;
+            if let Some(password) = &password {
+                new.password_hash = Some(password.hash.clone());
+                new.password_created = Some(password.created);
+            }
+            tx.put(Some(&old), &new)
+        })
+    }
+
+    pub fn user_password_set(
+        &self,
+        id: Uuid,
+        password: PasswordHash,
+        stamp: Stamp,
+    ) -> Result<(), StoreError> {
+        let profile = self.user_get(id)?.profile;
+        self.user_update(id, profile, Some(password), stamp)
+    }
+
+    /// Deletes a user, its index entries and its WebAuthn credentials.
+    pub fn user_delete(&self, id: Uuid) -> Result<(), StoreError> {
+        self.user_tx(|tx| match tx.get(id)? {
+            Some(old) => tx.remove(&old),
+            None => abort(StoreError::not_found("user", id)),
+        })?;
+        self.credentials_delete_of_user(id)
+    }
+
+    /// The distinct tags of all users that contain `query` (case-insensitively), sorted.
+    pub fn user_tags(
+        &self,
+        query: Option<&str>,
+        descending: bool,
+        page: Page,
+    ) -> Result<Vec<String>, StoreError> {
+        let query = query.map(str::to_lowercase);
+        let mut tags: Vec<String> = Vec::new();
+        for key in self.user_tags.iter().keys() {
+            let key = key?;
+            let end = key.len().checked_sub(17).ok_or_else(corrupt_index)?;
+            if key[end] != TAG_SEPARATOR {
+                return Err(corrupt_index());
+            }
+            let tag = std::str::from_utf8(&key[..end]).map_err(|_| corrupt_index())?;
+            if tags.last().is_some_and(|t| t == tag) {
+                continue;
+            }
+            if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {
+                tags.push(tag.to_string());
+            }
+        }
+        tags.sort();
+        tags.dedup();
+        if descending {
+            tags.reverse();
+        }
+        Ok(page.apply(tags.into_iter()))
+    }
+}
+
+fn corrupt_index() -> StoreError {
+    StoreError::Corrupt(serde::de::Error::custom("malformed index key"))
+}
