@@ -81,7 +81,9 @@ fn guard(what: &str, step: impl FnOnce() -> Result<TokenStream, Vec<String>>) ->
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            fail(&[format!("generating {what}: unsupported construct: {message}")])
+            fail(&[format!(
+                "generating {what}: unsupported construct: {message}"
+            )])
         }
     }
 }
@@ -114,7 +116,11 @@ fn generate_client(spec: &OpenAPI) -> Result<TokenStream, String> {
         .with_interface(progenitor_impl::InterfaceStyle::Builder)
         .with_tag(progenitor_impl::TagStyle::Merged);
     for (schema, rust_type) in REPLACEMENTS {
-        settings.with_replacement(*schema, *rust_type, [progenitor_impl::TypeImpl::Default].into_iter());
+        settings.with_replacement(
+            *schema,
+            *rust_type,
+            [progenitor_impl::TypeImpl::Default].into_iter(),
+        );
     }
     progenitor_impl::Generator::new(&settings)
         .generate_tokens(spec)
@@ -132,6 +138,7 @@ struct Op {
     path_params: Option<TokenStream>,
     query_params: Option<TokenStream>,
     body: Option<TokenStream>,
+    body_optional: bool,
     response: TokenStream,
     scopes: Vec<String>,
 }
@@ -144,14 +151,18 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
         .with_struct_builder(false)
         .with_type_mod("types");
     for (schema, rust_type) in REPLACEMENTS {
-        settings.with_replacement(*schema, *rust_type, [typify::TypeSpaceImpl::Default].into_iter());
+        settings.with_replacement(
+            *schema,
+            *rust_type,
+            [typify::TypeSpaceImpl::Default].into_iter(),
+        );
     }
     let mut types = typify::TypeSpace::new(&settings);
-    let schemas = spec
+    let schemas: Vec<(String, schemars::schema::Schema)> = spec
         .components
-        .as_ref()
-        .map(|c| c.schemas.iter().map(|(k, v)| (k.clone(), to_schemars(v))).collect())
-        .unwrap_or_else(Vec::<(String, schemars::schema::Schema)>::new);
+        .iter()
+        .flat_map(|c| c.schemas.iter().map(|(k, v)| (k.clone(), to_schemars(v))))
+        .collect();
     if let Err(e) = types.add_ref_types(schemas) {
         return Err(vec![format!("components.schemas: {e}")]);
     }
@@ -159,7 +170,9 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
     let mut ops = Vec::new();
     for (path, item) in spec.paths.paths.iter() {
         let Some(item) = item.as_item() else {
-            errors.push(format!("{path}: external path item references are not supported"));
+            errors.push(format!(
+                "{path}: external path item references are not supported"
+            ));
             continue;
         };
         for (method, operation) in item.iter() {
@@ -174,7 +187,12 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
         Vec::new()
     });
     for route in &routes {
-        if let Route::Dispatch { variable, segment_var, .. } = route {
+        if let Route::Dispatch {
+            variable,
+            segment_var,
+            ..
+        } = route
+        {
             if let Err(e) = add_route_segment(&mut types, variable, segment_var) {
                 errors.push(e);
             }
@@ -190,7 +208,11 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
     for route in &routes {
         match route {
             Route::Plain(op) => trait_items.push(endpoint_method(op)),
-            Route::Dispatch { variable, literals, segment_var } => {
+            Route::Dispatch {
+                variable,
+                literals,
+                segment_var,
+            } => {
                 trait_items.push(dispatch_method(variable, literals, segment_var));
                 for op in std::iter::once(variable).chain(literals.iter()) {
                     trait_items.push(routed_method(op));
@@ -202,6 +224,10 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
     let operations = ops.iter().map(|op| {
         let (id, method, path, scopes) = (&op.id, &op.method, &op.path, &op.scopes);
         quote! { crate::api::Operation { operation_id: #id, method: #method, path: #path, scopes: &[#(#scopes),*] } }
+    });
+    let optional_bodies = ops.iter().filter(|op| op.body_optional).map(|op| {
+        let (method, path) = (op.method.to_lowercase(), &op.path);
+        quote! { crate::api::optional_body(&mut document, #method, #path); }
     });
     let title = &spec.info.title;
     let version = &spec.info.version;
@@ -225,12 +251,14 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
         pub const OPERATIONS: &[crate::api::Operation] = &[#(#operations),*];
 
         /// The OpenAPI document of the API description: what dropshot publishes for the trait,
-        /// plus the operations that share a routing endpoint, each at its own path.
+        /// plus the operations that share a routing endpoint, each at its own path, and the
+        /// optional request bodies that dropshot cannot mark.
         pub fn openapi_document() -> serde_json::Value {
             let description = privx_api_mod::stub_api_description()
                 .expect("the generated API description is valid");
             let mut document = crate::api::openapi_json(&description, #title, #version);
             #(crate::api::merge_openapi(&mut document, crate::api::openapi_json(&crate::api::single_endpoint(#doc_endpoints), #title, #version));)*
+            #(#optional_bodies)*
             document
         }
     })
@@ -246,7 +274,9 @@ fn pascal(snake: &str) -> String {
         .split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -287,10 +317,14 @@ fn convert_operation(
     let mut errors = Vec::new();
     let id = op.operation_id.clone().unwrap_or_default();
     let snake_case = !id.is_empty()
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && id.starts_with(|c: char| c.is_ascii_lowercase());
     if !snake_case {
-        errors.push(format!("{where_}: operationId {id:?} is not snake_case <resource>_<verb>"));
+        errors.push(format!(
+            "{where_}: operationId {id:?} is not snake_case <resource>_<verb>"
+        ));
     }
     let tag = match op.tags.as_slice() {
         [tag] => tag.clone(),
@@ -303,7 +337,9 @@ fn convert_operation(
     // Parameters: path-level first, operation-level ones override by (name, location).
     let mut params: BTreeMap<(String, &str), &openapiv3::ParameterData> = BTreeMap::new();
     for p in path_level_params.iter().chain(op.parameters.iter()) {
-        match resolve(p, "parameters", |n| components.and_then(|c| c.parameters.get(n))) {
+        match resolve(p, "parameters", |n| {
+            components.and_then(|c| c.parameters.get(n))
+        }) {
             Ok(Parameter::Path { parameter_data, .. }) => {
                 params.insert((parameter_data.name.clone(), "path"), parameter_data);
             }
@@ -326,12 +362,15 @@ fn convert_operation(
                 continue;
             }
             let ParameterSchemaOrContent::Schema(schema) = &data.format else {
-                errors.push(format!("{where_}: parameter {name} uses content, not schema"));
+                errors.push(format!(
+                    "{where_}: parameter {name} uses content, not schema"
+                ));
                 continue;
             };
             let mut schema = serde_json::to_value(schema).expect("schemas serialize");
             if let (Some(desc), Some(obj)) = (&data.description, schema.as_object_mut()) {
-                obj.entry("description").or_insert_with(|| desc.clone().into());
+                obj.entry("description")
+                    .or_insert_with(|| desc.clone().into());
             }
             properties.insert(name.clone(), schema);
             if data.required {
@@ -360,19 +399,23 @@ fn convert_operation(
     let path_params = params_struct("path", "Path");
     let query_params = params_struct("query", "Query");
 
+    let mut body_optional = false;
     let body = match &op.request_body {
         None => None,
         Some(body) => {
-            match resolve(body, "requestBodies", |n| components.and_then(|c| c.request_bodies.get(n)))
-                .and_then(|b: &RequestBody| {
-                    let ty = json_type(types, &b.content, &where_)?;
-                    let ty = ty.ok_or_else(|| format!("{where_}: request body has no schema"))?;
-                    Ok(if b.required {
-                        quote! { dropshot::TypedBody<#ty> }
-                    } else {
-                        quote! { crate::api::OptionalJsonBody<#ty> }
-                    })
-                }) {
+            match resolve(body, "requestBodies", |n| {
+                components.and_then(|c| c.request_bodies.get(n))
+            })
+            .and_then(|b: &RequestBody| {
+                let ty = json_type(types, &b.content, &where_)?;
+                let ty = ty.ok_or_else(|| format!("{where_}: request body has no schema"))?;
+                body_optional = !b.required;
+                Ok(if b.required {
+                    quote! { dropshot::TypedBody<#ty> }
+                } else {
+                    quote! { crate::api::OptionalJsonBody<#ty> }
+                })
+            }) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     errors.push(e);
@@ -384,8 +427,9 @@ fn convert_operation(
 
     let mut response = None;
     for (code, resp) in &op.responses.responses {
-        let resp = match resolve(resp, "responses", |n| components.and_then(|c| c.responses.get(n)))
-        {
+        let resp = match resolve(resp, "responses", |n| {
+            components.and_then(|c| c.responses.get(n))
+        }) {
             Ok(r) => r,
             Err(e) => {
                 errors.push(format!("{where_}: {e}"));
@@ -424,10 +468,18 @@ fn convert_operation(
     });
 
     let mut scopes: Vec<String> = Vec::new();
-    for requirement in op.security.as_ref().or(spec.security.as_ref()).into_iter().flatten() {
+    for requirement in op
+        .security
+        .as_ref()
+        .or(spec.security.as_ref())
+        .into_iter()
+        .flatten()
+    {
         for (scheme, required) in requirement {
             if scheme != SECURITY_SCHEME {
-                errors.push(format!("{where_}: security scheme {scheme} is not {SECURITY_SCHEME}"));
+                errors.push(format!(
+                    "{where_}: security scheme {scheme} is not {SECURITY_SCHEME}"
+                ));
             }
             if required.len() != 1 {
                 errors.push(format!(
@@ -456,6 +508,7 @@ fn convert_operation(
         path_params,
         query_params,
         body,
+        body_optional,
         response,
         scopes,
     })
@@ -476,8 +529,15 @@ fn json_type(
     let Some(schema) = content[JSON].schema.as_ref() else {
         return Ok(None);
     };
-    let id = types.add_type(&to_schemars(schema)).map_err(|e| format!("{where_}: {e}"))?;
-    Ok(Some(types.get_type(&id).map_err(|e| format!("{where_}: {e}"))?.ident()))
+    let id = types
+        .add_type(&to_schemars(schema))
+        .map_err(|e| format!("{where_}: {e}"))?;
+    Ok(Some(
+        types
+            .get_type(&id)
+            .map_err(|e| format!("{where_}: {e}"))?
+            .ident(),
+    ))
 }
 
 fn success_response(
@@ -493,7 +553,9 @@ fn success_response(
         (true, Some(ty)) => {
             let headers: Vec<_> = resp.headers.keys().collect();
             if headers != ["Location"] {
-                return Err(format!("{where_}: a 201 response must have exactly a Location header"));
+                return Err(format!(
+                    "{where_}: a 201 response must have exactly a Location header"
+                ));
             }
             Ok(quote! {
                 dropshot::HttpResponseHeaders<dropshot::HttpResponseCreated<#ty>, crate::api::LocationHeader>
@@ -507,7 +569,11 @@ enum Route<'a> {
     Plain(&'a Op),
     /// Operations that dropshot cannot route side by side: `variable` owns the route, and each
     /// literal operation is chosen when the segment variable `segment_var` equals its literal.
-    Dispatch { variable: &'a Op, literals: Vec<&'a Op>, segment_var: String },
+    Dispatch {
+        variable: &'a Op,
+        literals: Vec<&'a Op>,
+        segment_var: String,
+    },
 }
 
 fn segments(path: &str) -> Vec<&str> {
@@ -542,12 +608,24 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
                 o.method == lit.method
                     && os.len() == ls.len()
                     && is_var(os[depth])
-                    && os.iter().zip(&ls).enumerate().all(|(i, (a, b))| i == depth || a == b)
+                    && os
+                        .iter()
+                        .zip(&ls)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == depth || a == b)
             });
             match owner {
-                Some(oi) if depth + 1 == ls.len() && lit.body.is_none() && ops[oi].body.is_none() => {
-                    let var = segments(&ops[oi].path)[depth].trim_matches(['{', '}']).to_string();
-                    routed.entry(oi).or_insert_with(|| (Vec::new(), var)).0.push(lit);
+                Some(oi)
+                    if depth + 1 == ls.len() && lit.body.is_none() && ops[oi].body.is_none() =>
+                {
+                    let var = segments(&ops[oi].path)[depth]
+                        .trim_matches(['{', '}'])
+                        .to_string();
+                    routed
+                        .entry(oi)
+                        .or_insert_with(|| (Vec::new(), var))
+                        .0
+                        .push(lit);
                     is_routed[li] = true;
                     is_routed[oi] = true;
                 }
@@ -568,7 +646,11 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
     let mut routes = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if let Some((literals, segment_var)) = routed.remove(&i) {
-            routes.push(Route::Dispatch { variable: op, literals, segment_var });
+            routes.push(Route::Dispatch {
+                variable: op,
+                literals,
+                segment_var,
+            });
         } else if !is_routed[i] {
             routes.push(Route::Plain(op));
         }
@@ -581,7 +663,11 @@ fn route_segment_name(variable: &Op) -> String {
 }
 
 /// The raw path segment a routing endpoint reads to choose the operation.
-fn add_route_segment(types: &mut typify::TypeSpace, variable: &Op, var: &str) -> Result<(), String> {
+fn add_route_segment(
+    types: &mut typify::TypeSpace,
+    variable: &Op,
+    var: &str,
+) -> Result<(), String> {
     let schema = serde_json::json!({
         "type": "object",
         "description": format!("The raw `{var}` segment of `{}`, before it is parsed.", variable.path),
@@ -641,7 +727,10 @@ fn routed_method(op: &Op) -> TokenStream {
     let name = format_ident!("{}", op.id);
     let response = &op.response;
     let args = arguments(op);
-    let note = format!(" Served at `{} {}` through a routing endpoint.", op.method, op.path);
+    let note = format!(
+        " Served at `{} {}` through a routing endpoint.",
+        op.method, op.path
+    );
     quote! {
         #docs
         #[doc = ""]
@@ -679,7 +768,9 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
     let segment_struct = format_ident!("{}", route_segment_name(variable));
     let var = format_ident!("{segment_var}");
     let arms = literals.iter().map(|lit| {
-        let literal = *segments(&lit.path).last().expect("a literal path has segments");
+        let literal = *segments(&lit.path)
+            .last()
+            .expect("a literal path has segments");
         let call = routed_call(lit);
         quote! { #literal => #call }
     });
@@ -688,9 +779,17 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
         " Routes `{} {path}`: dropshot cannot route {} beside it, so this endpoint serves \
          `{}` and, by the segment's value, {}.",
         variable.method,
-        literals.iter().map(|l| format!("`{}`", l.path)).collect::<Vec<_>>().join(", "),
+        literals
+            .iter()
+            .map(|l| format!("`{}`", l.path))
+            .collect::<Vec<_>>()
+            .join(", "),
         variable.id,
-        literals.iter().map(|l| format!("`{}`", l.id)).collect::<Vec<_>>().join(", "),
+        literals
+            .iter()
+            .map(|l| format!("`{}`", l.id))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     quote! {
         #[doc = #doc]
@@ -714,7 +813,9 @@ fn doc_endpoint(op: &Op) -> TokenStream {
         .into_iter()
         .map(|arg| {
             let ty: syn::FnArg = syn::parse2(arg).expect("argument parses");
-            let syn::FnArg::Typed(t) = ty else { unreachable!() };
+            let syn::FnArg::Typed(t) = ty else {
+                unreachable!()
+            };
             let ty = t.ty;
             quote! { #ty }
         })

@@ -36,12 +36,21 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: ErrorCode, message: impl Into<String>, property: Option<&str>) -> Self {
+    pub fn bad_request(
+        code: ErrorCode,
+        message: impl Into<String>,
+        property: Option<&str>,
+    ) -> Self {
         Self::new(ErrorStatusCode::BAD_REQUEST, code, message, property)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::GeneralError, message, None)
+        Self::new(
+            ErrorStatusCode::NOT_FOUND,
+            ErrorCode::GeneralError,
+            message,
+            None,
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -92,17 +101,20 @@ impl From<HttpError> for ApiError {
         if status.as_u16() == 404 {
             return Self::not_found(message);
         }
-        let property = quoted_after(&message, "field `");
+        let property = quoted_after(&message, "field `").or_else(|| json_path(&message));
         let code = if message.contains("missing field") {
             ErrorCode::RequiredValueMissing
         } else if message.contains("invalid type") {
             ErrorCode::ValueIncorrectType
-        } else if message.contains("unknown variant")
-            || message.contains("invalid digit")
-            || message.contains("invalid value")
-            || message.contains("UUID")
-            || message.contains("Uuid")
-            || message.contains("unable to parse")
+        } else if [
+            "unknown variant",
+            "invalid value",
+            "invalid digit",
+            "UUID",
+            "invalid length",
+        ]
+        .iter()
+        .any(|m| message.contains(m))
         {
             ErrorCode::ValueIncorrectFormat
         } else {
@@ -118,6 +130,15 @@ fn quoted_after(message: &str, marker: &str) -> Option<String> {
     Some(rest[..rest.find('`')?].to_string())
 }
 
+/// The field a JSON body error is about: dropshot prefixes serde's message with its path, as
+/// in "unable to parse JSON body: tags: invalid type: ...".
+fn json_path(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unable to parse JSON body: ")?;
+    let (path, _) = rest.split_once(": ")?;
+    let valid = !path.is_empty() && path != "." && !path.contains(' ');
+    valid.then(|| path.to_string())
+}
+
 /// The one place store errors become HTTP answers.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
@@ -131,14 +152,12 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { property, message } => {
                 Self::bad_request(ErrorCode::InvalidRequestData, message, Some(property))
             }
-            StoreError::Storage(_) | StoreError::Corrupt(_) => {
-                Self::new(
-                    ErrorStatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::DatabaseError,
-                    error.to_string(),
-                    None,
-                )
-            }
+            StoreError::Storage(_) | StoreError::Corrupt(_) => Self::new(
+                ErrorStatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::DatabaseError,
+                error.to_string(),
+                None,
+            ),
         }
     }
 }

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         fixtures: args.fixtures,
         log_level: args.log_level,
+        clock: Default::default(),
     })
     .await?;
     eprintln!("privx-mock listening on http://{}", server.local_addr());

@@ -11,6 +11,7 @@ use dropshot::{
 };
 
 use crate::api::{privx_api_mod, SPEC_JSON};
+use crate::clock::Clock;
 use crate::http::{Context, PrivxApiImpl, SERVER_ID};
 use crate::password;
 use crate::store::{Fixtures, Stamp, Store};
@@ -24,6 +25,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub fixtures: Option<PathBuf>,
     pub log_level: ConfigLoggingLevel,
+    pub clock: Clock,
 }
 
 /// Serves the spec (`spec/privx.yaml`) as JSON.
@@ -38,7 +40,8 @@ async fn openapi_json(_rqctx: RequestContext<Context>) -> Result<http::Response<
 pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
     let mut api = privx_api_mod::api_description::<PrivxApiImpl>()
         .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))?;
-    api.register(openapi_json).map_err(|e| anyhow::anyhow!("{e}"))?;
+    api.register(openapi_json)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(api)
 }
 
@@ -51,14 +54,19 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             .with_context(|| format!("reading fixtures {}", path.display()))?;
         let fixtures: Fixtures = serde_json::from_str(&text)
             .with_context(|| format!("parsing fixtures {}", path.display()))?;
-        let stamp = Stamp { actor: SERVER_ID, now: chrono::Utc::now() };
+        let stamp = Stamp {
+            actor: SERVER_ID,
+            now: config.clock.now(),
+        };
         store
             .load_fixtures(fixtures, password::hash, stamp)
             .with_context(|| format!("loading fixtures {}", path.display()))?;
     }
-    let log = ConfigLogging::StderrTerminal { level: config.log_level }
-        .to_logger("privx-mock")
-        .context("creating the logger")?;
+    let log = ConfigLogging::StderrTerminal {
+        level: config.log_level,
+    }
+    .to_logger("privx-mock")
+    .context("creating the logger")?;
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -66,8 +74,12 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         default_handler_task_mode: HandlerTaskMode::Detached,
         ..Default::default()
     };
-    ServerBuilder::new(api_description()?, Context::new(store), log)
-        .config(dropshot)
-        .start()
-        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
+    ServerBuilder::new(
+        api_description()?,
+        Context::new(store, config.clock.clone()),
+        log,
+    )
+    .config(dropshot)
+    .start()
+    .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
 }

@@ -7,8 +7,8 @@
 
 use dropshot::{
     ApiDescription, ApiEndpoint, ApiEndpointBodyContentType, ApiEndpointResponse,
-    ExclusiveExtractor, ExtractorMetadata, HttpError, HttpResponse,
-    RequestContext, ServerContext, StubContext, TypedBody, UntypedBody,
+    ExclusiveExtractor, ExtractorMetadata, HttpError, HttpResponse, RequestContext, ServerContext,
+    StubContext, TypedBody, UntypedBody,
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -72,10 +72,11 @@ impl HttpResponse for HttpResponseOkEmpty {
             .body(dropshot::Body::empty())?)
     }
     fn response_metadata() -> ApiEndpointResponse {
+        // dropshot publishes "no content" only for its 204 type; borrow that, as a 200.
         ApiEndpointResponse {
             success: Some(http::StatusCode::OK),
             description: Some("successful operation".to_string()),
-            ..Default::default()
+            ..dropshot::HttpResponseUpdatedNoContent::response_metadata()
         }
     }
     fn status_code(&self) -> http::StatusCode {
@@ -107,9 +108,11 @@ impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtracto
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(bytes).map(|v| Self(Some(v))).map_err(|e| {
-            HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
-        })
+        serde_json::from_slice(bytes)
+            .map(|v| Self(Some(v)))
+            .map_err(|e| {
+                HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
+            })
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
@@ -128,7 +131,10 @@ pub fn openapi_json(
     version: &str,
 ) -> serde_json::Value {
     description
-        .openapi(title, semver::Version::parse(version).expect("info.version is semver"))
+        .openapi(
+            title,
+            semver::Version::parse(version).expect("info.version is semver"),
+        )
         .json()
         .expect("an OpenAPI document serializes")
 }
@@ -136,8 +142,23 @@ pub fn openapi_json(
 /// An API description holding just `endpoint`.
 pub fn single_endpoint(endpoint: ApiEndpoint<StubContext>) -> ApiDescription<StubContext> {
     let mut description = ApiDescription::new();
-    description.register(endpoint).expect("a lone endpoint registers");
     description
+        .register(endpoint)
+        .expect("a lone endpoint registers");
+    description
+}
+
+/// Marks the request body of `method path` optional: dropshot publishes every body as required.
+pub fn optional_body(document: &mut serde_json::Value, method: &str, path: &str) {
+    if let Some(body) = document
+        .pointer_mut(&format!(
+            "/paths/{}/{method}/requestBody",
+            path.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        body.insert("required".to_string(), false.into());
+    }
 }
 
 /// Adds the paths and components of `extra` to `document`.

@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::api::{types, ApiError, HttpResponseOkEmpty, LocationHeader, OptionalJsonBody, PrivxApi, SortDir};
+use crate::api::{
+    types, ApiError, HttpResponseOkEmpty, LocationHeader, OptionalJsonBody, PrivxApi, SortDir,
+};
+use crate::clock::Clock;
 use crate::password;
 use crate::store::{
     CredentialSort, ListenerFields, ListenerRecord, ListenerSort, Page, PasswordHash, Stamp, Store,
@@ -27,19 +30,23 @@ pub const SERVER_ID: Uuid = Uuid::from_u128(0x5e7c_e000_0000_4000_8000_0000_0000
 /// What every handler can reach.
 pub struct Context {
     pub store: Store,
+    pub clock: Clock,
 }
 
 impl Context {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
     }
 
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
     }
 
     fn stamp(&self) -> Stamp {
-        Stamp { actor: SERVER_ID, now: self.now() }
+        Stamp {
+            actor: SERVER_ID,
+            now: self.now(),
+        }
     }
 
     /// Makes every write so far durable before the answer goes out.
@@ -69,7 +76,13 @@ fn count(n: u64) -> i64 {
 
 /// Path ids the spec types as plain strings: anything but a uuid names nothing.
 fn parse_id(kind: &'static str, id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| StoreError::NotFound { kind, id: id.to_string() }.into())
+    Uuid::parse_str(id).map_err(|_| {
+        StoreError::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+        .into()
+    })
 }
 
 fn hash_password(password: &types::Password, now: DateTime<Utc>) -> Result<PasswordHash, ApiError> {
@@ -80,7 +93,10 @@ fn hash_password(password: &types::Password, now: DateTime<Utc>) -> Result<Passw
         }
         .into());
     }
-    Ok(PasswordHash { hash: password::hash(&password.password), created: now })
+    Ok(PasswordHash {
+        hash: password::hash(&password.password),
+        created: now,
+    })
 }
 
 fn created<T: schemars::JsonSchema + Serialize + Send + Sync + 'static>(
@@ -107,10 +123,24 @@ fn default_service_options() -> types::ServiceOptions {
             x11: Some(true),
             other: Some(true),
         }),
-        rdp: Some(types::RdpOptions { file_transfer: Some(true), audio: Some(true), clipboard: Some(true) }),
-        web: Some(types::WebOptions { file_transfer: Some(true), audio: Some(true), clipboard: Some(true) }),
-        vnc: Some(types::VncOptions { file_transfer: Some(true), clipboard: Some(true) }),
-        db: Some(types::DbOptions { max_bytes_download: Some(0), max_bytes_upload: Some(0) }),
+        rdp: Some(types::RdpOptions {
+            file_transfer: Some(true),
+            audio: Some(true),
+            clipboard: Some(true),
+        }),
+        web: Some(types::WebOptions {
+            file_transfer: Some(true),
+            audio: Some(true),
+            clipboard: Some(true),
+        }),
+        vnc: Some(types::VncOptions {
+            file_transfer: Some(true),
+            clipboard: Some(true),
+        }),
+        db: Some(types::DbOptions {
+            max_bytes_download: Some(0),
+            max_bytes_upload: Some(0),
+        }),
     }
 }
 
@@ -131,9 +161,17 @@ impl PrivxApi for PrivxApiImpl {
         let sort: ListenerSort = convert(&q.sortkey)?;
         let now = ctx.now();
         let listing =
-            ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
-        let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::ListenerList { count: Some(count(listing.count)), items }))
+            ctx.store
+                .listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
+        let items = listing
+            .items
+            .iter()
+            .map(|l| listener(l, now))
+            .collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::ListenerList {
+            count: Some(count(listing.count)),
+            items,
+        }))
     }
 
     async fn listener_create(
@@ -144,7 +182,9 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let body = body.into_inner();
         let stamp = ctx.stamp();
-        let record = ctx.store.listener_create(convert(&body)?, body.keep_open_sec, stamp)?;
+        let record = ctx
+            .store
+            .listener_create(convert(&body)?, body.keep_open_sec, stamp)?;
         ctx.durable().await?;
         let location = format!("/extender-service/api/v1/listeners/{}", record.id);
         Ok(created(location, listener(&record, stamp.now)?))
@@ -168,13 +208,19 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let body = body.into_inner();
         let update = |fields: &mut ListenerFields| {
-            fields.network = body.network.clone().unwrap_or_else(|| fields.network.clone());
-            fields.destination =
-                body.destination.clone().unwrap_or_else(|| fields.destination.clone());
+            fields.network = body
+                .network
+                .clone()
+                .unwrap_or_else(|| fields.network.clone());
+            fields.destination = body
+                .destination
+                .clone()
+                .unwrap_or_else(|| fields.destination.clone());
             fields.source = body.source.clone();
         };
         let id = path.into_inner().id;
-        ctx.store.listener_update(id, update, body.closed_in_sec, ctx.stamp())?;
+        ctx.store
+            .listener_update(id, update, body.closed_in_sec, ctx.stamp())?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -195,7 +241,8 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.store.connection_terminate(path.into_inner().connection_id, ctx.stamp())?;
+        ctx.store
+            .connection_terminate(path.into_inner().connection_id, ctx.stamp())?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -207,7 +254,8 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let host_id = path.into_inner().host_id;
-        ctx.store.connections_terminate(|c| c.host_id == host_id, ctx.stamp())?;
+        ctx.store
+            .connections_terminate(|c| c.host_id == host_id, ctx.stamp())?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -219,7 +267,8 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let user_id = path.into_inner().user_id;
-        ctx.store.connections_terminate(|c| c.user_id == user_id, ctx.stamp())?;
+        ctx.store
+            .connections_terminate(|c| c.user_id == user_id, ctx.stamp())?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -230,9 +279,18 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
         let ctx = rqctx.context();
         let q = query.into_inner();
-        let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-        let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::UserList { count: Some(count(listing.count)), items }))
+        let listing = ctx
+            .store
+            .user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
+        let items = listing
+            .items
+            .iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::UserList {
+            count: Some(count(listing.count)),
+            items,
+        }))
     }
 
     async fn user_create(
@@ -243,7 +301,11 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let body = body.into_inner();
         let stamp = ctx.stamp();
-        let password = body.password.as_ref().map(|p| hash_password(p, stamp.now)).transpose()?;
+        let password = body
+            .password
+            .as_ref()
+            .map(|p| hash_password(p, stamp.now))
+            .transpose()?;
         let record = ctx.store.user_create(convert(&body)?, password, stamp)?;
         ctx.durable().await?;
         let location = format!("/local-user-store/api/v1/users/{}", record.id);
@@ -279,8 +341,13 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let body = body.into_inner();
         let stamp = ctx.stamp();
-        let password = body.password.as_ref().map(|p| hash_password(p, stamp.now)).transpose()?;
-        ctx.store.user_update(path.into_inner().user_id, convert(&body)?, password, stamp)?;
+        let password = body
+            .password
+            .as_ref()
+            .map(|p| hash_password(p, stamp.now))
+            .transpose()?;
+        ctx.store
+            .user_update(path.into_inner().user_id, convert(&body)?, password, stamp)?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -313,7 +380,9 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
         let stored = rqctx.context().store.setting(SERVICE_OPTIONS)?;
-        Ok(HttpResponseOk(stored.unwrap_or_else(default_service_options)))
+        Ok(HttpResponseOk(
+            stored.unwrap_or_else(default_service_options),
+        ))
     }
 
     async fn webauthn_credential_list(
@@ -325,10 +394,21 @@ impl PrivxApi for PrivxApiImpl {
         let user_id = parse_id("user", &path.into_inner().user_id)?;
         let q = query.into_inner();
         let sort: CredentialSort = convert(&q.sortkey)?;
-        let listing =
-            ctx.store.credential_list(user_id, sort, descending(q.sortdir), page(q.offset, q.limit))?;
-        let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::WebauthnCredentialList { count: count(listing.count), items }))
+        let listing = ctx.store.credential_list(
+            user_id,
+            sort,
+            descending(q.sortdir),
+            page(q.offset, q.limit),
+        )?;
+        let items = listing
+            .items
+            .iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::WebauthnCredentialList {
+            count: count(listing.count),
+            items,
+        }))
     }
 
     async fn webauthn_credential_view(
@@ -336,7 +416,10 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialViewPath>,
     ) -> Result<HttpResponseOk<types::WebauthnCredential>, ApiError> {
         let p = path.into_inner();
-        let (user_id, id) = (parse_id("user", &p.user_id)?, parse_id("webauthn credential", &p.id)?);
+        let (user_id, id) = (
+            parse_id("user", &p.user_id)?,
+            parse_id("webauthn credential", &p.id)?,
+        );
         let record = rqctx.context().store.credential_get(user_id, id)?;
         Ok(HttpResponseOk(convert(&record)?))
     }
@@ -348,9 +431,13 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let p = path.into_inner();
-        let (user_id, id) = (parse_id("user", &p.user_id)?, parse_id("webauthn credential", &p.id)?);
+        let (user_id, id) = (
+            parse_id("user", &p.user_id)?,
+            parse_id("webauthn credential", &p.id)?,
+        );
         let body = body.into_inner();
-        ctx.store.credential_update(user_id, id, body.name, body.comment, ctx.stamp())?;
+        ctx.store
+            .credential_update(user_id, id, body.name, body.comment, ctx.stamp())?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -361,7 +448,10 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let p = path.into_inner();
-        let (user_id, id) = (parse_id("user", &p.user_id)?, parse_id("webauthn credential", &p.id)?);
+        let (user_id, id) = (
+            parse_id("user", &p.user_id)?,
+            parse_id("webauthn credential", &p.id)?,
+        );
         ctx.store.credential_delete(user_id, id)?;
         ctx.durable().await?;
         Ok(HttpResponseOkEmpty)

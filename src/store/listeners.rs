@@ -42,9 +42,10 @@ impl ListenerRecord {
         self.closes_at > now
     }
 
-    /// Whole seconds until the listener closes.
+    /// Seconds until the listener closes, rounded up: an open listener never reads 0.
     pub fn closed_in_sec(&self, now: DateTime<Utc>) -> i64 {
-        (self.closes_at - now).num_seconds().max(0)
+        let ms = (self.closes_at - now).num_milliseconds().max(0);
+        (ms + 999) / 1000
     }
 }
 
@@ -76,9 +77,15 @@ fn closes_at(
 }
 
 fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
-    for (property, value) in [("network", &fields.network), ("destination", &fields.destination)] {
+    for (property, value) in [
+        ("network", &fields.network),
+        ("destination", &fields.destination),
+    ] {
         if value.trim().is_empty() {
-            return Err(StoreError::Invalid { property, message: format!("{property} must not be empty") });
+            return Err(StoreError::Invalid {
+                property,
+                message: format!("{property} must not be empty"),
+            });
         }
     }
     Ok(())
@@ -120,15 +127,24 @@ impl Store {
         let keep_open_sec = keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC);
         let closes_at = closes_at(stamp.now, keep_open_sec, "keep_open_sec")?;
         // Address allocation reads every open listener and then writes: one at a time.
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .listener_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, id.as_bytes())? {
             return Ok(existing);
         }
-        let taken: BTreeSet<String> =
-            self.listeners_open(stamp.now)?.into_iter().map(|l| l.address).collect();
+        let taken: BTreeSet<String> = self
+            .listeners_open(stamp.now)?
+            .into_iter()
+            .map(|l| l.address)
+            .collect();
         let address = match address {
             Some(a) if taken.contains(&a) => {
-                return Err(StoreError::Duplicate { property: "address", value: a })
+                return Err(StoreError::Duplicate {
+                    property: "address",
+                    value: a,
+                })
             }
             Some(a) => a,
             None => PORTS
@@ -149,7 +165,8 @@ impl Store {
             author: stamp.actor,
             updated_by: stamp.actor,
         };
-        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.listeners
+            .insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -170,7 +187,9 @@ impl Store {
         let mut open = self.listeners_open(now)?;
         match sort {
             ListenerSort::Id => sort_by_key(&mut open, descending, |l| l.id),
-            ListenerSort::Network => sort_by_key(&mut open, descending, |l| l.fields.network.clone()),
+            ListenerSort::Network => {
+                sort_by_key(&mut open, descending, |l| l.fields.network.clone())
+            }
             ListenerSort::Destination => {
                 sort_by_key(&mut open, descending, |l| l.fields.destination.clone())
             }
@@ -179,7 +198,10 @@ impl Store {
             ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.created),
             ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.updated),
         }
-        Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
+        Ok(Listing {
+            count: open.len() as u64,
+            items: page.apply(open.into_iter()),
+        })
     }
 
     /// Updates an open listener's fields with `update`; `keep_open_sec`, if given, closes it
@@ -191,21 +213,30 @@ impl Store {
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
-        let closes = keep_open_sec.map(|s| closes_at(stamp.now, s, "closed_in_sec")).transpose()?;
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let closes = keep_open_sec
+            .map(|s| closes_at(stamp.now, s, "closed_in_sec"))
+            .transpose()?;
+        let _guard = self
+            .listener_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut record = self.listener_get(id, stamp.now)?;
         update(&mut record.fields);
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
         record.updated = stamp.now;
         record.updated_by = stamp.actor;
-        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.listeners
+            .insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 
     /// Deletes an open listener.
     pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .listener_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.listener_get(id, now)?;
         self.listeners.remove(id.as_bytes())?;
         Ok(())

@@ -144,7 +144,11 @@ impl UserTx<'_> {
     }
 
     fn add_to_count(&self, delta: i64) -> TxResult<()> {
-        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let count = self
+            .meta
+            .get(USER_COUNT)?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0);
         let count = count.saturating_add_signed(delta);
         self.meta.insert(USER_COUNT, &count.to_be_bytes())?;
         Ok(())
@@ -158,11 +162,18 @@ fn read_u64(bytes: &[u8]) -> u64 {
 impl Store {
     /// Runs `f` in one transaction over the user trees.
     fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
-        Ok((&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
-            |(users, usernames, user_tags, meta)| {
-                f(&UserTx { users, usernames, user_tags, meta })
-            },
-        )?)
+        Ok(
+            (&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
+                |(users, usernames, user_tags, meta)| {
+                    f(&UserTx {
+                        users,
+                        usernames,
+                        user_tags,
+                        meta,
+                    })
+                },
+            )?,
+        )
     }
 
     /// Creates a user; the username must be free.
@@ -211,20 +222,37 @@ impl Store {
         let by_name = match username {
             Some(name) => match self.usernames.get(name.as_bytes())? {
                 Some(bytes) => Some(Uuid::from_slice(&bytes).map_err(|_| corrupt_index())?),
-                None => return Ok(Listing { count: 0, items: Vec::new() }),
+                None => {
+                    return Ok(Listing {
+                        count: 0,
+                        items: Vec::new(),
+                    })
+                }
             },
             None => None,
         };
         let wanted = match (by_name, id) {
-            (Some(a), Some(b)) if a != b => return Ok(Listing { count: 0, items: Vec::new() }),
+            (Some(a), Some(b)) if a != b => {
+                return Ok(Listing {
+                    count: 0,
+                    items: Vec::new(),
+                })
+            }
             (a, b) => a.or(b),
         };
         if let Some(id) = wanted {
             let found: Option<UserRecord> = get_json(&self.users, id.as_bytes())?;
             let count = u64::from(found.is_some());
-            return Ok(Listing { count, items: page.apply(found.into_iter()) });
+            return Ok(Listing {
+                count,
+                items: page.apply(found.into_iter()),
+            });
         }
-        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let count = self
+            .meta
+            .get(USER_COUNT)?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0);
         let items = page
             .apply(self.users.iter().values())
             .into_iter()
@@ -296,7 +324,10 @@ impl Store {
             if tags.last().is_some_and(|t| t == tag) {
                 continue;
             }
-            if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {
+            if query
+                .as_ref()
+                .is_none_or(|q| tag.to_lowercase().contains(q.as_str()))
+            {
                 tags.push(tag.to_string());
             }
         }

@@ -47,7 +47,10 @@ fn key(user_id: Uuid, id: Uuid) -> [u8; 32] {
 }
 
 impl Store {
-    fn credentials_of(&self, user_id: Uuid) -> impl Iterator<Item = Result<CredentialRecord, StoreError>> {
+    fn credentials_of(
+        &self,
+        user_id: Uuid,
+    ) -> impl Iterator<Item = Result<CredentialRecord, StoreError>> {
         self.credentials
             .scan_prefix(user_id.as_bytes())
             .values()
@@ -61,7 +64,9 @@ impl Store {
         descending: bool,
         page: Page,
     ) -> Result<Listing<CredentialRecord>, StoreError> {
-        let mut all = self.credentials_of(user_id).collect::<Result<Vec<_>, _>>()?;
+        let mut all = self
+            .credentials_of(user_id)
+            .collect::<Result<Vec<_>, _>>()?;
         match sort {
             CredentialSort::Id => sort_by_key(&mut all, descending, |c| c.id),
             CredentialSort::UserId => sort_by_key(&mut all, descending, |c| c.user_id),
@@ -75,7 +80,10 @@ impl Store {
             CredentialSort::Updated => sort_by_key(&mut all, descending, |c| c.updated),
             CredentialSort::UpdatedBy => sort_by_key(&mut all, descending, |c| c.updated_by),
         }
-        Ok(Listing { count: all.len() as u64, items: page.apply(all.into_iter()) })
+        Ok(Listing {
+            count: all.len() as u64,
+            items: page.apply(all.into_iter()),
+        })
     }
 
     pub fn credential_get(&self, user_id: Uuid, id: Uuid) -> Result<CredentialRecord, StoreError> {
@@ -97,7 +105,8 @@ impl Store {
         record.comment = comment.or(record.comment);
         record.updated = stamp.now;
         record.updated_by = stamp.actor;
-        self.credentials.insert(key(user_id, id), serde_json::to_vec(&record)?)?;
+        self.credentials
+            .insert(key(user_id, id), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 
@@ -116,7 +125,10 @@ impl Store {
     }
 
     /// Inserts a credential exactly as given unless it exists (fixtures).
-    pub(super) fn credential_insert_absent(&self, record: &CredentialRecord) -> Result<(), StoreError> {
+    pub(super) fn credential_insert_absent(
+        &self,
+        record: &CredentialRecord,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record)?;
         self.credentials
             .compare_and_swap(key(record.user_id, record.id), None::<&[u8]>, Some(bytes))?

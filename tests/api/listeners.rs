@@ -1,0 +1,274 @@
+//! Extender connection listeners: temporary, sortable, with server-allocated addresses.
+
+use chrono::Duration;
+use privx_mock::api::SortDir;
+use privx_mock::client::types;
+
+use crate::helpers::{api_error, spawn_app, TestApp};
+
+async fn create(
+    app: &TestApp,
+    network: &str,
+    destination: &str,
+    keep_open_sec: Option<i64>,
+) -> types::Listener {
+    let body = types::ListenerCreate {
+        network: network.into(),
+        destination: destination.into(),
+        source: vec!["10.0.0.0/8".into()],
+        keep_open_sec,
+    };
+    app.client
+        .listener_create()
+        .body(body)
+        .send()
+        .await
+        .expect("created")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn create_allocates_a_unique_address_and_sets_the_closing_time() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(app.url("/extender-service/api/v1/listeners"))
+        .json(&serde_json::json!({"network": "tcp", "destination": "ext1/db:5432", "keep_open_sec": 600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    let first: types::Listener = response.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/extender-service/api/v1/listeners/{}", first.id.unwrap())
+    );
+    assert_eq!(first.closed_in_sec, Some(600));
+    let second = create(&app, "tcp", "ext1/web:443", None).await;
+    let (a, b) = (first.address.unwrap(), second.address.clone().unwrap());
+    assert_ne!(a, b, "addresses are unique among open listeners");
+    assert!(
+        b.parse::<std::net::SocketAddr>().is_ok(),
+        "IP:port, got {b}"
+    );
+    assert!(second.author.is_some() && second.created.is_some());
+
+    let viewed = app
+        .client
+        .listener_view()
+        .id(second.id.unwrap())
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(viewed.destination.as_deref(), Some("ext1/web:443"));
+    assert_eq!(viewed.source, vec!["10.0.0.0/8".to_string()]);
+}
+
+#[tokio::test]
+async fn list_sorts_by_every_key_in_both_directions() {
+    let app = spawn_app().await;
+    create(&app, "udp", "b-dest", Some(100)).await;
+    create(&app, "tcp", "c-dest", Some(200)).await;
+    create(&app, "sctp", "a-dest", Some(300)).await;
+    let all = app
+        .client
+        .listener_list()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.count, Some(3));
+    for key in [
+        types::ListenerListSortkey::Id,
+        types::ListenerListSortkey::Network,
+        types::ListenerListSortkey::Destination,
+        types::ListenerListSortkey::Source,
+        types::ListenerListSortkey::Address,
+        types::ListenerListSortkey::Created,
+        types::ListenerListSortkey::Updated,
+    ] {
+        let field = |l: &types::Listener| -> String {
+            let v = serde_json::to_value(l).unwrap();
+            v[key.to_string()].to_string()
+        };
+        let asc = app
+            .client
+            .listener_list()
+            .sortkey(key)
+            .send()
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        let asc: Vec<String> = asc.iter().map(field).collect();
+        let mut sorted = asc.clone();
+        sorted.sort();
+        assert_eq!(asc, sorted, "ascending by {key}");
+        let desc = app
+            .client
+            .listener_list()
+            .sortkey(key)
+            .sortdir(SortDir::Desc)
+            .send()
+            .await;
+        let desc: Vec<String> = desc.unwrap().into_inner().items.iter().map(field).collect();
+        assert_eq!(
+            desc,
+            asc.iter().rev().cloned().collect::<Vec<_>>(),
+            "descending by {key}"
+        );
+    }
+    let networks: Vec<_> = app
+        .client
+        .listener_list()
+        .sortkey(types::ListenerListSortkey::Network)
+        .offset(1)
+        .limit(1)
+        .send()
+        .await
+        .unwrap()
+        .into_inner()
+        .items
+        .into_iter()
+        .map(|l| l.network.unwrap())
+        .collect();
+    assert_eq!(networks, ["tcp"]);
+}
+
+#[tokio::test]
+async fn a_listener_past_its_time_is_gone_unless_kept_open() {
+    let app = spawn_app().await;
+    let short = create(&app, "tcp", "short", Some(60)).await.id.unwrap();
+    let kept = create(&app, "tcp", "kept", Some(60)).await.id.unwrap();
+    app.advance_clock(Duration::seconds(30));
+    let keep_open = types::Listener {
+        closed_in_sec: Some(3600),
+        ..Default::default()
+    };
+    app.client
+        .listener_update()
+        .id(kept)
+        .body(keep_open)
+        .send()
+        .await
+        .unwrap();
+    let view = app
+        .client
+        .listener_view()
+        .id(short)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.closed_in_sec, Some(30), "closed_in_sec counts down");
+
+    app.advance_clock(Duration::seconds(31));
+    let (status, _) = api_error(app.client.listener_view().id(short).send().await);
+    assert_eq!(status, 404);
+    let list = app
+        .client
+        .listener_list()
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.count, Some(1));
+    assert_eq!(list.items[0].id, Some(kept));
+    assert_eq!(
+        list.items[0].destination.as_deref(),
+        Some("kept"),
+        "an update without fields keeps them"
+    );
+    let (status, _) = api_error(app.client.listener_delete().id(short).send().await);
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn update_and_delete() {
+    let app = spawn_app().await;
+    let id = create(&app, "tcp", "old", None).await.id.unwrap();
+    let body = types::Listener {
+        network: Some("udp".into()),
+        destination: Some("new".into()),
+        source: vec!["192.0.2.1".into()],
+        ..Default::default()
+    };
+    let response = app
+        .client
+        .listener_update()
+        .id(id)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let view = app
+        .client
+        .listener_view()
+        .id(id)
+        .send()
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (view.network.as_deref(), view.destination.as_deref()),
+        (Some("udp"), Some("new"))
+    );
+    assert_eq!(view.source, vec!["192.0.2.1".to_string()]);
+    assert!(view.updated > view.created);
+
+    assert_eq!(
+        app.client
+            .listener_delete()
+            .id(id)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let (status, _) = api_error(app.client.listener_view().id(id).send().await);
+    assert_eq!(status, 404);
+    let unknown = uuid::Uuid::new_v4();
+    let (status, _) = api_error(
+        app.client
+            .listener_update()
+            .id(unknown)
+            .body(types::Listener::default())
+            .send()
+            .await,
+    );
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_listener_input_is_rejected() {
+    let app = spawn_app().await;
+    let body = types::ListenerCreate {
+        network: "tcp".into(),
+        destination: "d".into(),
+        source: vec![],
+        keep_open_sec: Some(-5),
+    };
+    let (status, error) = api_error(app.client.listener_create().body(body).send().await);
+    assert_eq!(status, 400);
+    assert_eq!(error.property.as_deref(), Some("keep_open_sec"));
+    let body = types::ListenerCreate {
+        network: " ".into(),
+        destination: "d".into(),
+        source: vec![],
+        keep_open_sec: None,
+    };
+    let (status, error) = api_error(app.client.listener_create().body(body).send().await);
+    assert_eq!((status, error.property.as_deref()), (400, Some("network")));
+    let response = app
+        .http
+        .get(app.url("/extender-service/api/v1/listeners?sortkey=color"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary: every test starts a real server on port 0 with its own
+//! temporary store and talks to it over HTTP, mostly through the generated client.
+
+mod bad_input;
+mod connections;
+mod generated_code;
+mod helpers;
+mod listeners;
+mod persistence;
+mod settings;
+mod spec_drift;
+mod users;
+mod webauthn;
