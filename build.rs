@@ -37,8 +37,14 @@ const SPEC: &str = "spec/privx.yaml";
 const JSON: &str = "application/json";
 /// The one security scheme operations may name; its scopes drive authorization.
 const SECURITY_SCHEME: &str = "OAuth2";
-/// The component schema every error response must carry (the PrivX error envelope).
-const ERROR_SCHEMA: &str = "#/components/schemas/Error";
+/// The error schemas an operation's 4xx/5xx responses may carry, and the Rust error type of
+/// each: the PrivX envelope everywhere, the OAuth2 error reply on the token endpoint.
+const ERROR_TYPES: &[(&str, &str)] = &[
+    ("#/components/schemas/Error", "crate::api::ApiError"),
+    ("#/components/schemas/OAuthError", "crate::api::OAuthError"),
+];
+/// Request body content types the generator can hand to dropshot's `TypedBody`.
+const BODY_TYPES: &[&str] = &[JSON, "application/x-www-form-urlencoded"];
 /// Schemas typify cannot express, served by hand-written types in `crate::api`: `SortDir`
 /// accepts both `ASC` and `asc`, whose Rust variant names would clash.
 const REPLACEMENTS: &[(&str, &str)] = &[("SortDir", "crate::api::SortDir")];
@@ -139,7 +145,10 @@ struct Op {
     query_params: Option<TokenStream>,
     body: Option<TokenStream>,
     body_optional: bool,
+    /// The body's content type, when it is not JSON.
+    content_type: Option<String>,
     response: TokenStream,
+    error: TokenStream,
     scopes: Vec<String>,
 }
 
@@ -400,6 +409,7 @@ fn convert_operation(
     let query_params = params_struct("query", "Query");
 
     let mut body_optional = false;
+    let mut content_type = None;
     let body = match &op.request_body {
         None => None,
         Some(body) => {
@@ -407,7 +417,7 @@ fn convert_operation(
                 components.and_then(|c| c.request_bodies.get(n))
             })
             .and_then(|b: &RequestBody| {
-                let ty = json_type(types, &b.content, &where_)?;
+                let ty = body_type(types, &b.content, &where_, &mut content_type)?;
                 let ty = ty.ok_or_else(|| format!("{where_}: request body has no schema"))?;
                 body_optional = !b.required;
                 Ok(if b.required {
@@ -426,6 +436,7 @@ fn convert_operation(
     };
 
     let mut response = None;
+    let mut error_schema: Option<String> = None;
     for (code, resp) in &op.responses.responses {
         let resp = match resolve(resp, "responses", |n| {
             components.and_then(|c| c.responses.get(n))
@@ -445,13 +456,26 @@ fn convert_operation(
                 }
             }
             StatusCode::Code(400..=599) => {
-                let schema = resp.content.get(JSON).and_then(|m| m.schema.as_ref());
-                let is_envelope = matches!(schema,
-                    Some(ReferenceOr::Reference { reference }) if reference == ERROR_SCHEMA);
-                if !is_envelope {
-                    errors.push(format!(
-                        "{where_}: error response {code} must be {JSON} with schema {ERROR_SCHEMA}"
-                    ));
+                let schema = match resp.content.get(JSON).and_then(|m| m.schema.as_ref()) {
+                    Some(ReferenceOr::Reference { reference })
+                        if ERROR_TYPES.iter().any(|(s, _)| s == reference) =>
+                    {
+                        reference.clone()
+                    }
+                    _ => {
+                        errors.push(format!(
+                            "{where_}: error response {code} must be {JSON} with one of the \
+                             error schemas {:?}",
+                            ERROR_TYPES.iter().map(|(s, _)| s).collect::<Vec<_>>()
+                        ));
+                        continue;
+                    }
+                };
+                match &error_schema {
+                    Some(known) if *known != schema => errors.push(format!(
+                        "{where_}: all error responses must share one schema ({known}, {schema})"
+                    )),
+                    _ => error_schema = Some(schema),
                 }
             }
             other => errors.push(format!(
@@ -467,6 +491,16 @@ fn convert_operation(
         TokenStream::new()
     });
 
+    let error = ERROR_TYPES
+        .iter()
+        .find(|(schema, _)| Some(*schema) == error_schema.as_deref())
+        .map(|(_, rust)| rust.parse::<TokenStream>().expect("a Rust path"))
+        .unwrap_or_else(|| {
+            errors.push(format!("{where_}: needs error responses"));
+            TokenStream::new()
+        });
+
+    let declared = |name: &str| components.is_some_and(|c| c.security_schemes.contains_key(name));
     let mut scopes: Vec<String> = Vec::new();
     for requirement in op
         .security
@@ -476,10 +510,18 @@ fn convert_operation(
         .flatten()
     {
         for (scheme, required) in requirement {
-            if scheme != SECURITY_SCHEME {
+            if !declared(scheme) {
                 errors.push(format!(
-                    "{where_}: security scheme {scheme} is not {SECURITY_SCHEME}"
+                    "{where_}: security scheme {scheme} is not declared"
                 ));
+            }
+            if scheme != SECURITY_SCHEME {
+                // Other schemes (the token endpoint's client authentication) carry no scopes;
+                // the operation checks them itself.
+                if !required.is_empty() {
+                    errors.push(format!("{where_}: only {SECURITY_SCHEME} names scopes"));
+                }
+                continue;
             }
             if required.len() != 1 {
                 errors.push(format!(
@@ -509,24 +551,41 @@ fn convert_operation(
         query_params,
         body,
         body_optional,
+        content_type,
         response,
+        error,
         scopes,
     })
 }
 
-/// The Rust type of the `application/json` content of a request or response, if it has one.
-fn json_type(
+/// The Rust type of a request body, noting its content type when it is not JSON.
+fn body_type(
     types: &mut typify::TypeSpace,
     content: &indexmap::IndexMap<String, openapiv3::MediaType>,
     where_: &str,
+    content_type: &mut Option<String>,
 ) -> Result<Option<TokenStream>, String> {
-    if content.is_empty() {
-        return Ok(None);
+    let (media, body) = match content.iter().collect::<Vec<_>>().as_slice() {
+        [(media, body)] if BODY_TYPES.contains(&media.as_str()) => (media.as_str(), *body),
+        _ => {
+            return Err(format!(
+                "{where_}: a request body must have one of {BODY_TYPES:?}"
+            ))
+        }
+    };
+    if media != JSON {
+        *content_type = Some(media.to_string());
     }
-    if content.len() != 1 || !content.contains_key(JSON) {
-        return Err(format!("{where_}: only {JSON} content is supported"));
-    }
-    let Some(schema) = content[JSON].schema.as_ref() else {
+    schema_type(types, body.schema.as_ref(), where_)
+}
+
+/// The Rust type of a schema, if there is one.
+fn schema_type(
+    types: &mut typify::TypeSpace,
+    schema: Option<&ReferenceOr<Schema>>,
+    where_: &str,
+) -> Result<Option<TokenStream>, String> {
+    let Some(schema) = schema else {
         return Ok(None);
     };
     let id = types
@@ -538,6 +597,21 @@ fn json_type(
             .map_err(|e| format!("{where_}: {e}"))?
             .ident(),
     ))
+}
+
+/// The Rust type of the `application/json` content of a response, if it has one.
+fn json_type(
+    types: &mut typify::TypeSpace,
+    content: &indexmap::IndexMap<String, openapiv3::MediaType>,
+    where_: &str,
+) -> Result<Option<TokenStream>, String> {
+    if content.is_empty() {
+        return Ok(None);
+    }
+    if content.len() != 1 || !content.contains_key(JSON) {
+        return Err(format!("{where_}: only {JSON} content is supported"));
+    }
+    schema_type(types, content[JSON].schema.as_ref(), where_)
 }
 
 fn success_response(
@@ -616,7 +690,10 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
             });
             match owner {
                 Some(oi)
-                    if depth + 1 == ls.len() && lit.body.is_none() && ops[oi].body.is_none() =>
+                    if depth + 1 == ls.len()
+                        && lit.body.is_none()
+                        && ops[oi].body.is_none()
+                        && lit.error.to_string() == ops[oi].error.to_string() =>
                 {
                     let var = segments(&ops[oi].path)[depth]
                         .trim_matches(['{', '}'])
@@ -632,8 +709,8 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
                 _ => errors.push(format!(
                     "{} {}: the literal segment {seg:?} sits beside a variable segment, which \
                      dropshot cannot route; the generator supports this only for a last segment, \
-                     without request bodies, when an operation with the same method exists at \
-                     the variable path",
+                     without request bodies, when an operation with the same method and error \
+                     type exists at the variable path",
                     lit.method, lit.path
                 )),
             }
@@ -709,15 +786,16 @@ fn endpoint_method(op: &Op) -> TokenStream {
     let docs = docs(op);
     let name = format_ident!("{}", op.id);
     let method = format_ident!("{}", op.method);
-    let (path, tag, response) = (&op.path, &op.tag, &op.response);
+    let (path, tag, response, error) = (&op.path, &op.tag, &op.response, &op.error);
     let args = arguments(op);
+    let content_type = op.content_type.iter();
     quote! {
         #docs
-        #[endpoint { method = #method, path = #path, tags = [#tag] }]
+        #[endpoint { method = #method, path = #path, tags = [#tag] #(, content_type = #content_type)* }]
         async fn #name(
             rqctx: dropshot::RequestContext<Self::Context>,
             #(#args),*
-        ) -> Result<#response, crate::api::ApiError>;
+        ) -> Result<#response, #error>;
     }
 }
 
@@ -725,7 +803,7 @@ fn endpoint_method(op: &Op) -> TokenStream {
 fn routed_method(op: &Op) -> TokenStream {
     let docs = docs(op);
     let name = format_ident!("{}", op.id);
-    let response = &op.response;
+    let (response, error) = (&op.response, &op.error);
     let args = arguments(op);
     let note = format!(
         " Served at `{} {}` through a routing endpoint.",
@@ -738,7 +816,7 @@ fn routed_method(op: &Op) -> TokenStream {
         fn #name(
             rqctx: dropshot::RequestContext<Self::Context>,
             #(#args),*
-        ) -> impl std::future::Future<Output = Result<#response, crate::api::ApiError>> + Send;
+        ) -> impl std::future::Future<Output = Result<#response, #error>> + Send;
     }
 }
 
@@ -775,6 +853,7 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
         quote! { #literal => #call }
     });
     let fallback = routed_call(variable);
+    let error = &variable.error;
     let doc = format!(
         " Routes `{} {path}`: dropshot cannot route {} beside it, so this endpoint serves \
          `{}` and, by the segment's value, {}.",
@@ -797,7 +876,7 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
         async fn #name(
             rqctx: dropshot::RequestContext<Self::Context>,
             segment: dropshot::Path<types::#segment_struct>,
-        ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        ) -> Result<http::Response<dropshot::Body>, #error> {
             match segment.into_inner().#var.as_str() {
                 #(#arms)*
                 _ => #fallback
@@ -807,7 +886,8 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
 }
 
 fn doc_endpoint(op: &Op) -> TokenStream {
-    let (id, path, tag, response) = (&op.id, &op.path, &op.tag, &op.response);
+    let (id, path, tag) = (&op.id, &op.path, &op.tag);
+    let (response, error) = (&op.response, &op.error);
     let method = format_ident!("{}", op.method);
     let params: Vec<TokenStream> = arguments(op)
         .into_iter()
@@ -823,7 +903,7 @@ fn doc_endpoint(op: &Op) -> TokenStream {
     let summary = &op.summary;
     let description = op.description.trim_end();
     quote! {
-        dropshot::ApiEndpoint::new_for_types::<(#(#params,)*), Result<#response, crate::api::ApiError>>(
+        dropshot::ApiEndpoint::new_for_types::<(#(#params,)*), Result<#response, #error>>(
             #id.to_string(),
             dropshot::Method::#method,
             dropshot::CONTENT_TYPE_JSON,

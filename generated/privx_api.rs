@@ -431,6 +431,97 @@ pub mod types {
         ///Extender connection listener ID
         pub id: ::uuid::Uuid,
     }
+    ///OAuth2 error reply (RFC 6749 section 5.2).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct OAuthError {
+        ///The OAuth2 error code.
+        pub error: OAuthErrorError,
+        ///Human readable explanation.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_description: ::std::option::Option<::std::string::String>,
+    }
+    ///The OAuth2 error code.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum OAuthErrorError {
+        #[serde(rename = "invalid_request")]
+        InvalidRequest,
+        #[serde(rename = "invalid_client")]
+        InvalidClient,
+        #[serde(rename = "invalid_grant")]
+        InvalidGrant,
+        #[serde(rename = "unauthorized_client")]
+        UnauthorizedClient,
+        #[serde(rename = "unsupported_grant_type")]
+        UnsupportedGrantType,
+        #[serde(rename = "invalid_scope")]
+        InvalidScope,
+        #[serde(rename = "server_error")]
+        ServerError,
+    }
+    impl ::std::fmt::Display for OAuthErrorError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::InvalidRequest => f.write_str("invalid_request"),
+                Self::InvalidClient => f.write_str("invalid_client"),
+                Self::InvalidGrant => f.write_str("invalid_grant"),
+                Self::UnauthorizedClient => f.write_str("unauthorized_client"),
+                Self::UnsupportedGrantType => f.write_str("unsupported_grant_type"),
+                Self::InvalidScope => f.write_str("invalid_scope"),
+                Self::ServerError => f.write_str("server_error"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for OAuthErrorError {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "invalid_request" => Ok(Self::InvalidRequest),
+                "invalid_client" => Ok(Self::InvalidClient),
+                "invalid_grant" => Ok(Self::InvalidGrant),
+                "unauthorized_client" => Ok(Self::UnauthorizedClient),
+                "unsupported_grant_type" => Ok(Self::UnsupportedGrantType),
+                "invalid_scope" => Ok(Self::InvalidScope),
+                "server_error" => Ok(Self::ServerError),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OAuthErrorError {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OAuthErrorError {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///A user's password. Write-only; the server never returns it.
     #[derive(
         ::serde::Deserialize,
@@ -541,6 +632,108 @@ pub mod types {
         fn from(value: ::serde_json::Value) -> Self {
             Self(value)
         }
+    }
+    ///OAuth2 token request (form-encoded).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct TokenRequest {
+        ///Client credentials grant - the API client id, when not sent as HTTP Basic authorization.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub client_id: ::std::option::Option<::std::string::String>,
+        ///Client credentials grant - the API client secret.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub client_secret: ::std::option::Option<::std::string::String>,
+        ///The OAuth2 grant.
+        pub grant_type: TokenRequestGrantType,
+        ///Password grant - its password (or secret).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password: ::std::option::Option<::std::string::String>,
+        ///Space-separated scopes to narrow the token to; by default it carries every scope the caller has.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub scope: ::std::option::Option<::std::string::String>,
+        ///Password grant - the user (or API client) to log in as.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub username: ::std::option::Option<::std::string::String>,
+    }
+    ///The OAuth2 grant.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum TokenRequestGrantType {
+        #[serde(rename = "password")]
+        Password,
+        #[serde(rename = "client_credentials")]
+        ClientCredentials,
+    }
+    impl ::std::fmt::Display for TokenRequestGrantType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Password => f.write_str("password"),
+                Self::ClientCredentials => f.write_str("client_credentials"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TokenRequestGrantType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "password" => Ok(Self::Password),
+                "client_credentials" => Ok(Self::ClientCredentials),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TokenRequestGrantType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TokenRequestGrantType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///OAuth2 access token reply (RFC 6749 section 5.1).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct TokenResponse {
+        ///The bearer token (a signed JWT).
+        pub access_token: ::std::string::String,
+        ///Seconds until the token expires.
+        pub expires_in: i64,
+        ///Space-separated scopes the token carries.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub scope: ::std::option::Option<::std::string::String>,
+        ///Always `Bearer`.
+        pub token_type: ::std::string::String,
     }
     ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only.
     #[derive(
@@ -1131,6 +1324,17 @@ pub mod types {
 #[dropshot::api_description{module = "privx_api_mod"}]
 pub trait PrivxApi {
     type Context: Send + Sync + 'static;
+    /// Get an access token
+    ///
+    /// OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. The token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry. Errors use the OAuth2 error reply of RFC 6749 section 5.2, not the PrivX envelope. The path is the one both public PrivX SDKs call.
+    #[endpoint{method = POST,
+    path = "/auth/api/v1/oauth/token",
+    tags = ["auth"],
+    content_type = "application/x-www-form-urlencoded"}]
+    async fn token_create(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        body: dropshot::TypedBody<types::TokenRequest>,
+    ) -> Result<dropshot::HttpResponseOk<types::TokenResponse>, crate::api::OAuthError>;
     /// Get extender listeners
     ///
     /// Get extender connection listeners. `count` is the total number of listeners; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -1398,6 +1602,12 @@ pub trait PrivxApi {
 /// Every operation of the spec with the scopes its security requirement accepts (any one
 /// of them suffices), in spec order.
 pub const OPERATIONS: &[crate::api::Operation] = &[
+    crate::api::Operation {
+        operation_id: "token_create",
+        method: "POST",
+        path: "/auth/api/v1/oauth/token",
+        scopes: &[],
+    },
     crate::api::Operation {
         operation_id: "listener_list",
         method: "GET",

@@ -320,6 +320,95 @@ pub mod types {
             ListenerListSortkey::Id
         }
     }
+    ///OAuth2 error reply (RFC 6749 section 5.2).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct OAuthError {
+        ///The OAuth2 error code.
+        pub error: OAuthErrorError,
+        ///Human readable explanation.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_description: ::std::option::Option<::std::string::String>,
+    }
+    impl OAuthError {
+        pub fn builder() -> builder::OAuthError {
+            Default::default()
+        }
+    }
+    ///The OAuth2 error code.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum OAuthErrorError {
+        #[serde(rename = "invalid_request")]
+        InvalidRequest,
+        #[serde(rename = "invalid_client")]
+        InvalidClient,
+        #[serde(rename = "invalid_grant")]
+        InvalidGrant,
+        #[serde(rename = "unauthorized_client")]
+        UnauthorizedClient,
+        #[serde(rename = "unsupported_grant_type")]
+        UnsupportedGrantType,
+        #[serde(rename = "invalid_scope")]
+        InvalidScope,
+        #[serde(rename = "server_error")]
+        ServerError,
+    }
+    impl ::std::fmt::Display for OAuthErrorError {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::InvalidRequest => f.write_str("invalid_request"),
+                Self::InvalidClient => f.write_str("invalid_client"),
+                Self::InvalidGrant => f.write_str("invalid_grant"),
+                Self::UnauthorizedClient => f.write_str("unauthorized_client"),
+                Self::UnsupportedGrantType => f.write_str("unsupported_grant_type"),
+                Self::InvalidScope => f.write_str("invalid_scope"),
+                Self::ServerError => f.write_str("server_error"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for OAuthErrorError {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "invalid_request" => Ok(Self::InvalidRequest),
+                "invalid_client" => Ok(Self::InvalidClient),
+                "invalid_grant" => Ok(Self::InvalidGrant),
+                "unauthorized_client" => Ok(Self::UnauthorizedClient),
+                "unsupported_grant_type" => Ok(Self::UnsupportedGrantType),
+                "invalid_scope" => Ok(Self::InvalidScope),
+                "server_error" => Ok(Self::ServerError),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for OAuthErrorError {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for OAuthErrorError {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///A user's password. Write-only; the server never returns it.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct Password {
@@ -416,6 +505,105 @@ pub mod types {
     impl ::std::convert::From<::serde_json::Value> for TerminateRequest {
         fn from(value: ::serde_json::Value) -> Self {
             Self(value)
+        }
+    }
+    ///OAuth2 token request (form-encoded).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TokenRequest {
+        ///Client credentials grant - the API client id, when not sent as HTTP Basic authorization.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub client_id: ::std::option::Option<::std::string::String>,
+        ///Client credentials grant - the API client secret.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub client_secret: ::std::option::Option<::std::string::String>,
+        ///The OAuth2 grant.
+        pub grant_type: TokenRequestGrantType,
+        ///Password grant - its password (or secret).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password: ::std::option::Option<::std::string::String>,
+        ///Space-separated scopes to narrow the token to; by default it carries every scope the caller has.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub scope: ::std::option::Option<::std::string::String>,
+        ///Password grant - the user (or API client) to log in as.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub username: ::std::option::Option<::std::string::String>,
+    }
+    impl TokenRequest {
+        pub fn builder() -> builder::TokenRequest {
+            Default::default()
+        }
+    }
+    ///The OAuth2 grant.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum TokenRequestGrantType {
+        #[serde(rename = "password")]
+        Password,
+        #[serde(rename = "client_credentials")]
+        ClientCredentials,
+    }
+    impl ::std::fmt::Display for TokenRequestGrantType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Password => f.write_str("password"),
+                Self::ClientCredentials => f.write_str("client_credentials"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TokenRequestGrantType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "password" => Ok(Self::Password),
+                "client_credentials" => Ok(Self::ClientCredentials),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TokenRequestGrantType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TokenRequestGrantType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    ///OAuth2 access token reply (RFC 6749 section 5.1).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct TokenResponse {
+        ///The bearer token (a signed JWT).
+        pub access_token: ::std::string::String,
+        ///Seconds until the token expires.
+        pub expires_in: i64,
+        ///Space-separated scopes the token carries.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub scope: ::std::option::Option<::std::string::String>,
+        ///Always `Bearer`.
+        pub token_type: ::std::string::String,
+    }
+    impl TokenResponse {
+        pub fn builder() -> builder::TokenResponse {
+            Default::default()
         }
     }
     ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only.
@@ -1319,6 +1507,69 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct OAuthError {
+            error: ::std::result::Result<super::OAuthErrorError, ::std::string::String>,
+            error_description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for OAuthError {
+            fn default() -> Self {
+                Self {
+                    error: Err("no value supplied for error".to_string()),
+                    error_description: Ok(Default::default()),
+                }
+            }
+        }
+        impl OAuthError {
+            pub fn error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::OAuthErrorError>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error: {e}")
+                    });
+                self
+            }
+            pub fn error_description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error_description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for error_description: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<OAuthError> for super::OAuthError {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: OAuthError,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    error: value.error?,
+                    error_description: value.error_description?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::OAuthError> for OAuthError {
+            fn from(value: super::OAuthError) -> Self {
+                Self {
+                    error: Ok(value.error),
+                    error_description: Ok(value.error_description),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct Password {
             created: ::std::result::Result<
                 ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -1723,6 +1974,245 @@ pub mod types {
                     shell: Ok(value.shell),
                     tunnels: Ok(value.tunnels),
                     x11: Ok(value.x11),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct TokenRequest {
+            client_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            client_secret: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            grant_type: ::std::result::Result<
+                super::TokenRequestGrantType,
+                ::std::string::String,
+            >,
+            password: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            scope: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            username: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenRequest {
+            fn default() -> Self {
+                Self {
+                    client_id: Ok(Default::default()),
+                    client_secret: Ok(Default::default()),
+                    grant_type: Err("no value supplied for grant_type".to_string()),
+                    password: Ok(Default::default()),
+                    scope: Ok(Default::default()),
+                    username: Ok(Default::default()),
+                }
+            }
+        }
+        impl TokenRequest {
+            pub fn client_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.client_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for client_id: {e}")
+                    });
+                self
+            }
+            pub fn client_secret<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.client_secret = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for client_secret: {e}")
+                    });
+                self
+            }
+            pub fn grant_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::TokenRequestGrantType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.grant_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for grant_type: {e}")
+                    });
+                self
+            }
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for password: {e}")
+                    });
+                self
+            }
+            pub fn scope<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scope = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scope: {e}")
+                    });
+                self
+            }
+            pub fn username<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.username = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for username: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenRequest> for super::TokenRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    client_id: value.client_id?,
+                    client_secret: value.client_secret?,
+                    grant_type: value.grant_type?,
+                    password: value.password?,
+                    scope: value.scope?,
+                    username: value.username?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenRequest> for TokenRequest {
+            fn from(value: super::TokenRequest) -> Self {
+                Self {
+                    client_id: Ok(value.client_id),
+                    client_secret: Ok(value.client_secret),
+                    grant_type: Ok(value.grant_type),
+                    password: Ok(value.password),
+                    scope: Ok(value.scope),
+                    username: Ok(value.username),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct TokenResponse {
+            access_token: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            expires_in: ::std::result::Result<i64, ::std::string::String>,
+            scope: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            token_type: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for TokenResponse {
+            fn default() -> Self {
+                Self {
+                    access_token: Err("no value supplied for access_token".to_string()),
+                    expires_in: Err("no value supplied for expires_in".to_string()),
+                    scope: Ok(Default::default()),
+                    token_type: Err("no value supplied for token_type".to_string()),
+                }
+            }
+        }
+        impl TokenResponse {
+            pub fn access_token<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.access_token = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for access_token: {e}")
+                    });
+                self
+            }
+            pub fn expires_in<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.expires_in = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for expires_in: {e}")
+                    });
+                self
+            }
+            pub fn scope<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scope = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scope: {e}")
+                    });
+                self
+            }
+            pub fn token_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.token_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for token_type: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<TokenResponse> for super::TokenResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: TokenResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    access_token: value.access_token?,
+                    expires_in: value.expires_in?,
+                    scope: value.scope?,
+                    token_type: value.token_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::TokenResponse> for TokenResponse {
+            fn from(value: super::TokenResponse) -> Self {
+                Self {
+                    access_token: Ok(value.access_token),
+                    expires_in: Ok(value.expires_in),
+                    scope: Ok(value.scope),
+                    token_type: Ok(value.token_type),
                 }
             }
         }
@@ -3060,6 +3550,21 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
+    /**Get an access token
+
+OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. The token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry. Errors use the OAuth2 error reply of RFC 6749 section 5.2, not the PrivX envelope. The path is the one both public PrivX SDKs call.
+
+Sends a `POST` request to `/auth/api/v1/oauth/token`
+
+```ignore
+let response = client.token_create()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn token_create(&self) -> builder::TokenCreate<'_> {
+        builder::TokenCreate::new(self)
+    }
     /**Get extender listeners
 
 Get extender connection listeners. `count` is the total number of listeners; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -3449,6 +3954,107 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::token_create`]
+
+[`Client::token_create`]: super::Client::token_create*/
+    #[derive(Debug, Clone)]
+    pub struct TokenCreate<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::TokenRequest, String>,
+    }
+    impl<'a> TokenCreate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::TokenRequest>,
+            <V as std::convert::TryInto<types::TokenRequest>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `TokenRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::TokenRequest,
+            ) -> types::builder::TokenRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/auth/api/v1/oauth/token`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::TokenResponse>, Error<types::OAuthError>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::TokenRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/auth/api/v1/oauth/token", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .form_urlencoded(&body)?
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "token_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::listener_list`]
 
 [`Client::listener_list`]: super::Client::listener_list*/

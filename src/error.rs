@@ -6,7 +6,7 @@ use dropshot::{ErrorStatusCode, HttpError, HttpResponseError};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::api::types::{Error as Envelope, ErrorCode};
+use crate::api::types::{Error as Envelope, ErrorCode, OAuthError as OAuthReply, OAuthErrorError};
 use crate::store::StoreError;
 
 /// An error answer: a status code and the PrivX error envelope.
@@ -159,5 +159,119 @@ impl From<StoreError> for ApiError {
                 None,
             ),
         }
+    }
+}
+
+/// The token endpoint's error answer: RFC 6749 §5.2's `{error, error_description}`.
+#[derive(Debug, Serialize)]
+pub struct OAuthError {
+    #[serde(skip)]
+    status: ErrorStatusCode,
+    #[serde(flatten)]
+    reply: OAuthReply,
+}
+
+impl OAuthError {
+    fn new(
+        status: ErrorStatusCode,
+        error: OAuthErrorError,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            reply: OAuthReply {
+                error,
+                error_description: Some(description.into()),
+            },
+        }
+    }
+
+    /// 400 `invalid_request`: a parameter is missing or malformed.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::BAD_REQUEST,
+            OAuthErrorError::InvalidRequest,
+            description,
+        )
+    }
+
+    /// 401 `invalid_client`: the client failed to authenticate.
+    pub fn invalid_client() -> Self {
+        Self::new(
+            ErrorStatusCode::UNAUTHORIZED,
+            OAuthErrorError::InvalidClient,
+            "client authentication failed",
+        )
+    }
+
+    /// 400 `invalid_grant`: the username/password pair is wrong (which one is not said).
+    pub fn invalid_grant() -> Self {
+        Self::new(
+            ErrorStatusCode::BAD_REQUEST,
+            OAuthErrorError::InvalidGrant,
+            "invalid username or password",
+        )
+    }
+
+    /// 400 `invalid_scope`: the asked scopes are not the caller's.
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::BAD_REQUEST,
+            OAuthErrorError::InvalidScope,
+            description,
+        )
+    }
+
+    pub fn server_error(description: impl Into<String>) -> Self {
+        Self::new(
+            ErrorStatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorError::ServerError,
+            description,
+        )
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let description = self.reply.error_description.as_deref().unwrap_or_default();
+        write!(f, "{}: {description}", self.reply.error)
+    }
+}
+
+impl JsonSchema for OAuthError {
+    fn schema_name() -> String {
+        OAuthReply::schema_name()
+    }
+    fn json_schema(generator: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        OAuthReply::json_schema(generator)
+    }
+}
+
+impl HttpResponseError for OAuthError {
+    fn status_code(&self) -> ErrorStatusCode {
+        self.status
+    }
+}
+
+/// dropshot's rejections of a token request (a missing `grant_type`, an unknown grant...).
+impl From<HttpError> for OAuthError {
+    fn from(error: HttpError) -> Self {
+        if error.status_code.is_server_error() {
+            return Self::server_error(error.external_message);
+        }
+        if error.external_message.contains("unknown variant") {
+            return Self::new(
+                ErrorStatusCode::BAD_REQUEST,
+                OAuthErrorError::UnsupportedGrantType,
+                error.external_message,
+            );
+        }
+        Self::invalid_request(error.external_message)
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        Self::server_error(error.to_string())
     }
 }

@@ -1,17 +1,19 @@
-//! `privx-mock`: the command line.
+//! `privx-mock`: the command line. Every flag can also be given by its environment variable;
+//! a flag wins over the environment, and both win over the config file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
 use dropshot::ConfigLoggingLevel;
+use privx_mock::http::auth::AuthConfig;
 use privx_mock::server::{self, Config};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on (HTTPS when --tls-cert and --tls-key are given).
     #[arg(long, env = "PRIVX_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
     /// Directory of the embedded store; created if missing, kept across restarts.
@@ -21,9 +23,34 @@ struct Args {
     /// settings); records whose id is already stored are left alone.
     #[arg(long, env = "PRIVX_FIXTURES")]
     fixtures: Option<PathBuf>,
+    /// TOML config file: OAuth client, admin, API clients with secrets and scopes, token
+    /// lifetime, signing key.
+    #[arg(long, env = "PRIVX_CONFIG")]
+    config: Option<PathBuf>,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, env = "PRIVX_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM (PKCS #8) private key for HTTPS.
+    #[arg(long, env = "PRIVX_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Username of the bootstrap admin [default: admin].
+    #[arg(long, env = "PRIVX_ADMIN_USERNAME")]
+    admin_username: Option<String>,
+    /// Password of the bootstrap admin [default: generated at first start, printed once].
+    #[arg(long, env = "PRIVX_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Id of the OAuth client the SDKs authenticate as [default: privx-mock].
+    #[arg(long, env = "PRIVX_OAUTH_CLIENT_ID")]
+    oauth_client_id: Option<String>,
+    /// Secret of the OAuth client [default: generated at first start, printed once].
+    #[arg(long, env = "PRIVX_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    oauth_client_secret: Option<String>,
     /// Log level: trace, debug, info, warn, error or critical.
     #[arg(long, env = "PRIVX_LOG_LEVEL", default_value = "info", value_parser = parse_level)]
     log_level: ConfigLoggingLevel,
+    /// Write the log (bunyan JSON) to this file instead of the terminal.
+    #[arg(long, env = "PRIVX_LOG_FILE")]
+    log_file: Option<PathBuf>,
 }
 
 fn parse_level(s: &str) -> Result<ConfigLoggingLevel, String> {
@@ -33,14 +60,26 @@ fn parse_level(s: &str) -> Result<ConfigLoggingLevel, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut auth = match &args.config {
+        Some(path) => server::read_auth_config(path)?,
+        None => AuthConfig::default(),
+    };
+    auth.admin.username = args.admin_username.or(auth.admin.username);
+    auth.admin.password = args.admin_password.or(auth.admin.password);
+    auth.oauth_client.id = args.oauth_client_id.or(auth.oauth_client.id);
+    auth.oauth_client.secret = args.oauth_client_secret.or(auth.oauth_client.secret);
     let server = server::start(Config {
         bind: args.bind,
         data_dir: args.data_dir,
         fixtures: args.fixtures,
         log_level: args.log_level,
+        log_file: args.log_file,
+        tls: args.tls_cert.zip(args.tls_key),
+        auth,
         clock: Default::default(),
     })
     .await?;
-    eprintln!("privx-mock listening on http://{}", server.local_addr());
+    let scheme = if server.using_tls() { "https" } else { "http" };
+    eprintln!("privx-mock listening on {scheme}://{}", server.local_addr());
     server.await.map_err(|e| anyhow::anyhow!(e))
 }

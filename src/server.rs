@@ -1,23 +1,29 @@
-//! Assembles the server: opens the store, loads fixtures, registers the generated API and the
-//! spec endpoint, and starts dropshot.
+//! Assembles the server: opens the store, bootstraps authentication, loads fixtures,
+//! registers the generated API and the spec endpoint, and starts dropshot (HTTP or HTTPS).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use dropshot::{
-    endpoint, ApiDescription, Body, ConfigDropshot, ConfigLogging, ConfigLoggingLevel,
-    HandlerTaskMode, HttpError, HttpServer, RequestContext, ServerBuilder,
+    endpoint, ApiDescription, Body, ConfigDropshot, ConfigLogging, ConfigLoggingIfExists,
+    ConfigLoggingLevel, ConfigTls, HandlerTaskMode, HttpError, HttpServer, RequestContext,
+    ServerBuilder,
 };
 
 use crate::api::{privx_api_mod, SPEC_JSON};
 use crate::clock::Clock;
-use crate::http::{Context, PrivxApiImpl, SERVER_ID};
+use crate::http::auth::{Auth, AuthConfig};
+use crate::http::{Context, PrivxApiImpl};
 use crate::password;
 use crate::store::{Fixtures, Stamp, Store};
 
 /// Request bodies up to this size are accepted (dropshot's default is 1 KiB).
 pub const REQUEST_BODY_MAX_BYTES: usize = 1024 * 1024;
+
+/// The identity written into `author`/`updated_by` of records loaded from fixtures.
+pub const FIXTURES_AUTHOR: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5e7c_e000_0000_4000_8000_0000_0000_0001);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -25,7 +31,19 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub fixtures: Option<PathBuf>,
     pub log_level: ConfigLoggingLevel,
+    /// Log to this file (bunyan JSON) instead of the terminal.
+    pub log_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain and private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub auth: AuthConfig,
     pub clock: Clock,
+}
+
+/// Reads the TOML config file (see the README for its keys).
+pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
 /// Serves the spec (`spec/privx.yaml`) as JSON.
@@ -49,21 +67,33 @@ pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
 pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let (auth, generated) =
+        Auth::bootstrap(&config.auth, &store).context("setting up authentication")?;
+    for line in generated.lines {
+        eprintln!("privx-mock: generated {line}");
+    }
     if let Some(path) = &config.fixtures {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading fixtures {}", path.display()))?;
         let fixtures: Fixtures = serde_json::from_str(&text)
             .with_context(|| format!("parsing fixtures {}", path.display()))?;
         let stamp = Stamp {
-            actor: SERVER_ID,
+            actor: FIXTURES_AUTHOR,
             now: config.clock.now(),
         };
         store
             .load_fixtures(fixtures, password::hash, stamp)
             .with_context(|| format!("loading fixtures {}", path.display()))?;
     }
-    let log = ConfigLogging::StderrTerminal {
-        level: config.log_level,
+    let level = config.log_level.clone();
+    let log = match &config.log_file {
+        None => ConfigLogging::StderrTerminal { level },
+        Some(path) => ConfigLogging::File {
+            level,
+            path: camino::Utf8PathBuf::try_from(path.clone())
+                .context("the log file path is not UTF-8")?,
+            if_exists: ConfigLoggingIfExists::Append,
+        },
     }
     .to_logger("privx-mock")
     .context("creating the logger")?;
@@ -74,12 +104,21 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         default_handler_task_mode: HandlerTaskMode::Detached,
         ..Default::default()
     };
-    ServerBuilder::new(
-        api_description()?,
-        Context::new(store, config.clock.clone()),
-        log,
-    )
-    .config(dropshot)
-    .start()
-    .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|(cert_file, key_file)| ConfigTls::AsFile {
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        });
+    let context = Context {
+        store,
+        clock: config.clock.clone(),
+        auth,
+    };
+    ServerBuilder::new(api_description()?, context, log)
+        .config(dropshot)
+        .tls(tls)
+        .start()
+        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
 }

@@ -1,9 +1,12 @@
 //! The HTTP face of the store: `PrivxApiImpl` implements the generated `PrivxApi` trait with
-//! short adapter methods, each turning typed API values into a store call and back.
+//! short adapter methods. Each one authorizes the caller first (before any store access),
+//! then turns typed API values into a store call and back.
 //!
 //! API types (generated from the spec) and store records share their JSON field names, so
 //! one conversion, [`convert`], maps between them through serde; the store never sees an API
 //! type and this module never opens sled.
+
+pub mod auth;
 
 use chrono::{DateTime, Utc};
 use dropshot::{
@@ -15,7 +18,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::api::{
-    types, ApiError, HttpResponseOkEmpty, LocationHeader, OptionalJsonBody, PrivxApi, SortDir,
+    types, ApiError, HttpResponseOkEmpty, LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
+    SortDir,
 };
 use crate::clock::Clock;
 use crate::password;
@@ -23,35 +27,43 @@ use crate::store::{
     CredentialSort, ListenerFields, ListenerRecord, ListenerSort, Page, PasswordHash, Stamp, Store,
     StoreError,
 };
-
-/// The identity written into `author`/`updated_by` until requests carry a token subject.
-pub const SERVER_ID: Uuid = Uuid::from_u128(0x5e7c_e000_0000_4000_8000_0000_0000_0001);
+use auth::{Auth, Caller};
 
 /// What every handler can reach.
 pub struct Context {
     pub store: Store,
     pub clock: Clock,
+    pub auth: Auth,
 }
 
 impl Context {
-    pub fn new(store: Store, clock: Clock) -> Self {
-        Self { store, clock }
-    }
-
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
-    fn stamp(&self) -> Stamp {
-        Stamp {
-            actor: SERVER_ID,
-            now: self.now(),
-        }
+    /// The caller of `operation_id`, if its bearer token carries a scope the spec accepts.
+    fn authorize(
+        &self,
+        rqctx: &RequestContext<Context>,
+        operation_id: &str,
+    ) -> Result<Caller, ApiError> {
+        self.auth
+            .authorize(rqctx.request.headers(), operation_id, self.now())
     }
 
-    /// Makes every write so far durable before the answer goes out.
-    async fn durable(&self) -> Result<(), ApiError> {
-        self.store.flush_async().await.map_err(ApiError::from)
+    /// Runs a store write stamped with the caller and the time, and makes it durable before
+    /// the answer goes out.
+    async fn write<T>(
+        &self,
+        caller: &Caller,
+        write: impl FnOnce(Stamp) -> Result<T, StoreError>,
+    ) -> Result<T, ApiError> {
+        let written = write(Stamp {
+            actor: caller.subject,
+            now: self.now(),
+        })?;
+        self.store.flush_async().await?;
+        Ok(written)
     }
 }
 
@@ -83,6 +95,20 @@ fn parse_id(kind: &'static str, id: &str) -> Result<Uuid, ApiError> {
         }
         .into()
     })
+}
+
+/// The user and credential ids of a WebAuthn path, once the caller may reach that user.
+fn credential_path(
+    caller: &Caller,
+    user_id: &str,
+    id: Option<&str>,
+) -> Result<(Uuid, Uuid), ApiError> {
+    let user_id = parse_id("user", user_id)?;
+    caller.may_act_for(user_id)?;
+    let id = id
+        .map(|id| parse_id("webauthn credential", id))
+        .transpose()?;
+    Ok((user_id, id.unwrap_or_default()))
 }
 
 fn hash_password(password: &types::Password, now: DateTime<Utc>) -> Result<PasswordHash, ApiError> {
@@ -147,16 +173,89 @@ fn default_service_options() -> types::ServiceOptions {
 /// The settings name of the default service options.
 pub const SERVICE_OPTIONS: &str = "default_service_options";
 
+/// Runs argon2 (tens of milliseconds) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, OAuthError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OAuthError::server_error(e.to_string()))
+}
+
 pub enum PrivxApiImpl {}
 
 impl PrivxApi for PrivxApiImpl {
     type Context = Context;
+
+    async fn token_create(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::TokenRequest>,
+    ) -> Result<HttpResponseOk<types::TokenResponse>, OAuthError> {
+        let ctx = rqctx.context();
+        let body = body.into_inner();
+        let authorization = rqctx
+            .request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (subject, held) = match body.grant_type {
+            types::TokenRequestGrantType::Password => {
+                let (Some(username), Some(password)) = (body.username, body.password) else {
+                    return Err(OAuthError::invalid_request(
+                        "username and password are required",
+                    ));
+                };
+                let server = rqctx.server.clone();
+                blocking(move || {
+                    let ctx = &server.private;
+                    if !ctx.auth.is_oauth_client(authorization.as_deref()) {
+                        return Err(OAuthError::invalid_client());
+                    }
+                    ctx.auth.password_grant(&ctx.store, &username, &password)
+                })
+                .await??
+            }
+            types::TokenRequestGrantType::ClientCredentials => {
+                let form = body.client_id.zip(body.client_secret);
+                let Some((id, secret)) =
+                    form.or_else(|| auth::basic_credentials(authorization.as_deref()))
+                else {
+                    return Err(OAuthError::invalid_client());
+                };
+                let server = rqctx.server.clone();
+                blocking(move || server.private.auth.api_client(&id, &secret))
+                    .await?
+                    .ok_or_else(OAuthError::invalid_client)?
+            }
+        };
+        let scopes = match body.scope.as_deref() {
+            None => held,
+            Some(asked) => {
+                let asked: Vec<String> = asked.split_whitespace().map(str::to_string).collect();
+                if let Some(missing) = asked.iter().find(|s| !held.contains(s)) {
+                    return Err(OAuthError::invalid_scope(format!(
+                        "scope {missing} is not granted"
+                    )));
+                }
+                asked
+            }
+        };
+        let (access_token, expires_in) = ctx.auth.issue(subject, &scopes, ctx.now());
+        Ok(HttpResponseOk(types::TokenResponse {
+            access_token,
+            token_type: "Bearer".to_string(),
+            expires_in,
+            scope: Some(scopes.join(" ")),
+        }))
+    }
 
     async fn listener_list(
         rqctx: RequestContext<Context>,
         query: Query<types::ListenerListQuery>,
     ) -> Result<HttpResponseOk<types::ListenerList>, ApiError> {
         let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "listener_list")?;
         let q = query.into_inner();
         let sort: ListenerSort = convert(&q.sortkey)?;
         let now = ctx.now();
@@ -180,14 +279,16 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::Listener>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "listener_create")?;
         let body = body.into_inner();
-        let stamp = ctx.stamp();
+        let fields = convert(&body)?;
         let record = ctx
-            .store
-            .listener_create(convert(&body)?, body.keep_open_sec, stamp)?;
-        ctx.durable().await?;
+            .write(&caller, |stamp| {
+                ctx.store.listener_create(fields, body.keep_open_sec, stamp)
+            })
+            .await?;
         let location = format!("/extender-service/api/v1/listeners/{}", record.id);
-        Ok(created(location, listener(&record, stamp.now)?))
+        Ok(created(location, listener(&record, ctx.now())?))
     }
 
     async fn listener_view(
@@ -195,6 +296,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerViewPath>,
     ) -> Result<HttpResponseOk<types::Listener>, ApiError> {
         let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "listener_view")?;
         let now = ctx.now();
         let record = ctx.store.listener_get(path.into_inner().id, now)?;
         Ok(HttpResponseOk(listener(&record, now)?))
@@ -206,22 +308,23 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Listener>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "listener_update")?;
         let body = body.into_inner();
         let update = |fields: &mut ListenerFields| {
-            fields.network = body
-                .network
-                .clone()
-                .unwrap_or_else(|| fields.network.clone());
-            fields.destination = body
-                .destination
-                .clone()
-                .unwrap_or_else(|| fields.destination.clone());
+            if let Some(network) = body.network.clone() {
+                fields.network = network;
+            }
+            if let Some(destination) = body.destination.clone() {
+                fields.destination = destination;
+            }
             fields.source = body.source.clone();
         };
         let id = path.into_inner().id;
-        ctx.store
-            .listener_update(id, update, body.closed_in_sec, ctx.stamp())?;
-        ctx.durable().await?;
+        ctx.write(&caller, |stamp| {
+            ctx.store
+                .listener_update(id, update, body.closed_in_sec, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -230,8 +333,10 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.store.listener_delete(path.into_inner().id, ctx.now())?;
-        ctx.durable().await?;
+        let caller = ctx.authorize(&rqctx, "listener_delete")?;
+        let id = path.into_inner().id;
+        ctx.write(&caller, |stamp| ctx.store.listener_delete(id, stamp.now))
+            .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -241,9 +346,10 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.store
-            .connection_terminate(path.into_inner().connection_id, ctx.stamp())?;
-        ctx.durable().await?;
+        let caller = ctx.authorize(&rqctx, "connection_terminate")?;
+        let id = path.into_inner().connection_id;
+        ctx.write(&caller, |stamp| ctx.store.connection_terminate(id, stamp))
+            .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -253,10 +359,13 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "connection_terminate_host")?;
         let host_id = path.into_inner().host_id;
-        ctx.store
-            .connections_terminate(|c| c.host_id == host_id, ctx.stamp())?;
-        ctx.durable().await?;
+        ctx.write(&caller, |stamp| {
+            ctx.store
+                .connections_terminate(|c| c.host_id == host_id, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -266,10 +375,13 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "connection_terminate_user")?;
         let user_id = path.into_inner().user_id;
-        ctx.store
-            .connections_terminate(|c| c.user_id == user_id, ctx.stamp())?;
-        ctx.durable().await?;
+        ctx.write(&caller, |stamp| {
+            ctx.store
+                .connections_terminate(|c| c.user_id == user_id, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -278,6 +390,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::UserListQuery>,
     ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
         let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "user_list")?;
         let q = query.into_inner();
         let listing = ctx
             .store
@@ -299,15 +412,19 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::CreatedId>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "user_create")?;
         let body = body.into_inner();
-        let stamp = ctx.stamp();
         let password = body
             .password
             .as_ref()
-            .map(|p| hash_password(p, stamp.now))
+            .map(|p| hash_password(p, ctx.now()))
             .transpose()?;
-        let record = ctx.store.user_create(convert(&body)?, password, stamp)?;
-        ctx.durable().await?;
+        let profile = convert(&body)?;
+        let record = ctx
+            .write(&caller, |stamp| {
+                ctx.store.user_create(profile, password, stamp)
+            })
+            .await?;
         let location = format!("/local-user-store/api/v1/users/{}", record.id);
         Ok(created(location, types::CreatedId { id: record.id }))
     }
@@ -316,7 +433,9 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
         path: Path<types::UserViewPath>,
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
-        let record = rqctx.context().store.user_get(path.into_inner().user_id)?;
+        let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "user_view")?;
+        let record = ctx.store.user_get(path.into_inner().user_id)?;
         Ok(HttpResponseOk(convert(&record)?))
     }
 
@@ -324,8 +443,10 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
         query: Query<types::UserTagsListQuery>,
     ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
+        let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "user_tags_list")?;
         let q = query.into_inner();
-        let tags = rqctx.context().store.user_tags(
+        let tags = ctx.store.user_tags(
             q.query.as_deref(),
             descending(q.sortdir),
             page(q.offset, q.limit),
@@ -339,16 +460,18 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::UserRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "user_update")?;
         let body = body.into_inner();
-        let stamp = ctx.stamp();
         let password = body
             .password
             .as_ref()
-            .map(|p| hash_password(p, stamp.now))
+            .map(|p| hash_password(p, ctx.now()))
             .transpose()?;
-        ctx.store
-            .user_update(path.into_inner().user_id, convert(&body)?, password, stamp)?;
-        ctx.durable().await?;
+        let (id, profile) = (path.into_inner().user_id, convert(&body)?);
+        ctx.write(&caller, |stamp| {
+            ctx.store.user_update(id, profile, password, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -357,8 +480,9 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::UserDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.store.user_delete(path.into_inner().user_id)?;
-        ctx.durable().await?;
+        let caller = ctx.authorize(&rqctx, "user_delete")?;
+        let id = path.into_inner().user_id;
+        ctx.write(&caller, |_| ctx.store.user_delete(id)).await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -368,18 +492,22 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Password>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "user_password_set")?;
         let id = parse_id("user", &path.into_inner().user_id)?;
-        let stamp = ctx.stamp();
-        let password = hash_password(&body.into_inner(), stamp.now)?;
-        ctx.store.user_password_set(id, password, stamp)?;
-        ctx.durable().await?;
+        let password = hash_password(&body.into_inner(), ctx.now())?;
+        ctx.write(&caller, |stamp| {
+            ctx.store.user_password_set(id, password, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
     async fn service_options_view(
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
-        let stored = rqctx.context().store.setting(SERVICE_OPTIONS)?;
+        let ctx = rqctx.context();
+        ctx.authorize(&rqctx, "service_options_view")?;
+        let stored = ctx.store.setting(SERVICE_OPTIONS)?;
         Ok(HttpResponseOk(
             stored.unwrap_or_else(default_service_options),
         ))
@@ -391,7 +519,8 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::WebauthnCredentialListQuery>,
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
-        let user_id = parse_id("user", &path.into_inner().user_id)?;
+        let caller = ctx.authorize(&rqctx, "webauthn_credential_list")?;
+        let (user_id, _) = credential_path(&caller, &path.into_inner().user_id, None)?;
         let q = query.into_inner();
         let sort: CredentialSort = convert(&q.sortkey)?;
         let listing = ctx.store.credential_list(
@@ -415,13 +544,13 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
         path: Path<types::WebauthnCredentialViewPath>,
     ) -> Result<HttpResponseOk<types::WebauthnCredential>, ApiError> {
+        let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "webauthn_credential_view")?;
         let p = path.into_inner();
-        let (user_id, id) = (
-            parse_id("user", &p.user_id)?,
-            parse_id("webauthn credential", &p.id)?,
-        );
-        let record = rqctx.context().store.credential_get(user_id, id)?;
-        Ok(HttpResponseOk(convert(&record)?))
+        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
+        Ok(HttpResponseOk(convert(
+            &ctx.store.credential_get(user_id, id)?,
+        )?))
     }
 
     async fn webauthn_credential_update(
@@ -430,15 +559,15 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::WebauthnCredentialUpdate>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "webauthn_credential_update")?;
         let p = path.into_inner();
-        let (user_id, id) = (
-            parse_id("user", &p.user_id)?,
-            parse_id("webauthn credential", &p.id)?,
-        );
+        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
         let body = body.into_inner();
-        ctx.store
-            .credential_update(user_id, id, body.name, body.comment, ctx.stamp())?;
-        ctx.durable().await?;
+        ctx.write(&caller, |stamp| {
+            ctx.store
+                .credential_update(user_id, id, body.name, body.comment, stamp)
+        })
+        .await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -447,13 +576,11 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
+        let caller = ctx.authorize(&rqctx, "webauthn_credential_delete")?;
         let p = path.into_inner();
-        let (user_id, id) = (
-            parse_id("user", &p.user_id)?,
-            parse_id("webauthn credential", &p.id)?,
-        );
-        ctx.store.credential_delete(user_id, id)?;
-        ctx.durable().await?;
+        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
+        ctx.write(&caller, |_| ctx.store.credential_delete(user_id, id))
+            .await?;
         Ok(HttpResponseOkEmpty)
     }
 }

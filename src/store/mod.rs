@@ -16,6 +16,8 @@
 //! | `connections` | connection id                         | [`ConnectionRecord`]             |
 //! | `settings`    | setting name (UTF-8)                  | the settings document            |
 //! | `meta`        | `user_count`                          | number of users, u64 big-endian  |
+//! | `meta`        | `auth.` + name                        | server secrets (signing key, the |
+//! |               |                                       | admin and OAuth client hashes)   |
 //!
 //! `0xFF` never occurs in UTF-8, so it separates a tag from the id that follows it. A user and
 //! its index entries (`usernames`, `user_tags`, `meta`) change together in one sled
@@ -192,6 +194,20 @@ impl Store {
         self.settings
             .insert(name.as_bytes(), serde_json::to_vec(value)?)?;
         Ok(())
+    }
+
+    /// The server secret `name` (a signing key, a password hash...), if one was kept.
+    pub fn secret<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        get_json(&self.meta, format!("auth.{name}").as_bytes())
+    }
+
+    /// Keeps the server secret `name`, durably.
+    pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(
+            format!("auth.{name}").as_bytes(),
+            serde_json::to_vec(value)?,
+        )?;
+        self.flush()
     }
 
     /// Flags one connection for termination.

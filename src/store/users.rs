@@ -212,6 +212,14 @@ impl Store {
         get_json(&self.users, id.as_bytes())?.ok_or_else(|| StoreError::not_found("user", id))
     }
 
+    /// The user with `username`, if there is one.
+    pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.usernames.get(username.as_bytes())? {
+            Some(id) => get_json(&self.users, &id),
+            None => Ok(None),
+        }
+    }
+
     /// Users in creation order, filtered by exact `username` and/or `id`.
     pub fn user_list(
         &self,

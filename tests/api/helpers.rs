@@ -3,56 +3,110 @@
 use std::path::PathBuf;
 
 use dropshot::{ConfigLoggingLevel, HttpServer};
-use privx_mock::client::{types, Client};
-use privx_mock::client::{Error, ResponseValue};
+use privx_mock::client::{types, Client, Error, ResponseValue};
 use privx_mock::clock::Clock;
+use privx_mock::http::auth::AuthConfig;
 use privx_mock::http::Context;
 use privx_mock::server::{self, Config};
 use privx_mock::store::Store;
 use tempfile::TempDir;
 
+/// The test servers' credentials (see `auth_config`).
+pub const SIGNING_KEY: &str = "test-signing-key-0123456789abcdef";
+pub const OAUTH_CLIENT: (&str, &str) = ("test-client", "test-client-secret");
+pub const ADMIN: (&str, &str) = ("admin", "admin-password-Xy7");
+pub const API_CLIENT: (&str, &str) = ("terraform", "terraform-secret-Qw9");
+pub const API_CLIENT_SCOPES: &[&str] = &["usersView", "usersManage"];
+
+/// The config file every test server gets, written as a user would write it.
+pub fn auth_config() -> AuthConfig {
+    toml::from_str(&format!(
+        r#"
+        signing_key = "{SIGNING_KEY}"
+        oauth_client = {{ id = "{}", secret = "{}" }}
+        admin = {{ username = "{}", password = "{}" }}
+        [[api_clients]]
+        name = "{}"
+        secret = "{}"
+        scopes = {API_CLIENT_SCOPES:?}
+        "#,
+        OAUTH_CLIENT.0, OAUTH_CLIENT.1, ADMIN.0, ADMIN.1, API_CLIENT.0, API_CLIENT.1
+    ))
+    .expect("a valid config")
+}
+
 pub struct TestApp {
     server: Option<HttpServer<Context>>,
+    /// The generated client, logged in as the admin (scopes `admin` and `user`).
     pub client: Client,
     pub base_url: String,
+    /// A plain HTTP client that sends the admin's bearer token.
     pub http: reqwest::Client,
+    /// A plain HTTP client without credentials.
+    pub anonymous: reqwest::Client,
     config: Config,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn(None).await
+    spawn(None, |_| {}).await
 }
 
 /// A server started with `fixtures` (the `--fixtures` JSON document).
 pub async fn spawn_app_with_fixtures(fixtures: serde_json::Value) -> TestApp {
-    spawn(Some(fixtures)).await
+    spawn(Some(fixtures), |_| {}).await
 }
 
-async fn spawn(fixtures: Option<serde_json::Value>) -> TestApp {
+/// A server whose config `adjust` changes first (TLS, say).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(None, adjust).await
+}
+
+async fn spawn(fixtures: Option<serde_json::Value>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let fixtures = fixtures.map(|json| {
         let path = dir.path().join("fixtures.json");
         std::fs::write(&path, json.to_string()).expect("fixtures written");
         path
     });
-    let config = Config {
+    let mut config = Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
         fixtures,
-        log_level: ConfigLoggingLevel::Warn,
+        log_level: ConfigLoggingLevel::Debug,
+        log_file: Some(dir.path().join("server.log")),
+        tls: None,
+        auth: auth_config(),
         clock: Clock::default(),
     };
+    adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");
-    let base_url = format!("http://{}", server.local_addr());
-    TestApp {
+    let scheme = if server.using_tls() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{}", server.local_addr());
+    let mut app = TestApp {
         server: Some(server),
         client: Client::new(&base_url),
         http: reqwest::Client::new(),
+        anonymous: reqwest::Client::new(),
         base_url,
         config,
-        _dir: dir,
+        dir,
+    };
+    if !app.server.as_ref().unwrap().using_tls() {
+        app.log_in_as_admin().await;
     }
+    app
+}
+
+/// A reqwest client that sends `Authorization: Bearer token`.
+pub fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {token}").parse().expect("a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a client")
 }
 
 impl TestApp {
@@ -69,8 +123,8 @@ impl TestApp {
             .await
             .expect("server restarts");
         self.base_url = format!("http://{}", server.local_addr());
-        self.client = Client::new(&self.base_url);
         self.server = Some(server);
+        self.log_in_as_admin().await;
     }
 
     /// Moves the server's clock forward.
@@ -91,6 +145,40 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Asks for a token with the password grant, as the PrivX SDKs do.
+    pub async fn password_grant(&self, username: &str, password: &str) -> reqwest::Response {
+        self.anonymous
+            .post(self.url("/auth/api/v1/oauth/token"))
+            .basic_auth(OAUTH_CLIENT.0, Some(OAUTH_CLIENT.1))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("the token endpoint answers")
+    }
+
+    /// The access token of a password grant that must succeed.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let response = self.password_grant(username, password).await;
+        assert_eq!(response.status().as_u16(), 200, "logging in as {username}");
+        let reply: types::TokenResponse = response.json().await.expect("a token reply");
+        reply.access_token
+    }
+
+    async fn log_in_as_admin(&mut self) {
+        let token = self.token(ADMIN.0, ADMIN.1).await;
+        self.http = bearer_client(&token);
+        self.client = Client::new_with_client(&self.base_url, self.http.clone());
     }
 
     /// Creates a user with `username` (and `tags`) and returns its id.

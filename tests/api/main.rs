@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test starts a real server on port 0 with its own
 //! temporary store and talks to it over HTTP, mostly through the generated client.
 
+mod auth;
 mod bad_input;
 mod connections;
 mod generated_code;

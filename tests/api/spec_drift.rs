@@ -195,8 +195,8 @@ fn served_routes_match_the_spec() {
     let spec = route_table(&spec());
     assert_eq!(
         spec.len(),
-        20,
-        "the spec has the 20 operations of the PrivX pages"
+        21,
+        "the 20 operations of the PrivX pages and the token endpoint"
     );
     let lines = differences(&spec, &route_table(&served()));
     assert!(
