@@ -54,44 +54,51 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
 
     let text = fs::read_to_string(SPEC).unwrap_or_else(|e| fail(&[format!("read {SPEC}: {e}")]));
-    let spec: OpenAPI = serde_yaml::from_str(&text)
-        .unwrap_or_else(|e| fail(&[format!("{SPEC} is not an OpenAPI 3.0 document: {e}")]));
-    let spec_json: serde_json::Value =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| fail(&[format!("{SPEC}: {e}")]));
-
-    let server = guard("the server code", || generate_server(&spec));
-    let client = guard("the client", || generate_client(&spec).map_err(|e| vec![e]));
-
+    let generated = generate(&text).unwrap_or_else(|errors| fail(&errors));
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    write(&out.join("privx_api.rs"), &format_file(server));
-    write(&out.join("privx_client.rs"), &format_file(client));
-    write(
-        &out.join("openapi.json"),
-        &serde_json::to_string_pretty(&spec_json).expect("JSON value serializes"),
-    );
+    write(&out.join("privx_api.rs"), &generated.server);
+    write(&out.join("privx_client.rs"), &generated.client);
+    write(&out.join("openapi.json"), &generated.spec_json);
+}
+
+/// What the generator makes of a spec.
+pub(crate) struct Generated {
+    pub(crate) server: String,
+    pub(crate) client: String,
+    pub(crate) spec_json: String,
+}
+
+/// Generates everything from the spec's text, or says every construct it cannot handle.
+pub(crate) fn generate(text: &str) -> Result<Generated, Vec<String>> {
+    let spec: OpenAPI = serde_yaml::from_str(text)
+        .map_err(|e| vec![format!("not an OpenAPI 3.0 document: {e}")])?;
+    let spec_json: serde_json::Value =
+        serde_yaml::from_str(text).map_err(|e| vec![format!("not YAML: {e}")])?;
+    let server = guard("the server code", || generate_server(&spec))?;
+    let client = guard("the client", || generate_client(&spec).map_err(|e| vec![e]))?;
+    Ok(Generated {
+        server: format_file(server),
+        client: format_file(client),
+        spec_json: serde_json::to_string_pretty(&spec_json).expect("JSON value serializes"),
+    })
 }
 
 /// Runs a generation step, turning typify's and progenitor's panics on schemas they cannot
-/// handle into the same clear build failure as our own errors.
-fn guard(what: &str, step: impl FnOnce() -> Result<TokenStream, Vec<String>>) -> TokenStream {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(step));
-    std::panic::set_hook(hook);
-    match result {
-        Ok(Ok(tokens)) => tokens,
-        Ok(Err(errors)) => fail(&errors),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            fail(&[format!(
-                "generating {what}: unsupported construct: {message}"
-            )])
-        }
-    }
+/// handle into errors like our own.
+fn guard(
+    what: &str,
+    step: impl FnOnce() -> Result<TokenStream, Vec<String>>,
+) -> Result<TokenStream, Vec<String>> {
+    // The panic hook stays as it is (it is global, and tests run this in parallel), so the
+    // panic is also printed where it happens.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(vec![format!("generating {what}: unsupported construct: {message}")])
+    })
 }
 
 fn fail(errors: &[String]) -> ! {
@@ -179,9 +186,7 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
     let mut ops = Vec::new();
     for (path, item) in spec.paths.paths.iter() {
         let Some(item) = item.as_item() else {
-            errors.push(format!(
-                "{path}: external path item references are not supported"
-            ));
+            errors.push(format!("{path}: external path item references are not supported"));
             continue;
         };
         for (method, operation) in item.iter() {
@@ -196,12 +201,7 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
         Vec::new()
     });
     for route in &routes {
-        if let Route::Dispatch {
-            variable,
-            segment_var,
-            ..
-        } = route
-        {
+        if let Route::Dispatch { variable, segment_var, .. } = route {
             if let Err(e) = add_route_segment(&mut types, variable, segment_var) {
                 errors.push(e);
             }
@@ -217,11 +217,7 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
     for route in &routes {
         match route {
             Route::Plain(op) => trait_items.push(endpoint_method(op)),
-            Route::Dispatch {
-                variable,
-                literals,
-                segment_var,
-            } => {
+            Route::Dispatch { variable, literals, segment_var } => {
                 trait_items.push(dispatch_method(variable, literals, segment_var));
                 for op in std::iter::once(variable).chain(literals.iter()) {
                     trait_items.push(routed_method(op));
@@ -283,9 +279,7 @@ fn pascal(snake: &str) -> String {
         .split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect()
 }
@@ -326,14 +320,10 @@ fn convert_operation(
     let mut errors = Vec::new();
     let id = op.operation_id.clone().unwrap_or_default();
     let snake_case = !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && id.starts_with(|c: char| c.is_ascii_lowercase());
     if !snake_case {
-        errors.push(format!(
-            "{where_}: operationId {id:?} is not snake_case <resource>_<verb>"
-        ));
+        errors.push(format!("{where_}: operationId {id:?} is not snake_case <resource>_<verb>"));
     }
     let tag = match op.tags.as_slice() {
         [tag] => tag.clone(),
@@ -346,9 +336,7 @@ fn convert_operation(
     // Parameters: path-level first, operation-level ones override by (name, location).
     let mut params: BTreeMap<(String, &str), &openapiv3::ParameterData> = BTreeMap::new();
     for p in path_level_params.iter().chain(op.parameters.iter()) {
-        match resolve(p, "parameters", |n| {
-            components.and_then(|c| c.parameters.get(n))
-        }) {
+        match resolve(p, "parameters", |n| components.and_then(|c| c.parameters.get(n))) {
             Ok(Parameter::Path { parameter_data, .. }) => {
                 params.insert((parameter_data.name.clone(), "path"), parameter_data);
             }
@@ -371,15 +359,12 @@ fn convert_operation(
                 continue;
             }
             let ParameterSchemaOrContent::Schema(schema) = &data.format else {
-                errors.push(format!(
-                    "{where_}: parameter {name} uses content, not schema"
-                ));
+                errors.push(format!("{where_}: parameter {name} uses content, not schema"));
                 continue;
             };
             let mut schema = serde_json::to_value(schema).expect("schemas serialize");
             if let (Some(desc), Some(obj)) = (&data.description, schema.as_object_mut()) {
-                obj.entry("description")
-                    .or_insert_with(|| desc.clone().into());
+                obj.entry("description").or_insert_with(|| desc.clone().into());
             }
             properties.insert(name.clone(), schema);
             if data.required {
@@ -438,9 +423,8 @@ fn convert_operation(
     let mut response = None;
     let mut error_schema: Option<String> = None;
     for (code, resp) in &op.responses.responses {
-        let resp = match resolve(resp, "responses", |n| {
-            components.and_then(|c| c.responses.get(n))
-        }) {
+        let resp = match resolve(resp, "responses", |n| components.and_then(|c| c.responses.get(n)))
+        {
             Ok(r) => r,
             Err(e) => {
                 errors.push(format!("{where_}: {e}"));
@@ -502,18 +486,10 @@ fn convert_operation(
 
     let declared = |name: &str| components.is_some_and(|c| c.security_schemes.contains_key(name));
     let mut scopes: Vec<String> = Vec::new();
-    for requirement in op
-        .security
-        .as_ref()
-        .or(spec.security.as_ref())
-        .into_iter()
-        .flatten()
-    {
+    for requirement in op.security.as_ref().or(spec.security.as_ref()).into_iter().flatten() {
         for (scheme, required) in requirement {
             if !declared(scheme) {
-                errors.push(format!(
-                    "{where_}: security scheme {scheme} is not declared"
-                ));
+                errors.push(format!("{where_}: security scheme {scheme} is not declared"));
             }
             if scheme != SECURITY_SCHEME {
                 // Other schemes (the token endpoint's client authentication) carry no scopes;
@@ -567,11 +543,7 @@ fn body_type(
 ) -> Result<Option<TokenStream>, String> {
     let (media, body) = match content.iter().collect::<Vec<_>>().as_slice() {
         [(media, body)] if BODY_TYPES.contains(&media.as_str()) => (media.as_str(), *body),
-        _ => {
-            return Err(format!(
-                "{where_}: a request body must have one of {BODY_TYPES:?}"
-            ))
-        }
+        _ => return Err(format!("{where_}: a request body must have one of {BODY_TYPES:?}")),
     };
     if media != JSON {
         *content_type = Some(media.to_string());
@@ -588,15 +560,8 @@ fn schema_type(
     let Some(schema) = schema else {
         return Ok(None);
     };
-    let id = types
-        .add_type(&to_schemars(schema))
-        .map_err(|e| format!("{where_}: {e}"))?;
-    Ok(Some(
-        types
-            .get_type(&id)
-            .map_err(|e| format!("{where_}: {e}"))?
-            .ident(),
-    ))
+    let id = types.add_type(&to_schemars(schema)).map_err(|e| format!("{where_}: {e}"))?;
+    Ok(Some(types.get_type(&id).map_err(|e| format!("{where_}: {e}"))?.ident()))
 }
 
 /// The Rust type of the `application/json` content of a response, if it has one.
@@ -682,11 +647,7 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
                 o.method == lit.method
                     && os.len() == ls.len()
                     && is_var(os[depth])
-                    && os
-                        .iter()
-                        .zip(&ls)
-                        .enumerate()
-                        .all(|(i, (a, b))| i == depth || a == b)
+                    && os.iter().zip(&ls).enumerate().all(|(i, (a, b))| i == depth || a == b)
             });
             match owner {
                 Some(oi)
@@ -695,14 +656,8 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
                         && ops[oi].body.is_none()
                         && lit.error.to_string() == ops[oi].error.to_string() =>
                 {
-                    let var = segments(&ops[oi].path)[depth]
-                        .trim_matches(['{', '}'])
-                        .to_string();
-                    routed
-                        .entry(oi)
-                        .or_insert_with(|| (Vec::new(), var))
-                        .0
-                        .push(lit);
+                    let var = segments(&ops[oi].path)[depth].trim_matches(['{', '}']).to_string();
+                    routed.entry(oi).or_insert_with(|| (Vec::new(), var)).0.push(lit);
                     is_routed[li] = true;
                     is_routed[oi] = true;
                 }
@@ -723,11 +678,7 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
     let mut routes = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if let Some((literals, segment_var)) = routed.remove(&i) {
-            routes.push(Route::Dispatch {
-                variable: op,
-                literals,
-                segment_var,
-            });
+            routes.push(Route::Dispatch { variable: op, literals, segment_var });
         } else if !is_routed[i] {
             routes.push(Route::Plain(op));
         }
@@ -805,10 +756,7 @@ fn routed_method(op: &Op) -> TokenStream {
     let name = format_ident!("{}", op.id);
     let (response, error) = (&op.response, &op.error);
     let args = arguments(op);
-    let note = format!(
-        " Served at `{} {}` through a routing endpoint.",
-        op.method, op.path
-    );
+    let note = format!(" Served at `{} {}` through a routing endpoint.", op.method, op.path);
     quote! {
         #docs
         #[doc = ""]
@@ -846,9 +794,7 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
     let segment_struct = format_ident!("{}", route_segment_name(variable));
     let var = format_ident!("{segment_var}");
     let arms = literals.iter().map(|lit| {
-        let literal = *segments(&lit.path)
-            .last()
-            .expect("a literal path has segments");
+        let literal = *segments(&lit.path).last().expect("a literal path has segments");
         let call = routed_call(lit);
         quote! { #literal => #call }
     });
@@ -858,17 +804,9 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
         " Routes `{} {path}`: dropshot cannot route {} beside it, so this endpoint serves \
          `{}` and, by the segment's value, {}.",
         variable.method,
-        literals
-            .iter()
-            .map(|l| format!("`{}`", l.path))
-            .collect::<Vec<_>>()
-            .join(", "),
+        literals.iter().map(|l| format!("`{}`", l.path)).collect::<Vec<_>>().join(", "),
         variable.id,
-        literals
-            .iter()
-            .map(|l| format!("`{}`", l.id))
-            .collect::<Vec<_>>()
-            .join(", "),
+        literals.iter().map(|l| format!("`{}`", l.id)).collect::<Vec<_>>().join(", "),
     );
     quote! {
         #[doc = #doc]
@@ -893,9 +831,7 @@ fn doc_endpoint(op: &Op) -> TokenStream {
         .into_iter()
         .map(|arg| {
             let ty: syn::FnArg = syn::parse2(arg).expect("argument parses");
-            let syn::FnArg::Typed(t) = ty else {
-                unreachable!()
-            };
+            let syn::FnArg::Typed(t) = ty else { unreachable!() };
             let ty = t.ty;
             quote! { #ty }
         })

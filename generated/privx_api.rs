@@ -863,6 +863,23 @@ pub mod types {
             }
         }
     }
+    ///The password of a user being created or updated. Like Password, but `password` may be left out (the Go SDK sends an empty object for a user without a password): then the password is not set or not changed.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        schemars::JsonSchema
+    )]
+    pub struct UserPassword {
+        ///When the password was created
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Password
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password: ::std::option::Option<::std::string::String>,
+    }
     ///`UserPasswordSetPath`
     #[derive(
         ::serde::Deserialize,
@@ -909,7 +926,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub locale: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<Password>,
+        pub password: ::std::option::Option<UserPassword>,
         ///Array of tag strings
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,

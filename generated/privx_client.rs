@@ -687,6 +687,21 @@ pub mod types {
             Default::default()
         }
     }
+    ///The password of a user being created or updated. Like Password, but `password` may be left out (the Go SDK sends an empty object for a user without a password): then the password is not set or not changed.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct UserPassword {
+        ///When the password was created
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        ///Password
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password: ::std::option::Option<::std::string::String>,
+    }
+    impl UserPassword {
+        pub fn builder() -> builder::UserPassword {
+            Default::default()
+        }
+    }
     ///Request body for creating or updating a local user. Unknown fields are accepted (the Go SDK also sends first_name, last_name and attributes).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct UserRequest {
@@ -715,7 +730,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub locale: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<Password>,
+        pub password: ::std::option::Option<UserPassword>,
         ///Array of tag strings
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
@@ -2693,6 +2708,72 @@ pub mod types {
             }
         }
         #[derive(Clone, Debug)]
+        pub struct UserPassword {
+            created: ::std::result::Result<
+                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                ::std::string::String,
+            >,
+            password: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for UserPassword {
+            fn default() -> Self {
+                Self {
+                    created: Ok(Default::default()),
+                    password: Ok(Default::default()),
+                }
+            }
+        }
+        impl UserPassword {
+            pub fn created<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created: {e}")
+                    });
+                self
+            }
+            pub fn password<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.password = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for password: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<UserPassword> for super::UserPassword {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: UserPassword,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created: value.created?,
+                    password: value.password?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::UserPassword> for UserPassword {
+            fn from(value: super::UserPassword) -> Self {
+                Self {
+                    created: Ok(value.created),
+                    password: Ok(value.password),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct UserRequest {
             comment: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -2727,7 +2808,7 @@ pub mod types {
                 ::std::string::String,
             >,
             password: ::std::result::Result<
-                ::std::option::Option<super::Password>,
+                ::std::option::Option<super::UserPassword>,
                 ::std::string::String,
             >,
             tags: ::std::result::Result<
@@ -2870,7 +2951,7 @@ pub mod types {
             }
             pub fn password<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<super::Password>>,
+                T: ::std::convert::TryInto<::std::option::Option<super::UserPassword>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.password = value

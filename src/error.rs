@@ -45,21 +45,11 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::NOT_FOUND,
-            ErrorCode::GeneralError,
-            message,
-            None,
-        )
+        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::GeneralError, message, None)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::GeneralError,
-            message,
-            None,
-        )
+        Self::new(ErrorStatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GeneralError, message, None)
     }
 }
 
@@ -106,15 +96,9 @@ impl From<HttpError> for ApiError {
             ErrorCode::RequiredValueMissing
         } else if message.contains("invalid type") {
             ErrorCode::ValueIncorrectType
-        } else if [
-            "unknown variant",
-            "invalid value",
-            "invalid digit",
-            "UUID",
-            "invalid length",
-        ]
-        .iter()
-        .any(|m| message.contains(m))
+        } else if ["unknown variant", "invalid value", "invalid digit", "UUID", "invalid length"]
+            .iter()
+            .any(|m| message.contains(m))
         {
             ErrorCode::ValueIncorrectFormat
         } else {
@@ -177,22 +161,12 @@ impl OAuthError {
         error: OAuthErrorError,
         description: impl Into<String>,
     ) -> Self {
-        Self {
-            status,
-            reply: OAuthReply {
-                error,
-                error_description: Some(description.into()),
-            },
-        }
+        Self { status, reply: OAuthReply { error, error_description: Some(description.into()) } }
     }
 
     /// 400 `invalid_request`: a parameter is missing or malformed.
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::BAD_REQUEST,
-            OAuthErrorError::InvalidRequest,
-            description,
-        )
+        Self::new(ErrorStatusCode::BAD_REQUEST, OAuthErrorError::InvalidRequest, description)
     }
 
     /// 401 `invalid_client`: the client failed to authenticate.
@@ -215,19 +189,11 @@ impl OAuthError {
 
     /// 400 `invalid_scope`: the asked scopes are not the caller's.
     pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::BAD_REQUEST,
-            OAuthErrorError::InvalidScope,
-            description,
-        )
+        Self::new(ErrorStatusCode::BAD_REQUEST, OAuthErrorError::InvalidScope, description)
     }
 
     pub fn server_error(description: impl Into<String>) -> Self {
-        Self::new(
-            ErrorStatusCode::INTERNAL_SERVER_ERROR,
-            OAuthErrorError::ServerError,
-            description,
-        )
+        Self::new(ErrorStatusCode::INTERNAL_SERVER_ERROR, OAuthErrorError::ServerError, description)
     }
 }
 

@@ -58,8 +58,7 @@ async fn openapi_json(_rqctx: RequestContext<Context>) -> Result<http::Response<
 pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
     let mut api = privx_api_mod::api_description::<PrivxApiImpl>()
         .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))?;
-    api.register(openapi_json)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    api.register(openapi_json).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(api)
 }
 
@@ -77,10 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             .with_context(|| format!("reading fixtures {}", path.display()))?;
         let fixtures: Fixtures = serde_json::from_str(&text)
             .with_context(|| format!("parsing fixtures {}", path.display()))?;
-        let stamp = Stamp {
-            actor: FIXTURES_AUTHOR,
-            now: config.clock.now(),
-        };
+        let stamp = Stamp { actor: FIXTURES_AUTHOR, now: config.clock.now() };
         store
             .load_fixtures(fixtures, password::hash, stamp)
             .with_context(|| format!("loading fixtures {}", path.display()))?;
@@ -104,18 +100,11 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         default_handler_task_mode: HandlerTaskMode::Detached,
         ..Default::default()
     };
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|(cert_file, key_file)| ConfigTls::AsFile {
-            cert_file: cert_file.clone(),
-            key_file: key_file.clone(),
-        });
-    let context = Context {
-        store,
-        clock: config.clock.clone(),
-        auth,
-    };
+    let tls = config.tls.as_ref().map(|(cert_file, key_file)| ConfigTls::AsFile {
+        cert_file: cert_file.clone(),
+        key_file: key_file.clone(),
+    });
+    let context = Context { store, clock: config.clock.clone(), auth };
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)

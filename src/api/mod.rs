@@ -67,9 +67,7 @@ pub struct HttpResponseOkEmpty;
 
 impl HttpResponse for HttpResponseOkEmpty {
     fn to_result(self) -> Result<http::Response<dropshot::Body>, HttpError> {
-        Ok(http::Response::builder()
-            .status(http::StatusCode::OK)
-            .body(dropshot::Body::empty())?)
+        Ok(http::Response::builder().status(http::StatusCode::OK).body(dropshot::Body::empty())?)
     }
     fn response_metadata() -> ApiEndpointResponse {
         // dropshot publishes "no content" only for its 204 type; borrow that, as a 200.
@@ -108,11 +106,9 @@ impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtracto
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(bytes)
-            .map(|v| Self(Some(v)))
-            .map_err(|e| {
-                HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
-            })
+        serde_json::from_slice(bytes).map(|v| Self(Some(v))).map_err(|e| {
+            HttpError::for_bad_request(None, format!("unable to parse JSON body: {e}"))
+        })
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
@@ -131,10 +127,7 @@ pub fn openapi_json(
     version: &str,
 ) -> serde_json::Value {
     description
-        .openapi(
-            title,
-            semver::Version::parse(version).expect("info.version is semver"),
-        )
+        .openapi(title, semver::Version::parse(version).expect("info.version is semver"))
         .json()
         .expect("an OpenAPI document serializes")
 }
@@ -142,9 +135,7 @@ pub fn openapi_json(
 /// An API description holding just `endpoint`.
 pub fn single_endpoint(endpoint: ApiEndpoint<StubContext>) -> ApiDescription<StubContext> {
     let mut description = ApiDescription::new();
-    description
-        .register(endpoint)
-        .expect("a lone endpoint registers");
+    description.register(endpoint).expect("a lone endpoint registers");
     description
 }
 

@@ -113,21 +113,11 @@ pub struct Claims {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(
-        ErrorStatusCode::UNAUTHORIZED,
-        ErrorCode::PermissionDenied,
-        message,
-        None,
-    )
+    ApiError::new(ErrorStatusCode::UNAUTHORIZED, ErrorCode::PermissionDenied, message, None)
 }
 
 fn forbidden(message: &str) -> ApiError {
-    ApiError::new(
-        ErrorStatusCode::FORBIDDEN,
-        ErrorCode::PermissionDenied,
-        message,
-        None,
-    )
+    ApiError::new(ErrorStatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message, None)
 }
 
 /// A secret the server made itself: 32 random bytes, URL-safe base64.
@@ -165,11 +155,7 @@ impl Auth {
             None => kept(store, "signing_key", generate_secret)?,
         };
 
-        let oauth_client_id = config
-            .oauth_client
-            .id
-            .clone()
-            .unwrap_or_else(|| "privx-mock".into());
+        let oauth_client_id = config.oauth_client.id.clone().unwrap_or_else(|| "privx-mock".into());
         let oauth_client_hash = secret_hash(
             store,
             "oauth_client_secret_hash",
@@ -181,21 +167,13 @@ impl Auth {
             },
         )?;
 
-        let admin_name = config
-            .admin
-            .username
-            .clone()
-            .unwrap_or_else(|| "admin".into());
-        let admin_hash = secret_hash(
-            store,
-            "admin_password_hash",
-            config.admin.password.as_deref(),
-            |pw| {
+        let admin_name = config.admin.username.clone().unwrap_or_else(|| "admin".into());
+        let admin_hash =
+            secret_hash(store, "admin_password_hash", config.admin.password.as_deref(), |pw| {
                 generated.lines.push(format!(
                     "admin: username {admin_name:?}, password {pw:?} (shown only now)"
                 ))
-            },
-        )?;
+            })?;
         let admin_id = kept(store, "admin_id", Uuid::new_v4)?;
         let mut principals = vec![Principal {
             id: admin_id,
@@ -256,10 +234,7 @@ impl Auth {
         let token = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| unauthorized("a bearer token is required"))?;
         let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &self.validation)
             .map_err(|_| unauthorized("the bearer token is invalid or expired"))?
@@ -270,18 +245,12 @@ impl Auth {
         }
         let caller = Caller {
             subject: claims.sub,
-            scopes: claims
-                .scope
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
+            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
         };
         if accepted.iter().any(|scope| caller.has(scope)) {
             Ok(caller)
         } else {
-            Err(forbidden(&format!(
-                "this operation needs one of the scopes {accepted:?}"
-            )))
+            Err(forbidden(&format!("this operation needs one of the scopes {accepted:?}")))
         }
     }
 
@@ -305,20 +274,13 @@ impl Auth {
             return false;
         };
         let known = id == self.oauth_client_id;
-        let hash = if known {
-            &self.oauth_client_hash
-        } else {
-            &self.decoy_hash
-        };
+        let hash = if known { &self.oauth_client_hash } else { &self.decoy_hash };
         password::verify(&secret, hash) && known
     }
 
     /// The admin or API client named `name` (or with that id), if `secret` is its secret.
     fn principal(&self, name: &str, secret: &str) -> Option<(Uuid, Vec<String>)> {
-        let found = self
-            .principals
-            .iter()
-            .find(|p| p.name == name || p.id.to_string() == name);
+        let found = self.principals.iter().find(|p| p.name == name || p.id.to_string() == name);
         let hash = found.map_or(&self.decoy_hash, |p| &p.secret_hash);
         let valid = password::verify(secret, hash);
         found.filter(|_| valid).map(|p| (p.id, p.scopes.clone()))
@@ -340,20 +302,12 @@ impl Auth {
         username: &str,
         password_: &str,
     ) -> Result<(Uuid, Vec<String>), OAuthError> {
-        if self
-            .principals
-            .iter()
-            .any(|p| p.name == username || p.id.to_string() == username)
-        {
-            return self
-                .principal(username, password_)
-                .ok_or_else(OAuthError::invalid_grant);
+        if self.principals.iter().any(|p| p.name == username || p.id.to_string() == username) {
+            return self.principal(username, password_).ok_or_else(OAuthError::invalid_grant);
         }
         let user = store.user_by_name(username)?;
-        let hash = user
-            .as_ref()
-            .and_then(|u| u.password_hash.as_deref())
-            .unwrap_or(&self.decoy_hash);
+        let hash =
+            user.as_ref().and_then(|u| u.password_hash.as_deref()).unwrap_or(&self.decoy_hash);
         match user {
             Some(user) if password::verify(password_, hash) => {
                 Ok((user.id, USER_SCOPES.iter().map(|s| s.to_string()).collect()))
@@ -369,9 +323,7 @@ impl Auth {
 /// The `id:secret` of an HTTP Basic authorization header.
 pub fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
     let encoded = authorization?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_string(), secret.to_string()))

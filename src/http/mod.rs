@@ -47,8 +47,7 @@ impl Context {
         rqctx: &RequestContext<Context>,
         operation_id: &str,
     ) -> Result<Caller, ApiError> {
-        self.auth
-            .authorize(rqctx.request.headers(), operation_id, self.now())
+        self.auth.authorize(rqctx.request.headers(), operation_id, self.now())
     }
 
     /// Runs a store write stamped with the caller and the time, and makes it durable before
@@ -58,10 +57,7 @@ impl Context {
         caller: &Caller,
         write: impl FnOnce(Stamp) -> Result<T, StoreError>,
     ) -> Result<T, ApiError> {
-        let written = write(Stamp {
-            actor: caller.subject,
-            now: self.now(),
-        })?;
+        let written = write(Stamp { actor: caller.subject, now: self.now() })?;
         self.store.flush_async().await?;
         Ok(written)
     }
@@ -88,13 +84,7 @@ fn count(n: u64) -> i64 {
 
 /// Path ids the spec types as plain strings: anything but a uuid names nothing.
 fn parse_id(kind: &'static str, id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| {
-        StoreError::NotFound {
-            kind,
-            id: id.to_string(),
-        }
-        .into()
-    })
+    Uuid::parse_str(id).map_err(|_| StoreError::NotFound { kind, id: id.to_string() }.into())
 }
 
 /// The user and credential ids of a WebAuthn path, once the caller may reach that user.
@@ -105,24 +95,28 @@ fn credential_path(
 ) -> Result<(Uuid, Uuid), ApiError> {
     let user_id = parse_id("user", user_id)?;
     caller.may_act_for(user_id)?;
-    let id = id
-        .map(|id| parse_id("webauthn credential", id))
-        .transpose()?;
+    let id = id.map(|id| parse_id("webauthn credential", id)).transpose()?;
     Ok((user_id, id.unwrap_or_default()))
 }
 
-fn hash_password(password: &types::Password, now: DateTime<Utc>) -> Result<PasswordHash, ApiError> {
-    if password.password.is_empty() {
+fn hash_password(password: &str, now: DateTime<Utc>) -> Result<PasswordHash, ApiError> {
+    if password.is_empty() {
         return Err(StoreError::Invalid {
             property: "password",
             message: "password must not be empty".to_string(),
         }
         .into());
     }
-    Ok(PasswordHash {
-        hash: password::hash(&password.password),
-        created: now,
-    })
+    Ok(PasswordHash { hash: password::hash(password), created: now })
+}
+
+/// The new password of a user create/update request, if it sets one (`{}` does not).
+fn request_password(
+    body: &types::UserRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<PasswordHash>, ApiError> {
+    let password = body.password.as_ref().and_then(|p| p.password.as_deref());
+    password.map(|p| hash_password(p, now)).transpose()
 }
 
 fn created<T: schemars::JsonSchema + Serialize + Send + Sync + 'static>(
@@ -159,14 +153,8 @@ fn default_service_options() -> types::ServiceOptions {
             audio: Some(true),
             clipboard: Some(true),
         }),
-        vnc: Some(types::VncOptions {
-            file_transfer: Some(true),
-            clipboard: Some(true),
-        }),
-        db: Some(types::DbOptions {
-            max_bytes_download: Some(0),
-            max_bytes_upload: Some(0),
-        }),
+        vnc: Some(types::VncOptions { file_transfer: Some(true), clipboard: Some(true) }),
+        db: Some(types::DbOptions { max_bytes_download: Some(0), max_bytes_upload: Some(0) }),
     }
 }
 
@@ -177,9 +165,7 @@ pub const SERVICE_OPTIONS: &str = "default_service_options";
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, OAuthError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| OAuthError::server_error(e.to_string()))
+    tokio::task::spawn_blocking(f).await.map_err(|e| OAuthError::server_error(e.to_string()))
 }
 
 pub enum PrivxApiImpl {}
@@ -202,9 +188,7 @@ impl PrivxApi for PrivxApiImpl {
         let (subject, held) = match body.grant_type {
             types::TokenRequestGrantType::Password => {
                 let (Some(username), Some(password)) = (body.username, body.password) else {
-                    return Err(OAuthError::invalid_request(
-                        "username and password are required",
-                    ));
+                    return Err(OAuthError::invalid_request("username and password are required"));
                 };
                 let server = rqctx.server.clone();
                 blocking(move || {
@@ -260,17 +244,9 @@ impl PrivxApi for PrivxApiImpl {
         let sort: ListenerSort = convert(&q.sortkey)?;
         let now = ctx.now();
         let listing =
-            ctx.store
-                .listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
-        let items = listing
-            .items
-            .iter()
-            .map(|l| listener(l, now))
-            .collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::ListenerList {
-            count: Some(count(listing.count)),
-            items,
-        }))
+            ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
+        let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::ListenerList { count: Some(count(listing.count)), items }))
     }
 
     async fn listener_create(
@@ -283,9 +259,7 @@ impl PrivxApi for PrivxApiImpl {
         let body = body.into_inner();
         let fields = convert(&body)?;
         let record = ctx
-            .write(&caller, |stamp| {
-                ctx.store.listener_create(fields, body.keep_open_sec, stamp)
-            })
+            .write(&caller, |stamp| ctx.store.listener_create(fields, body.keep_open_sec, stamp))
             .await?;
         let location = format!("/extender-service/api/v1/listeners/{}", record.id);
         Ok(created(location, listener(&record, ctx.now())?))
@@ -321,8 +295,7 @@ impl PrivxApi for PrivxApiImpl {
         };
         let id = path.into_inner().id;
         ctx.write(&caller, |stamp| {
-            ctx.store
-                .listener_update(id, update, body.closed_in_sec, stamp)
+            ctx.store.listener_update(id, update, body.closed_in_sec, stamp)
         })
         .await?;
         Ok(HttpResponseOkEmpty)
@@ -335,8 +308,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "listener_delete")?;
         let id = path.into_inner().id;
-        ctx.write(&caller, |stamp| ctx.store.listener_delete(id, stamp.now))
-            .await?;
+        ctx.write(&caller, |stamp| ctx.store.listener_delete(id, stamp.now)).await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -348,8 +320,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "connection_terminate")?;
         let id = path.into_inner().connection_id;
-        ctx.write(&caller, |stamp| ctx.store.connection_terminate(id, stamp))
-            .await?;
+        ctx.write(&caller, |stamp| ctx.store.connection_terminate(id, stamp)).await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -362,8 +333,7 @@ impl PrivxApi for PrivxApiImpl {
         let caller = ctx.authorize(&rqctx, "connection_terminate_host")?;
         let host_id = path.into_inner().host_id;
         ctx.write(&caller, |stamp| {
-            ctx.store
-                .connections_terminate(|c| c.host_id == host_id, stamp)
+            ctx.store.connections_terminate(|c| c.host_id == host_id, stamp)
         })
         .await?;
         Ok(HttpResponseOkEmpty)
@@ -378,8 +348,7 @@ impl PrivxApi for PrivxApiImpl {
         let caller = ctx.authorize(&rqctx, "connection_terminate_user")?;
         let user_id = path.into_inner().user_id;
         ctx.write(&caller, |stamp| {
-            ctx.store
-                .connections_terminate(|c| c.user_id == user_id, stamp)
+            ctx.store.connections_terminate(|c| c.user_id == user_id, stamp)
         })
         .await?;
         Ok(HttpResponseOkEmpty)
@@ -392,18 +361,9 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         ctx.authorize(&rqctx, "user_list")?;
         let q = query.into_inner();
-        let listing = ctx
-            .store
-            .user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-        let items = listing
-            .items
-            .iter()
-            .map(convert)
-            .collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::UserList {
-            count: Some(count(listing.count)),
-            items,
-        }))
+        let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
+        let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::UserList { count: Some(count(listing.count)), items }))
     }
 
     async fn user_create(
@@ -414,17 +374,10 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_create")?;
         let body = body.into_inner();
-        let password = body
-            .password
-            .as_ref()
-            .map(|p| hash_password(p, ctx.now()))
-            .transpose()?;
+        let password = request_password(&body, ctx.now())?;
         let profile = convert(&body)?;
-        let record = ctx
-            .write(&caller, |stamp| {
-                ctx.store.user_create(profile, password, stamp)
-            })
-            .await?;
+        let record =
+            ctx.write(&caller, |stamp| ctx.store.user_create(profile, password, stamp)).await?;
         let location = format!("/local-user-store/api/v1/users/{}", record.id);
         Ok(created(location, types::CreatedId { id: record.id }))
     }
@@ -462,16 +415,9 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_update")?;
         let body = body.into_inner();
-        let password = body
-            .password
-            .as_ref()
-            .map(|p| hash_password(p, ctx.now()))
-            .transpose()?;
+        let password = request_password(&body, ctx.now())?;
         let (id, profile) = (path.into_inner().user_id, convert(&body)?);
-        ctx.write(&caller, |stamp| {
-            ctx.store.user_update(id, profile, password, stamp)
-        })
-        .await?;
+        ctx.write(&caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -494,11 +440,8 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_password_set")?;
         let id = parse_id("user", &path.into_inner().user_id)?;
-        let password = hash_password(&body.into_inner(), ctx.now())?;
-        ctx.write(&caller, |stamp| {
-            ctx.store.user_password_set(id, password, stamp)
-        })
-        .await?;
+        let password = hash_password(&body.into_inner().password, ctx.now())?;
+        ctx.write(&caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
         Ok(HttpResponseOkEmpty)
     }
 
@@ -508,9 +451,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         ctx.authorize(&rqctx, "service_options_view")?;
         let stored = ctx.store.setting(SERVICE_OPTIONS)?;
-        Ok(HttpResponseOk(
-            stored.unwrap_or_else(default_service_options),
-        ))
+        Ok(HttpResponseOk(stored.unwrap_or_else(default_service_options)))
     }
 
     async fn webauthn_credential_list(
@@ -529,15 +470,8 @@ impl PrivxApi for PrivxApiImpl {
             descending(q.sortdir),
             page(q.offset, q.limit),
         )?;
-        let items = listing
-            .items
-            .iter()
-            .map(convert)
-            .collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::WebauthnCredentialList {
-            count: count(listing.count),
-            items,
-        }))
+        let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
+        Ok(HttpResponseOk(types::WebauthnCredentialList { count: count(listing.count), items }))
     }
 
     async fn webauthn_credential_view(
@@ -548,9 +482,7 @@ impl PrivxApi for PrivxApiImpl {
         let caller = ctx.authorize(&rqctx, "webauthn_credential_view")?;
         let p = path.into_inner();
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
-        Ok(HttpResponseOk(convert(
-            &ctx.store.credential_get(user_id, id)?,
-        )?))
+        Ok(HttpResponseOk(convert(&ctx.store.credential_get(user_id, id)?)?))
     }
 
     async fn webauthn_credential_update(
@@ -564,8 +496,7 @@ impl PrivxApi for PrivxApiImpl {
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
         let body = body.into_inner();
         ctx.write(&caller, |stamp| {
-            ctx.store
-                .credential_update(user_id, id, body.name, body.comment, stamp)
+            ctx.store.credential_update(user_id, id, body.name, body.comment, stamp)
         })
         .await?;
         Ok(HttpResponseOkEmpty)
@@ -579,8 +510,7 @@ impl PrivxApi for PrivxApiImpl {
         let caller = ctx.authorize(&rqctx, "webauthn_credential_delete")?;
         let p = path.into_inner();
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
-        ctx.write(&caller, |_| ctx.store.credential_delete(user_id, id))
-            .await?;
+        ctx.write(&caller, |_| ctx.store.credential_delete(user_id, id)).await?;
         Ok(HttpResponseOkEmpty)
     }
 }

@@ -81,10 +81,8 @@ impl Store {
         stamp: Stamp,
     ) -> Result<(), StoreError> {
         for user in fixtures.users {
-            let password = user.password.map(|p| PasswordHash {
-                hash: hash(&p),
-                created: stamp.now,
-            });
+            let password =
+                user.password.map(|p| PasswordHash { hash: hash(&p), created: stamp.now });
             self.user_insert_absent(&UserRecord {
                 id: user.id,
                 created: stamp.now,

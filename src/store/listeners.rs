@@ -77,10 +77,7 @@ fn closes_at(
 }
 
 fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
-    for (property, value) in [
-        ("network", &fields.network),
-        ("destination", &fields.destination),
-    ] {
+    for (property, value) in [("network", &fields.network), ("destination", &fields.destination)] {
         if value.trim().is_empty() {
             return Err(StoreError::Invalid {
                 property,
@@ -127,24 +124,15 @@ impl Store {
         let keep_open_sec = keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC);
         let closes_at = closes_at(stamp.now, keep_open_sec, "keep_open_sec")?;
         // Address allocation reads every open listener and then writes: one at a time.
-        let _guard = self
-            .listener_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, id.as_bytes())? {
             return Ok(existing);
         }
-        let taken: BTreeSet<String> = self
-            .listeners_open(stamp.now)?
-            .into_iter()
-            .map(|l| l.address)
-            .collect();
+        let taken: BTreeSet<String> =
+            self.listeners_open(stamp.now)?.into_iter().map(|l| l.address).collect();
         let address = match address {
             Some(a) if taken.contains(&a) => {
-                return Err(StoreError::Duplicate {
-                    property: "address",
-                    value: a,
-                })
+                return Err(StoreError::Duplicate { property: "address", value: a })
             }
             Some(a) => a,
             None => PORTS
@@ -165,8 +153,7 @@ impl Store {
             author: stamp.actor,
             updated_by: stamp.actor,
         };
-        self.listeners
-            .insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -198,10 +185,7 @@ impl Store {
             ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.created),
             ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.updated),
         }
-        Ok(Listing {
-            count: open.len() as u64,
-            items: page.apply(open.into_iter()),
-        })
+        Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
     }
 
     /// Updates an open listener's fields with `update`; `keep_open_sec`, if given, closes it
@@ -213,30 +197,21 @@ impl Store {
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
-        let closes = keep_open_sec
-            .map(|s| closes_at(stamp.now, s, "closed_in_sec"))
-            .transpose()?;
-        let _guard = self
-            .listener_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let closes = keep_open_sec.map(|s| closes_at(stamp.now, s, "closed_in_sec")).transpose()?;
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut record = self.listener_get(id, stamp.now)?;
         update(&mut record.fields);
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
         record.updated = stamp.now;
         record.updated_by = stamp.actor;
-        self.listeners
-            .insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 
     /// Deletes an open listener.
     pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let _guard = self
-            .listener_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.listener_get(id, now)?;
         self.listeners.remove(id.as_bytes())?;
         Ok(())

@@ -9,7 +9,7 @@
 //! | tree          | key                                   | value                            |
 //! |---------------|---------------------------------------|----------------------------------|
 //! | `users`       | user id                               | [`UserRecord`]                   |
-//! | `usernames`   | username (UTF-8)                      | user id: the uniqueness index    |
+//! | `usernames`   | username, lower-cased (UTF-8)         | user id: the uniqueness index    |
 //! | `user_tags`   | tag (UTF-8), `0xFF`, user id          | empty: the tag index             |
 //! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
 //! | `listeners`   | listener id                           | [`ListenerRecord`]               |
@@ -50,15 +50,9 @@ pub enum StoreError {
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("{property} {value:?} is already in use")]
-    Duplicate {
-        property: &'static str,
-        value: String,
-    },
+    Duplicate { property: &'static str, value: String },
     #[error("{property}: {message}")]
-    Invalid {
-        property: &'static str,
-        message: String,
-    },
+    Invalid { property: &'static str, message: String },
     #[error("storage error: {0}")]
     Storage(#[from] sled::Error),
     #[error("corrupt record: {0}")]
@@ -67,10 +61,7 @@ pub enum StoreError {
 
 impl StoreError {
     fn not_found(kind: &'static str, id: impl ToString) -> Self {
-        Self::NotFound {
-            kind,
-            id: id.to_string(),
-        }
+        Self::NotFound { kind, id: id.to_string() }
     }
 }
 
@@ -97,10 +88,7 @@ pub struct Page {
 
 impl Page {
     fn apply<T>(&self, items: impl Iterator<Item = T>) -> Vec<T> {
-        items
-            .skip(to_usize(self.offset))
-            .take(to_usize(self.limit))
-            .collect()
+        items.skip(to_usize(self.offset)).take(to_usize(self.limit)).collect()
     }
 }
 
@@ -155,10 +143,7 @@ const USER_COUNT: &[u8] = b"user_count";
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()?;
+        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
         Ok(Self {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
@@ -191,8 +176,7 @@ impl Store {
     }
 
     fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.settings
-            .insert(name.as_bytes(), serde_json::to_vec(value)?)?;
+        self.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
         Ok(())
     }
 
@@ -203,10 +187,7 @@ impl Store {
 
     /// Keeps the server secret `name`, durably.
     pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.meta.insert(
-            format!("auth.{name}").as_bytes(),
-            serde_json::to_vec(value)?,
-        )?;
+        self.meta.insert(format!("auth.{name}").as_bytes(), serde_json::to_vec(value)?)?;
         self.flush()
     }
 
@@ -242,19 +223,14 @@ impl Store {
             record.terminated = true;
             record.terminated_at = Some(stamp.now);
             record.terminated_by = Some(stamp.actor);
-            self.connections
-                .insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+            self.connections.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         }
         Ok(())
     }
 
     /// Every connection, in id order.
     pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        self.connections
-            .iter()
-            .values()
-            .map(|value| Ok(serde_json::from_slice(&value?)?))
-            .collect()
+        self.connections.iter().values().map(|value| Ok(serde_json::from_slice(&value?)?)).collect()
     }
 }
 

@@ -66,6 +66,12 @@ pub struct PasswordHash {
     pub created: DateTime<Utc>,
 }
 
+/// Usernames are unique, and found, regardless of case (the Python SDK lower-cases the
+/// username it searches for).
+fn username_key(username: &str) -> Vec<u8> {
+    username.to_lowercase().into_bytes()
+}
+
 fn tag_key(tag: &str, id: Uuid) -> Vec<u8> {
     let mut key = Vec::with_capacity(tag.len() + 17);
     key.extend_from_slice(tag.as_bytes());
@@ -97,17 +103,17 @@ struct UserTx<'a> {
 impl UserTx<'_> {
     fn get(&self, id: Uuid) -> TxResult<Option<UserRecord>> {
         match self.users.get(id.as_bytes())? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .or_else(|e| abort(StoreError::Corrupt(e))),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).or_else(|e| abort(StoreError::Corrupt(e)))
+            }
             None => Ok(None),
         }
     }
 
     /// Writes `new` in place of `old`, keeping every index in step.
     fn put(&self, old: Option<&UserRecord>, new: &UserRecord) -> TxResult<()> {
-        let name = new.profile.username.as_bytes();
-        if let Some(holder) = self.usernames.get(name)? {
+        let name = username_key(&new.profile.username);
+        if let Some(holder) = self.usernames.get(&name)? {
             if holder.as_ref() != new.id.as_bytes() {
                 return abort(StoreError::Duplicate {
                     property: "username",
@@ -116,8 +122,9 @@ impl UserTx<'_> {
             }
         }
         if let Some(old) = old {
-            if old.profile.username != new.profile.username {
-                self.usernames.remove(old.profile.username.as_bytes())?;
+            let old_name = username_key(&old.profile.username);
+            if old_name != name {
+                self.usernames.remove(old_name)?;
             }
             for tag in &old.profile.tags {
                 self.user_tags.remove(tag_key(tag, old.id))?;
@@ -136,7 +143,7 @@ impl UserTx<'_> {
 
     fn remove(&self, old: &UserRecord) -> TxResult<()> {
         self.users.remove(old.id.as_bytes())?;
-        self.usernames.remove(old.profile.username.as_bytes())?;
+        self.usernames.remove(username_key(&old.profile.username))?;
         for tag in &old.profile.tags {
             self.user_tags.remove(tag_key(tag, old.id))?;
         }
@@ -144,11 +151,7 @@ impl UserTx<'_> {
     }
 
     fn add_to_count(&self, delta: i64) -> TxResult<()> {
-        let count = self
-            .meta
-            .get(USER_COUNT)?
-            .map(|v| read_u64(&v))
-            .unwrap_or(0);
+        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
         let count = count.saturating_add_signed(delta);
         self.meta.insert(USER_COUNT, &count.to_be_bytes())?;
         Ok(())
@@ -162,18 +165,9 @@ fn read_u64(bytes: &[u8]) -> u64 {
 impl Store {
     /// Runs `f` in one transaction over the user trees.
     fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
-        Ok(
-            (&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
-                |(users, usernames, user_tags, meta)| {
-                    f(&UserTx {
-                        users,
-                        usernames,
-                        user_tags,
-                        meta,
-                    })
-                },
-            )?,
-        )
+        Ok((&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
+            |(users, usernames, user_tags, meta)| f(&UserTx { users, usernames, user_tags, meta }),
+        )?)
     }
 
     /// Creates a user; the username must be free.
@@ -214,7 +208,7 @@ impl Store {
 
     /// The user with `username`, if there is one.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        match self.usernames.get(username.as_bytes())? {
+        match self.usernames.get(username_key(username))? {
             Some(id) => get_json(&self.users, &id),
             None => Ok(None),
         }
@@ -228,39 +222,22 @@ impl Store {
         page: Page,
     ) -> Result<Listing<UserRecord>, StoreError> {
         let by_name = match username {
-            Some(name) => match self.usernames.get(name.as_bytes())? {
+            Some(name) => match self.usernames.get(username_key(name))? {
                 Some(bytes) => Some(Uuid::from_slice(&bytes).map_err(|_| corrupt_index())?),
-                None => {
-                    return Ok(Listing {
-                        count: 0,
-                        items: Vec::new(),
-                    })
-                }
+                None => return Ok(Listing { count: 0, items: Vec::new() }),
             },
             None => None,
         };
         let wanted = match (by_name, id) {
-            (Some(a), Some(b)) if a != b => {
-                return Ok(Listing {
-                    count: 0,
-                    items: Vec::new(),
-                })
-            }
+            (Some(a), Some(b)) if a != b => return Ok(Listing { count: 0, items: Vec::new() }),
             (a, b) => a.or(b),
         };
         if let Some(id) = wanted {
             let found: Option<UserRecord> = get_json(&self.users, id.as_bytes())?;
             let count = u64::from(found.is_some());
-            return Ok(Listing {
-                count,
-                items: page.apply(found.into_iter()),
-            });
+            return Ok(Listing { count, items: page.apply(found.into_iter()) });
         }
-        let count = self
-            .meta
-            .get(USER_COUNT)?
-            .map(|v| read_u64(&v))
-            .unwrap_or(0);
+        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
         let items = page
             .apply(self.users.iter().values())
             .into_iter()
@@ -332,10 +309,7 @@ impl Store {
             if tags.last().is_some_and(|t| t == tag) {
                 continue;
             }
-            if query
-                .as_ref()
-                .is_none_or(|q| tag.to_lowercase().contains(q.as_str()))
-            {
+            if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {
                 tags.push(tag.to_string());
             }
         }

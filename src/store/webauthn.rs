@@ -64,9 +64,7 @@ impl Store {
         descending: bool,
         page: Page,
     ) -> Result<Listing<CredentialRecord>, StoreError> {
-        let mut all = self
-            .credentials_of(user_id)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut all = self.credentials_of(user_id).collect::<Result<Vec<_>, _>>()?;
         match sort {
             CredentialSort::Id => sort_by_key(&mut all, descending, |c| c.id),
             CredentialSort::UserId => sort_by_key(&mut all, descending, |c| c.user_id),
@@ -80,10 +78,7 @@ impl Store {
             CredentialSort::Updated => sort_by_key(&mut all, descending, |c| c.updated),
             CredentialSort::UpdatedBy => sort_by_key(&mut all, descending, |c| c.updated_by),
         }
-        Ok(Listing {
-            count: all.len() as u64,
-            items: page.apply(all.into_iter()),
-        })
+        Ok(Listing { count: all.len() as u64, items: page.apply(all.into_iter()) })
     }
 
     pub fn credential_get(&self, user_id: Uuid, id: Uuid) -> Result<CredentialRecord, StoreError> {
@@ -105,8 +100,7 @@ impl Store {
         record.comment = comment.or(record.comment);
         record.updated = stamp.now;
         record.updated_by = stamp.actor;
-        self.credentials
-            .insert(key(user_id, id), serde_json::to_vec(&record)?)?;
+        self.credentials.insert(key(user_id, id), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 

@@ -45,22 +45,15 @@ fn mint(subject: &str, scopes: &[&str], expires_in: i64, key: &str) -> String {
         exp: now + expires_in,
         iss: "privx-mock".to_string(),
     };
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes()))
+        .unwrap()
 }
 
 fn subject_of(token: &str) -> Uuid {
     let mut validation = jsonwebtoken::Validation::default();
     validation.set_issuer(&["privx-mock"]);
     let key = jsonwebtoken::DecodingKey::from_secret(SIGNING_KEY.as_bytes());
-    jsonwebtoken::decode::<Claims>(token, &key, &validation)
-        .unwrap()
-        .claims
-        .sub
+    jsonwebtoken::decode::<Claims>(token, &key, &validation).unwrap().claims.sub
 }
 
 async fn token_reply(response: reqwest::Response) -> (u16, Value) {
@@ -78,21 +71,10 @@ async fn password_grant_serves_the_admin_local_users_and_api_clients() {
     assert_eq!(admin["scope"], "admin user");
 
     let body = types::UserRequest {
-        password: Some(types::Password {
-            password: "user-pw-123".into(),
-            created: None,
-        }),
+        password: Some(types::UserPassword { password: Some("user-pw-123".into()), created: None }),
         ..user_request("carol")
     };
-    let carol = app
-        .client
-        .user_create()
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let carol = app.client.user_create().body(body).send().await.unwrap().into_inner().id;
     let (status, user) = token_reply(app.password_grant("carol", "user-pw-123").await).await;
     assert_eq!((status, user["scope"].as_str()), (200, Some("user")));
     assert_eq!(subject_of(user["access_token"].as_str().unwrap()), carol);
@@ -104,17 +86,10 @@ async fn password_grant_serves_the_admin_local_users_and_api_clients() {
     );
     // The token works where its scopes do, and nowhere else.
     let as_client = bearer_client(client["access_token"].as_str().unwrap());
-    let users = as_client
-        .get(app.url("/local-user-store/api/v1/users"))
-        .send()
-        .await
-        .unwrap();
+    let users = as_client.get(app.url("/local-user-store/api/v1/users")).send().await.unwrap();
     assert_eq!(users.status().as_u16(), 200);
-    let listeners = as_client
-        .get(app.url("/extender-service/api/v1/listeners"))
-        .send()
-        .await
-        .unwrap();
+    let listeners =
+        as_client.get(app.url("/extender-service/api/v1/listeners")).send().await.unwrap();
     assert_eq!(listeners.status().as_u16(), 403);
 }
 
@@ -146,11 +121,7 @@ async fn client_credentials_grant_serves_api_clients() {
         .await
         .unwrap();
     let (status, reply) = token_reply(in_basic).await;
-    assert_eq!(
-        (status, reply["scope"].as_str()),
-        (200, Some("usersView")),
-        "narrowed by `scope`"
-    );
+    assert_eq!((status, reply["scope"].as_str()), (200, Some("usersView")), "narrowed by `scope`");
 }
 
 #[tokio::test]
@@ -166,11 +137,7 @@ async fn bad_credentials_get_rfc_6749_errors() {
         request.send()
     };
     let login = |user, password| {
-        vec![
-            ("grant_type", "password"),
-            ("username", user),
-            ("password", password),
-        ]
+        vec![("grant_type", "password"), ("username", user), ("password", password)]
     };
     let cases = [
         (
@@ -178,85 +145,43 @@ async fn bad_credentials_get_rfc_6749_errors() {
             401,
             "invalid_client",
         ),
+        (post(login(ADMIN.0, ADMIN.1), None).await, 401, "invalid_client"),
+        (post(login(ADMIN.0, "wrong"), Some(OAUTH_CLIENT)).await, 400, "invalid_grant"),
+        (post(login("nobody", "x"), Some(OAUTH_CLIENT)).await, 400, "invalid_grant"),
+        (post(login("nopw", ""), Some(OAUTH_CLIENT)).await, 400, "invalid_grant"),
         (
-            post(login(ADMIN.0, ADMIN.1), None).await,
-            401,
-            "invalid_client",
-        ),
-        (
-            post(login(ADMIN.0, "wrong"), Some(OAUTH_CLIENT)).await,
-            400,
-            "invalid_grant",
-        ),
-        (
-            post(login("nobody", "x"), Some(OAUTH_CLIENT)).await,
-            400,
-            "invalid_grant",
-        ),
-        (
-            post(login("nopw", ""), Some(OAUTH_CLIENT)).await,
-            400,
-            "invalid_grant",
-        ),
-        (
-            post(
-                vec![("grant_type", "password"), ("username", ADMIN.0)],
-                Some(OAUTH_CLIENT),
-            )
-            .await,
+            post(vec![("grant_type", "password"), ("username", ADMIN.0)], Some(OAUTH_CLIENT)).await,
             400,
             "invalid_request",
         ),
-        (
-            post(vec![("username", ADMIN.0)], Some(OAUTH_CLIENT)).await,
-            400,
-            "invalid_request",
-        ),
+        (post(vec![("username", ADMIN.0)], Some(OAUTH_CLIENT)).await, 400, "invalid_request"),
         (
             post(vec![("grant_type", "implicit")], Some(OAUTH_CLIENT)).await,
             400,
             "unsupported_grant_type",
         ),
         (
-            post(
-                vec![("grant_type", "client_credentials")],
-                Some((API_CLIENT.0, "wrong")),
-            )
-            .await,
+            post(vec![("grant_type", "client_credentials")], Some((API_CLIENT.0, "wrong"))).await,
             401,
             "invalid_client",
         ),
         (
-            post(
-                vec![("grant_type", "client_credentials")],
-                Some((ADMIN.0, ADMIN.1)),
-            )
-            .await,
+            post(vec![("grant_type", "client_credentials")], Some((ADMIN.0, ADMIN.1))).await,
             401,
             "invalid_client",
         ),
         (
-            post(
-                vec![("grant_type", "client_credentials"), ("scope", "admin")],
-                Some(API_CLIENT),
-            )
-            .await,
+            post(vec![("grant_type", "client_credentials"), ("scope", "admin")], Some(API_CLIENT))
+                .await,
             400,
             "invalid_scope",
         ),
     ];
     for (i, (response, status, error)) in cases.into_iter().enumerate() {
         let (got, reply) = token_reply(response.unwrap()).await;
-        assert_eq!(
-            (got, reply["error"].as_str()),
-            (status, Some(error)),
-            "case {i}: {reply}"
-        );
+        assert_eq!((got, reply["error"].as_str()), (status, Some(error)), "case {i}: {reply}");
         let text = reply.to_string();
-        assert!(
-            !text.contains(ADMIN.1) && !text.contains(API_CLIENT.1),
-            "no secret in {text}"
-        );
+        assert!(!text.contains(ADMIN.1) && !text.contains(API_CLIENT.1), "no secret in {text}");
     }
 }
 
@@ -268,11 +193,9 @@ fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
     let credentials = format!("/auth/api/v1/users/{ALICE}/webauthn/credentials");
     match operation_id {
         "listener_list" => ("GET", listeners.into(), None),
-        "listener_create" => (
-            "POST",
-            listeners.into(),
-            Some(json!({"network": "tcp", "destination": "d"})),
-        ),
+        "listener_create" => {
+            ("POST", listeners.into(), Some(json!({"network": "tcp", "destination": "d"})))
+        }
         "listener_view" => ("GET", format!("{listeners}/{LISTENER}"), None),
         "listener_update" => ("PUT", format!("{listeners}/{LISTENER}"), Some(json!({}))),
         "listener_delete" => ("DELETE", format!("{listeners}/{LISTENER}"), None),
@@ -282,30 +205,20 @@ fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
         "user_list" => ("GET", users.into(), None),
         "user_create" => ("POST", users.into(), Some(json!({"username": "new"}))),
         "user_view" => ("GET", format!("{users}/{ALICE}"), None),
-        "user_update" => (
-            "PUT",
-            format!("{users}/{ALICE}"),
-            Some(json!({"username": "alice2"})),
-        ),
+        "user_update" => ("PUT", format!("{users}/{ALICE}"), Some(json!({"username": "alice2"}))),
         "user_delete" => ("DELETE", format!("{users}/{ALICE}"), None),
-        "user_password_set" => (
-            "PUT",
-            format!("{users}/{ALICE}/password"),
-            Some(json!({"password": "pw"})),
-        ),
+        "user_password_set" => {
+            ("PUT", format!("{users}/{ALICE}/password"), Some(json!({"password": "pw"})))
+        }
         "user_tags_list" => ("GET", format!("{users}/tags"), None),
-        "service_options_view" => (
-            "GET",
-            "/host-store/api/v1/settings/default_service_options".into(),
-            None,
-        ),
+        "service_options_view" => {
+            ("GET", "/host-store/api/v1/settings/default_service_options".into(), None)
+        }
         "webauthn_credential_list" => ("GET", credentials, None),
         "webauthn_credential_view" => ("GET", format!("{credentials}/{ALICE_KEY}"), None),
-        "webauthn_credential_update" => (
-            "PUT",
-            format!("{credentials}/{ALICE_KEY}"),
-            Some(json!({"name": "n"})),
-        ),
+        "webauthn_credential_update" => {
+            ("PUT", format!("{credentials}/{ALICE_KEY}"), Some(json!({"name": "n"})))
+        }
         "webauthn_credential_delete" => ("DELETE", format!("{credentials}/{ALICE_KEY}"), None),
         other => panic!("no test request for operation {other}: add one"),
     }
@@ -313,9 +226,7 @@ fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
 
 async fn send(app: &TestApp, operation_id: &str, token: Option<&str>) -> u16 {
     let (method, path, body) = request_for(operation_id);
-    let mut request = app
-        .anonymous
-        .request(method.parse().unwrap(), app.url(&path));
+    let mut request = app.anonymous.request(method.parse().unwrap(), app.url(&path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -327,10 +238,7 @@ async fn send(app: &TestApp, operation_id: &str, token: Option<&str>) -> u16 {
     if status >= 400 {
         let text = response.text().await.unwrap();
         let envelope: Result<types::Error, _> = serde_json::from_str(&text);
-        assert!(
-            envelope.is_ok(),
-            "{operation_id}: {status} without a PrivX envelope: {text}"
-        );
+        assert!(envelope.is_ok(), "{operation_id}: {status} without a PrivX envelope: {text}");
     }
     status
 }
@@ -350,28 +258,16 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
         let rejected = [
             (None, 401, "no token"),
             (Some("not-a-jwt".to_string()), 401, "a garbage token"),
-            (
-                Some(mint(ALICE, op.scopes, -10, SIGNING_KEY)),
-                401,
-                "an expired token",
-            ),
+            (Some(mint(ALICE, op.scopes, -10, SIGNING_KEY)), 401, "an expired token"),
             (
                 Some(mint(ALICE, op.scopes, 600, "another-key")),
                 401,
                 "a token signed with another key",
             ),
-            (
-                Some(mint(ALICE, &unrelated, 600, SIGNING_KEY)),
-                403,
-                "an unrelated scope",
-            ),
+            (Some(mint(ALICE, &unrelated, 600, SIGNING_KEY)), 403, "an unrelated scope"),
         ];
         for (token, status, what) in rejected {
-            assert_eq!(
-                send(&shared, id, token.as_deref()).await,
-                status,
-                "{id} with {what}"
-            );
+            assert_eq!(send(&shared, id, token.as_deref()).await, status, "{id} with {what}");
         }
         for scope in op.scopes {
             // Writes get a fresh server each, so every one finds its fixture.
@@ -383,10 +279,7 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
                 &fresh
             };
             let status = send(app, id, Some(&mint(ALICE, &[scope], 600, SIGNING_KEY))).await;
-            assert!(
-                (200..300).contains(&status),
-                "{id} with scope {scope}: {status}"
-            );
+            assert!((200..300).contains(&status), "{id} with scope {scope}: {status}");
         }
     }
 }
@@ -396,19 +289,9 @@ async fn authorization_comes_before_any_lookup() {
     let app = spawn_app().await;
     let missing = format!("/local-user-store/api/v1/users/{}", Uuid::new_v4());
     let response = app.anonymous.get(app.url(&missing)).send().await.unwrap();
-    assert_eq!(
-        response.status().as_u16(),
-        401,
-        "not 404: nobody learns what exists"
-    );
+    assert_eq!(response.status().as_u16(), 401, "not 404: nobody learns what exists");
     let token = mint(ALICE, &["rolesView"], 600, SIGNING_KEY);
-    let response = app
-        .anonymous
-        .get(app.url(&missing))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.anonymous.get(app.url(&missing)).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 403);
 }
 
@@ -417,16 +300,7 @@ async fn a_user_token_reaches_only_its_own_credentials() {
     let app = spawn_app_with_fixtures(fixtures()).await;
     let alice = bearer_client(&mint(ALICE, &["user"], 600, SIGNING_KEY));
     let own = format!("/auth/api/v1/users/{ALICE}/webauthn/credentials");
-    assert_eq!(
-        alice
-            .get(app.url(&own))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(alice.get(app.url(&own)).send().await.unwrap().status().as_u16(), 200);
     let theirs = format!("/auth/api/v1/users/{BOB}/webauthn/credentials");
     for (method, path) in [
         ("GET", theirs.clone()),
@@ -442,18 +316,8 @@ async fn a_user_token_reaches_only_its_own_credentials() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 403, "{method} {path}");
     }
-    let bob_key = app
-        .client
-        .webauthn_credential_view()
-        .user_id(BOB)
-        .id(BOB_KEY)
-        .send()
-        .await;
-    assert_eq!(
-        bob_key.unwrap().into_inner().name.as_deref(),
-        Some("b"),
-        "admin reaches anyone's"
-    );
+    let bob_key = app.client.webauthn_credential_view().user_id(BOB).id(BOB_KEY).send().await;
+    assert_eq!(bob_key.unwrap().into_inner().name.as_deref(), Some("b"), "admin reaches anyone's");
 }
 
 #[tokio::test]
@@ -462,29 +326,10 @@ async fn author_and_updated_by_come_from_the_token_subject() {
     let client_token = app.token(API_CLIENT.0, API_CLIENT.1).await;
     let as_client =
         privx_mock::client::Client::new_with_client(&app.base_url, bearer_client(&client_token));
-    let id = as_client
-        .user_create()
-        .body(user_request("dora"))
-        .send()
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
-    app.client
-        .user_update()
-        .user_id(id)
-        .body(user_request("dora2"))
-        .send()
-        .await
-        .unwrap();
-    let user = app
-        .client
-        .user_view()
-        .user_id(id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let id =
+        as_client.user_create().body(user_request("dora")).send().await.unwrap().into_inner().id;
+    app.client.user_update().user_id(id).body(user_request("dora2")).send().await.unwrap();
+    let user = app.client.user_view().user_id(id).send().await.unwrap().into_inner();
     let admin_token = app.token(ADMIN.0, ADMIN.1).await;
     assert_eq!(user.author, Some(subject_of(&client_token)));
     assert_eq!(user.updated_by, Some(subject_of(&admin_token)));
@@ -495,10 +340,8 @@ async fn a_generated_signing_key_is_kept_so_tokens_survive_a_restart() {
     let mut app = spawn_app_with(|config| config.auth.signing_key = None).await;
     let token = app.token(ADMIN.0, ADMIN.1).await;
     app.restart().await;
-    let response = bearer_client(&token)
-        .get(app.url("/local-user-store/api/v1/users"))
-        .send()
-        .await;
+    let response =
+        bearer_client(&token).get(app.url("/local-user-store/api/v1/users")).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
 }
 
@@ -506,40 +349,20 @@ async fn a_generated_signing_key_is_kept_so_tokens_survive_a_restart() {
 async fn the_log_holds_no_password_or_secret() {
     let app = spawn_app().await;
     let body = types::UserRequest {
-        password: Some(types::Password {
-            password: "Very-Secret-User-Pw".into(),
+        password: Some(types::UserPassword {
+            password: Some("Very-Secret-User-Pw".into()),
             created: None,
         }),
         ..user_request("erin")
     };
-    let id = app
-        .client
-        .user_create()
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let id = app.client.user_create().body(body).send().await.unwrap().into_inner().id;
     app.token("erin", "Very-Secret-User-Pw").await;
     app.password_grant("erin", "Wrong-Secret-Guess").await;
     app.token(API_CLIENT.0, API_CLIENT.1).await;
-    let password = types::Password {
-        password: "Another-Secret-Pw".into(),
-        created: None,
-    };
-    app.client
-        .user_password_set()
-        .user_id(id.to_string())
-        .body(password)
-        .send()
-        .await
-        .unwrap();
+    let password = types::Password { password: "Another-Secret-Pw".into(), created: None };
+    app.client.user_password_set().user_id(id.to_string()).body(password).send().await.unwrap();
     let log = app.log();
-    assert!(
-        log.contains("/auth/api/v1/oauth/token"),
-        "the log was captured: {log}"
-    );
+    assert!(log.contains("/auth/api/v1/oauth/token"), "the log was captured: {log}");
     for secret in [
         ADMIN.1,
         OAUTH_CLIENT.1,
@@ -573,11 +396,7 @@ async fn https_with_a_generated_certificate_password_grant_then_a_bearer_call() 
     let reply: types::TokenResponse = trusting
         .post(app.url(TOKEN))
         .basic_auth(OAUTH_CLIENT.0, Some(OAUTH_CLIENT.1))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", ADMIN.0),
-            ("password", ADMIN.1),
-        ])
+        .form(&[("grant_type", "password"), ("username", ADMIN.0), ("password", ADMIN.1)])
         .send()
         .await
         .unwrap()
@@ -592,9 +411,6 @@ async fn https_with_a_generated_certificate_password_grant_then_a_bearer_call() 
         .unwrap();
     assert_eq!(users.status().as_u16(), 200);
 
-    let plain = reqwest::Client::new()
-        .get(app.url("/local-user-store/api/v1/users"))
-        .send()
-        .await;
+    let plain = reqwest::Client::new().get(app.url("/local-user-store/api/v1/users")).send().await;
     assert!(plain.is_err(), "an untrusted certificate is refused");
 }

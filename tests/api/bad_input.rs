@@ -12,16 +12,8 @@ async fn malformed_bodies_get_an_envelope() {
     let cases: [(&str, ErrorCode, Option<&str>); 5] = [
         ("{\"username\": ", ErrorCode::BadRequest, Some("username")),
         ("not json", ErrorCode::BadRequest, None),
-        (
-            "{\"comment\": \"no username\"}",
-            ErrorCode::RequiredValueMissing,
-            Some("username"),
-        ),
-        (
-            "{\"username\": 42}",
-            ErrorCode::ValueIncorrectType,
-            Some("username"),
-        ),
+        ("{\"comment\": \"no username\"}", ErrorCode::RequiredValueMissing, Some("username")),
+        ("{\"username\": 42}", ErrorCode::ValueIncorrectType, Some("username")),
         (
             "{\"username\": \"x\", \"tags\": \"not-a-list\"}",
             ErrorCode::ValueIncorrectType,
@@ -42,16 +34,7 @@ async fn malformed_bodies_get_an_envelope() {
         assert_eq!(envelope.property.as_deref(), property, "body {body}");
         assert!(envelope.error_message.is_some());
     }
-    assert_eq!(
-        app.client
-            .user_list()
-            .send()
-            .await
-            .unwrap()
-            .into_inner()
-            .count,
-        Some(0)
-    );
+    assert_eq!(app.client.user_list().send().await.unwrap().into_inner().count, Some(0));
 }
 
 #[tokio::test]
@@ -70,10 +53,7 @@ async fn bad_path_and_query_parameters_get_an_envelope() {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         let envelope = assert_envelope(response, 400).await;
         assert!(
-            matches!(
-                envelope.error_code,
-                ErrorCode::ValueIncorrectFormat | ErrorCode::BadRequest
-            ),
+            matches!(envelope.error_code, ErrorCode::ValueIncorrectFormat | ErrorCode::BadRequest),
             "{path}: {envelope:?}"
         );
     }
@@ -86,10 +66,8 @@ async fn bad_path_and_query_parameters_get_an_envelope() {
 #[tokio::test]
 async fn a_body_over_the_limit_gets_an_envelope_and_one_under_it_works() {
     let app = spawn_app().await;
-    let big = format!(
-        "{{\"username\": \"big\", \"comment\": \"{}\"}}",
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let big =
+        format!("{{\"username\": \"big\", \"comment\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let response = app
         .http
         .post(app.url(USERS))
@@ -99,21 +77,12 @@ async fn a_body_over_the_limit_gets_an_envelope_and_one_under_it_works() {
         .await
         .unwrap();
     let envelope = assert_envelope(response, 400).await;
-    assert!(
-        envelope.error_message.unwrap().contains("exceed"),
-        "says the body is too big"
-    );
+    assert!(envelope.error_message.unwrap().contains("exceed"), "says the body is too big");
 
     // Real payloads are far above dropshot's 1 KiB default.
     let comment = "y".repeat(64 * 1024);
     let body = serde_json::json!({"username": "long", "comment": comment});
-    let response = app
-        .http
-        .post(app.url(USERS))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.post(app.url(USERS)).json(&body).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 201);
 }
 

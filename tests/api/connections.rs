@@ -34,13 +34,7 @@ fn id(s: &str) -> Uuid {
 
 async fn terminated(app: TestApp) -> Vec<Uuid> {
     let store = app.stop_and_open_store().await;
-    store
-        .connections()
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.terminated)
-        .map(|c| c.id)
-        .collect()
+    store.connections().unwrap().into_iter().filter(|c| c.terminated).map(|c| c.id).collect()
 }
 
 #[tokio::test]
@@ -111,9 +105,7 @@ async fn terminate_by_host_and_by_user_flag_every_match_and_none_is_fine() {
 #[tokio::test]
 async fn every_body_the_sdks_send_is_accepted() {
     let app = app().await;
-    let url = app.url(&format!(
-        "/connection-manager/api/v1/terminate/connection/{C1}"
-    ));
+    let url = app.url(&format!("/connection-manager/api/v1/terminate/connection/{C1}"));
     for body in ["", "\"string\"", "{\"reason\": \"done\"}", "null"] {
         let response = app
             .http

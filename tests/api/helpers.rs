@@ -103,25 +103,15 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     let value = format!("Bearer {token}").parse().expect("a header value");
     headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .expect("a client")
+    reqwest::Client::builder().default_headers(headers).build().expect("a client")
 }
 
 impl TestApp {
     /// Stops the server and starts a new one on the same data directory and fixtures.
     pub async fn restart(&mut self) {
-        self.server
-            .take()
-            .expect("running")
-            .close()
-            .await
-            .expect("clean shutdown");
+        self.server.take().expect("running").close().await.expect("clean shutdown");
         // The new server gets a new port; the store is what must survive.
-        let server = server::start(self.config.clone())
-            .await
-            .expect("server restarts");
+        let server = server::start(self.config.clone()).await.expect("server restarts");
         self.base_url = format!("http://{}", server.local_addr());
         self.server = Some(server);
         self.log_in_as_admin().await;
@@ -134,12 +124,7 @@ impl TestApp {
 
     /// Stops the server and opens its store directly, to check what is on disk.
     pub async fn stop_and_open_store(mut self) -> Store {
-        self.server
-            .take()
-            .expect("running")
-            .close()
-            .await
-            .expect("clean shutdown");
+        self.server.take().expect("running").close().await.expect("clean shutdown");
         Store::open(&self.config.data_dir).expect("the store reopens")
     }
 
@@ -157,11 +142,7 @@ impl TestApp {
         self.anonymous
             .post(self.url("/auth/api/v1/oauth/token"))
             .basic_auth(OAUTH_CLIENT.0, Some(OAUTH_CLIENT.1))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", username),
-                ("password", password),
-            ])
+            .form(&[("grant_type", "password"), ("username", username), ("password", password)])
             .send()
             .await
             .expect("the token endpoint answers")
@@ -187,14 +168,7 @@ impl TestApp {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             ..user_request(username)
         };
-        self.client
-            .user_create()
-            .body(body)
-            .send()
-            .await
-            .expect("user created")
-            .into_inner()
-            .id
+        self.client.user_create().body(body).send().await.expect("user created").into_inner().id
     }
 }
 
@@ -218,12 +192,7 @@ pub fn api_error<T: std::fmt::Debug>(
 
 /// Asserts that a raw response is a PrivX error envelope with `status`; returns the envelope.
 pub async fn assert_envelope(response: reqwest::Response, status: u16) -> types::Error {
-    assert_eq!(
-        response.status().as_u16(),
-        status,
-        "status of {}",
-        response.url()
-    );
+    assert_eq!(response.status().as_u16(), status, "status of {}", response.url());
     let body = response.text().await.expect("a body");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("not a PrivX envelope ({e}): {body}"))
 }

@@ -18,13 +18,7 @@ async fn create(
         source: vec!["10.0.0.0/8".into()],
         keep_open_sec,
     };
-    app.client
-        .listener_create()
-        .body(body)
-        .send()
-        .await
-        .expect("created")
-        .into_inner()
+    app.client.listener_create().body(body).send().await.expect("created").into_inner()
 }
 
 #[tokio::test]
@@ -40,28 +34,16 @@ async fn create_allocates_a_unique_address_and_sets_the_closing_time() {
     assert_eq!(response.status().as_u16(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let first: types::Listener = response.json().await.unwrap();
-    assert_eq!(
-        location,
-        format!("/extender-service/api/v1/listeners/{}", first.id.unwrap())
-    );
+    assert_eq!(location, format!("/extender-service/api/v1/listeners/{}", first.id.unwrap()));
     assert_eq!(first.closed_in_sec, Some(600));
     let second = create(&app, "tcp", "ext1/web:443", None).await;
     let (a, b) = (first.address.unwrap(), second.address.clone().unwrap());
     assert_ne!(a, b, "addresses are unique among open listeners");
-    assert!(
-        b.parse::<std::net::SocketAddr>().is_ok(),
-        "IP:port, got {b}"
-    );
+    assert!(b.parse::<std::net::SocketAddr>().is_ok(), "IP:port, got {b}");
     assert!(second.author.is_some() && second.created.is_some());
 
-    let viewed = app
-        .client
-        .listener_view()
-        .id(second.id.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let viewed =
+        app.client.listener_view().id(second.id.unwrap()).send().await.unwrap().into_inner();
     assert_eq!(viewed.destination.as_deref(), Some("ext1/web:443"));
     assert_eq!(viewed.source, vec!["10.0.0.0/8".to_string()]);
 }
@@ -72,13 +54,7 @@ async fn list_sorts_by_every_key_in_both_directions() {
     create(&app, "udp", "b-dest", Some(100)).await;
     create(&app, "tcp", "c-dest", Some(200)).await;
     create(&app, "sctp", "a-dest", Some(300)).await;
-    let all = app
-        .client
-        .listener_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let all = app.client.listener_list().send().await.unwrap().into_inner();
     assert_eq!(all.count, Some(3));
     for key in [
         types::ListenerListSortkey::Id,
@@ -93,32 +69,14 @@ async fn list_sorts_by_every_key_in_both_directions() {
             let v = serde_json::to_value(l).unwrap();
             v[key.to_string()].to_string()
         };
-        let asc = app
-            .client
-            .listener_list()
-            .sortkey(key)
-            .send()
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
+        let asc = app.client.listener_list().sortkey(key).send().await.unwrap().into_inner().items;
         let asc: Vec<String> = asc.iter().map(field).collect();
         let mut sorted = asc.clone();
         sorted.sort();
         assert_eq!(asc, sorted, "ascending by {key}");
-        let desc = app
-            .client
-            .listener_list()
-            .sortkey(key)
-            .sortdir(SortDir::Desc)
-            .send()
-            .await;
+        let desc = app.client.listener_list().sortkey(key).sortdir(SortDir::Desc).send().await;
         let desc: Vec<String> = desc.unwrap().into_inner().items.iter().map(field).collect();
-        assert_eq!(
-            desc,
-            asc.iter().rev().cloned().collect::<Vec<_>>(),
-            "descending by {key}"
-        );
+        assert_eq!(desc, asc.iter().rev().cloned().collect::<Vec<_>>(), "descending by {key}");
     }
     let networks: Vec<_> = app
         .client
@@ -143,37 +101,15 @@ async fn a_listener_past_its_time_is_gone_unless_kept_open() {
     let short = create(&app, "tcp", "short", Some(60)).await.id.unwrap();
     let kept = create(&app, "tcp", "kept", Some(60)).await.id.unwrap();
     app.advance_clock(Duration::seconds(30));
-    let keep_open = types::Listener {
-        closed_in_sec: Some(3600),
-        ..Default::default()
-    };
-    app.client
-        .listener_update()
-        .id(kept)
-        .body(keep_open)
-        .send()
-        .await
-        .unwrap();
-    let view = app
-        .client
-        .listener_view()
-        .id(short)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let keep_open = types::Listener { closed_in_sec: Some(3600), ..Default::default() };
+    app.client.listener_update().id(kept).body(keep_open).send().await.unwrap();
+    let view = app.client.listener_view().id(short).send().await.unwrap().into_inner();
     assert_eq!(view.closed_in_sec, Some(30), "closed_in_sec counts down");
 
     app.advance_clock(Duration::seconds(31));
     let (status, _) = api_error(app.client.listener_view().id(short).send().await);
     assert_eq!(status, 404);
-    let list = app
-        .client
-        .listener_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let list = app.client.listener_list().send().await.unwrap().into_inner();
     assert_eq!(list.count, Some(1));
     assert_eq!(list.items[0].id, Some(kept));
     assert_eq!(
@@ -195,51 +131,19 @@ async fn update_and_delete() {
         source: vec!["192.0.2.1".into()],
         ..Default::default()
     };
-    let response = app
-        .client
-        .listener_update()
-        .id(id)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.listener_update().id(id).body(body).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let view = app
-        .client
-        .listener_view()
-        .id(id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (view.network.as_deref(), view.destination.as_deref()),
-        (Some("udp"), Some("new"))
-    );
+    let view = app.client.listener_view().id(id).send().await.unwrap().into_inner();
+    assert_eq!((view.network.as_deref(), view.destination.as_deref()), (Some("udp"), Some("new")));
     assert_eq!(view.source, vec!["192.0.2.1".to_string()]);
     assert!(view.updated > view.created);
 
-    assert_eq!(
-        app.client
-            .listener_delete()
-            .id(id)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.client.listener_delete().id(id).send().await.unwrap().status().as_u16(), 200);
     let (status, _) = api_error(app.client.listener_view().id(id).send().await);
     assert_eq!(status, 404);
     let unknown = uuid::Uuid::new_v4();
     let (status, _) = api_error(
-        app.client
-            .listener_update()
-            .id(unknown)
-            .body(types::Listener::default())
-            .send()
-            .await,
+        app.client.listener_update().id(unknown).body(types::Listener::default()).send().await,
     );
     assert_eq!(status, 404);
 }

@@ -15,102 +15,41 @@ async fn writes_survive_a_restart() {
         source: vec![],
         keep_open_sec: Some(3600),
     };
-    let listener = app
-        .client
-        .listener_create()
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    let before = app
-        .client
-        .user_view()
-        .user_id(alice)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let listener = app.client.listener_create().body(body).send().await.unwrap().into_inner();
+    let before = app.client.user_view().user_id(alice).send().await.unwrap().into_inner();
 
     app.restart().await;
 
-    let after = app
-        .client
-        .user_view()
-        .user_id(alice)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        serde_json::to_value(&after).unwrap(),
-        serde_json::to_value(&before).unwrap()
-    );
+    let after = app.client.user_view().user_id(alice).send().await.unwrap().into_inner();
+    assert_eq!(serde_json::to_value(&after).unwrap(), serde_json::to_value(&before).unwrap());
     let list = app.client.user_list().send().await.unwrap().into_inner();
     assert_eq!(list.count, Some(1), "the user count survives too");
-    let tags = app
-        .client
-        .user_tags_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let tags = app.client.user_tags_list().send().await.unwrap().into_inner();
     assert_eq!(tags, ["ops"]);
-    let again = app
-        .client
-        .listener_view()
-        .id(listener.id.unwrap())
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let again =
+        app.client.listener_view().id(listener.id.unwrap()).send().await.unwrap().into_inner();
     assert_eq!(again.address, listener.address);
-    let duplicate = app
-        .client
-        .user_create()
-        .body(user_request("alice"))
-        .send()
-        .await;
+    let duplicate = app.client.user_create().body(user_request("alice")).send().await;
     assert!(duplicate.is_err(), "the username index survives");
 }
 
 #[tokio::test]
 async fn loading_fixtures_again_is_idempotent() {
-    let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001"
-        .parse::<uuid::Uuid>()
-        .unwrap();
+    let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001".parse::<uuid::Uuid>().unwrap();
     let mut app = spawn_app_with_fixtures(json!({
         "users": [{"id": id, "username": "fixture-user", "tags": ["t"], "password": "pw"}],
         "listeners": [{"id": "11111111-0000-4000-8000-000000000001", "network": "tcp", "destination": "d", "keep_open_sec": 3600}],
     }))
     .await;
     let body = user_request("renamed");
-    app.client
-        .user_update()
-        .user_id(id)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    app.client.user_update().user_id(id).body(body).send().await.unwrap();
 
     app.restart().await; // loads the same fixtures file again
 
     let users = app.client.user_list().send().await.unwrap().into_inner();
     assert_eq!(users.count, Some(1));
-    assert_eq!(
-        users.items[0].username, "renamed",
-        "an existing record is left as it is"
-    );
-    assert_eq!(
-        app.client
-            .listener_list()
-            .send()
-            .await
-            .unwrap()
-            .into_inner()
-            .count,
-        Some(1)
-    );
+    assert_eq!(users.items[0].username, "renamed", "an existing record is left as it is");
+    assert_eq!(app.client.listener_list().send().await.unwrap().into_inner().count, Some(1));
 }
 
 #[tokio::test]

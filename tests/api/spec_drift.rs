@@ -83,9 +83,7 @@ fn describe(schema: &ReferenceOr<Schema>, components: &Components, inline_refs: 
                 let items = a.items.as_ref().map(|i| i.clone().unbox());
                 format!(
                     "array<{}>",
-                    items
-                        .map(|i| describe(&i, components, inline_refs))
-                        .unwrap_or_default()
+                    items.map(|i| describe(&i, components, inline_refs)).unwrap_or_default()
                 )
             }
             // dropshot wraps a referenced parameter schema in allOf.
@@ -102,10 +100,7 @@ fn json_schema(
     content: &indexmap::IndexMap<String, openapiv3::MediaType>,
     components: &Components,
 ) -> String {
-    match content
-        .get("application/json")
-        .and_then(|m| m.schema.as_ref())
-    {
+    match content.get("application/json").and_then(|m| m.schema.as_ref()) {
         Some(schema) => describe(schema, components, false),
         None if content.is_empty() => "none".to_string(),
         None => format!("content types {:?}", content.keys().collect::<Vec<_>>()),
@@ -193,30 +188,17 @@ fn differences(spec: &RouteTable, served: &RouteTable) -> Vec<String> {
 #[test]
 fn served_routes_match_the_spec() {
     let spec = route_table(&spec());
-    assert_eq!(
-        spec.len(),
-        21,
-        "the 20 operations of the PrivX pages and the token endpoint"
-    );
+    assert_eq!(spec.len(), 21, "the 20 operations of the PrivX pages and the token endpoint");
     let lines = differences(&spec, &route_table(&served()));
-    assert!(
-        lines.is_empty(),
-        "the served API drifted from spec/privx.yaml:\n{}",
-        lines.join("\n")
-    );
+    assert!(lines.is_empty(), "the served API drifted from spec/privx.yaml:\n{}", lines.join("\n"));
 }
 
 #[test]
 fn tags_and_user_view_are_both_published_at_their_own_paths() {
     let served = route_table(&served());
-    let tags = &served[&(
-        "GET".to_string(),
-        "/local-user-store/api/v1/users/tags".to_string(),
-    )];
-    let view = &served[&(
-        "GET".to_string(),
-        "/local-user-store/api/v1/users/{user_id}".to_string(),
-    )];
+    let tags = &served[&("GET".to_string(), "/local-user-store/api/v1/users/tags".to_string())];
+    let view =
+        &served[&("GET".to_string(), "/local-user-store/api/v1/users/{user_id}".to_string())];
     assert_eq!(tags.operation_id, "user_tags_list");
     assert_eq!(view.operation_id, "user_view");
 }
@@ -229,9 +211,7 @@ fn drift_of_any_kind_is_reported() {
     type Mutation = fn(&mut OpenAPI);
     let mutations: [(&str, Mutation); 6] = [
         ("a removed route", |doc| {
-            doc.paths
-                .paths
-                .shift_remove("/host-store/api/v1/settings/default_service_options");
+            doc.paths.paths.shift_remove("/host-store/api/v1/settings/default_service_options");
         }),
         ("a changed method", |doc| {
             let item = doc.paths.paths["/host-store/api/v1/settings/default_service_options"]
@@ -253,14 +233,8 @@ fn drift_of_any_kind_is_reported() {
                 .post
                 .as_mut()
                 .unwrap();
-            let created = op
-                .responses
-                .responses
-                .shift_remove(&StatusCode::Code(201))
-                .unwrap();
-            op.responses
-                .responses
-                .insert(StatusCode::Code(200), created);
+            let created = op.responses.responses.shift_remove(&StatusCode::Code(201)).unwrap();
+            op.responses.responses.insert(StatusCode::Code(200), created);
         }),
         ("a required flag", |doc| {
             let op = doc.paths.paths["/local-user-store/api/v1/users"]

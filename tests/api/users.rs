@@ -14,29 +14,14 @@ async fn create_answers_201_with_id_and_location_and_the_user_reads_back() {
         // The Go SDK sends these; they are not in the spec and must not fail the request.
         "first_name": "Alice", "attributes": [{"key": "k", "value": "v"}],
     });
-    let response = app
-        .http
-        .post(app.url("/local-user-store/api/v1/users"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.http.post(app.url("/local-user-store/api/v1/users")).json(&body).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let created: types::CreatedId = response.json().await.unwrap();
-    assert_eq!(
-        location,
-        format!("/local-user-store/api/v1/users/{}", created.id)
-    );
+    assert_eq!(location, format!("/local-user-store/api/v1/users/{}", created.id));
 
-    let user = app
-        .client
-        .user_view()
-        .user_id(created.id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let user = app.client.user_view().user_id(created.id).send().await.unwrap().into_inner();
     assert_eq!(user.id, Some(created.id));
     assert_eq!(user.username, "alice");
     assert_eq!(user.full_name.as_deref(), Some("Alice A"));
@@ -45,19 +30,8 @@ async fn create_answers_201_with_id_and_location_and_the_user_reads_back() {
     assert!(user.created.is_some() && user.created == user.updated);
     assert!(user.author.is_some() && user.author == user.updated_by);
     assert!(user.password.is_none(), "the password is never returned");
-    let raw = app
-        .http
-        .get(app.url(&location))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        !raw.contains("s3cret") && !raw.contains("argon2"),
-        "no password or hash in {raw}"
-    );
+    let raw = app.http.get(app.url(&location)).send().await.unwrap().text().await.unwrap();
+    assert!(!raw.contains("s3cret") && !raw.contains("argon2"), "no password or hash in {raw}");
 }
 
 #[tokio::test]
@@ -67,67 +41,21 @@ async fn list_counts_all_matches_and_pages_filters_by_username_and_id() {
     for i in 0..5 {
         ids.push(app.create_user(&format!("user{i}"), &[]).await);
     }
-    let page = app
-        .client
-        .user_list()
-        .offset(1)
-        .limit(2)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let page = app.client.user_list().offset(1).limit(2).send().await.unwrap().into_inner();
     assert_eq!(page.count, Some(5));
     let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
-    assert_eq!(
-        names,
-        ["user1", "user2"],
-        "creation order, after the offset"
-    );
+    assert_eq!(names, ["user1", "user2"], "creation order, after the offset");
 
     let all = app.client.user_list().send().await.unwrap().into_inner();
     assert_eq!(all.items.len(), 5, "the default limit covers them");
 
-    let by_name = app
-        .client
-        .user_list()
-        .username("user3")
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (by_name.count, by_name.items[0].id),
-        (Some(1), Some(ids[3]))
-    );
-    let by_id = app
-        .client
-        .user_list()
-        .id(ids[4])
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (by_id.count, by_id.items[0].username.as_str()),
-        (Some(1), "user4")
-    );
-    let both = app
-        .client
-        .user_list()
-        .username("user3")
-        .id(ids[4])
-        .send()
-        .await
-        .unwrap();
+    let by_name = app.client.user_list().username("user3").send().await.unwrap().into_inner();
+    assert_eq!((by_name.count, by_name.items[0].id), (Some(1), Some(ids[3])));
+    let by_id = app.client.user_list().id(ids[4]).send().await.unwrap().into_inner();
+    assert_eq!((by_id.count, by_id.items[0].username.as_str()), (Some(1), "user4"));
+    let both = app.client.user_list().username("user3").id(ids[4]).send().await.unwrap();
     assert_eq!(both.into_inner().count, Some(0), "filters combine");
-    let none = app
-        .client
-        .user_list()
-        .username("nobody")
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let none = app.client.user_list().username("nobody").send().await.unwrap().into_inner();
     assert_eq!((none.count, none.items.len()), (Some(0), 0));
 }
 
@@ -137,47 +65,20 @@ async fn usernames_are_unique_on_create_and_on_update() {
     app.create_user("alice", &[]).await;
     let bob = app.create_user("bob", &[]).await;
 
-    let (status, error) = api_error(
-        app.client
-            .user_create()
-            .body(user_request("alice"))
-            .send()
-            .await,
-    );
+    let (status, error) =
+        api_error(app.client.user_create().body(user_request("alice")).send().await);
     assert_eq!(status, 400);
     assert_eq!(error.error_code, types::ErrorCode::ValueDuplicate);
     assert_eq!(error.property.as_deref(), Some("username"));
 
-    let renamed = app
-        .client
-        .user_update()
-        .user_id(bob)
-        .body(user_request("alice"))
-        .send()
-        .await;
+    let renamed = app.client.user_update().user_id(bob).body(user_request("alice")).send().await;
     let (status, error) = api_error(renamed);
-    assert_eq!(
-        (status, error.error_code),
-        (400, types::ErrorCode::ValueDuplicate)
-    );
-    let bob_now = app
-        .client
-        .user_view()
-        .user_id(bob)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    assert_eq!((status, error.error_code), (400, types::ErrorCode::ValueDuplicate));
+    let bob_now = app.client.user_view().user_id(bob).send().await.unwrap().into_inner();
     assert_eq!(bob_now.username, "bob", "a rejected update changes nothing");
 
     // Renaming frees the old name.
-    app.client
-        .user_update()
-        .user_id(bob)
-        .body(user_request("robert"))
-        .send()
-        .await
-        .unwrap();
+    app.client.user_update().user_id(bob).body(user_request("robert")).send().await.unwrap();
     app.create_user("bob", &[]).await;
 }
 
@@ -185,52 +86,21 @@ async fn usernames_are_unique_on_create_and_on_update() {
 async fn update_replaces_the_profile_and_stamps_it() {
     let app = spawn_app().await;
     let id = app.create_user("carol", &["a"]).await;
-    let before = app
-        .client
-        .user_view()
-        .user_id(id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let before = app.client.user_view().user_id(id).send().await.unwrap().into_inner();
     let body = types::UserRequest {
         comment: Some("on call".into()),
         tags: vec!["b".into()],
         ..user_request("carol")
     };
-    let response = app
-        .client
-        .user_update()
-        .user_id(id)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.user_update().user_id(id).body(body).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    let after = app
-        .client
-        .user_view()
-        .user_id(id)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let after = app.client.user_view().user_id(id).send().await.unwrap().into_inner();
     assert_eq!(after.comment.as_deref(), Some("on call"));
     assert_eq!(after.tags, vec!["b".to_string()]);
     assert_eq!(after.created, before.created);
     assert!(after.updated > before.updated);
-    let tags = app
-        .client
-        .user_tags_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        tags,
-        vec!["b".to_string()],
-        "the tag index follows the update"
-    );
+    let tags = app.client.user_tags_list().send().await.unwrap().into_inner();
+    assert_eq!(tags, vec!["b".to_string()], "the tag index follows the update");
 }
 
 #[tokio::test]
@@ -243,24 +113,8 @@ async fn delete_removes_the_user_and_its_name() {
     assert_eq!(status, 404);
     let (status, _) = api_error(app.client.user_delete().user_id(id).send().await);
     assert_eq!(status, 404);
-    assert_eq!(
-        app.client
-            .user_list()
-            .send()
-            .await
-            .unwrap()
-            .into_inner()
-            .count,
-        Some(0)
-    );
-    assert!(app
-        .client
-        .user_tags_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner()
-        .is_empty());
+    assert_eq!(app.client.user_list().send().await.unwrap().into_inner().count, Some(0));
+    assert!(app.client.user_tags_list().send().await.unwrap().into_inner().is_empty());
     app.create_user("dave", &[]).await;
 }
 
@@ -268,55 +122,24 @@ async fn delete_removes_the_user_and_its_name() {
 async fn set_password_stores_a_hash_and_never_returns_it() {
     let app = spawn_app().await;
     let id = app.create_user("erin", &[]).await;
-    let body = types::Password {
-        password: "correct horse".into(),
-        created: None,
-    };
-    let response = app
-        .client
-        .user_password_set()
-        .user_id(id.to_string())
-        .body(body.clone())
-        .send()
-        .await;
+    let body = types::Password { password: "correct horse".into(), created: None };
+    let response =
+        app.client.user_password_set().user_id(id.to_string()).body(body.clone()).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
-    let raw = app
-        .http
-        .get(app.url(&format!("/local-user-store/api/v1/users/{id}")))
-        .send()
-        .await;
+    let raw = app.http.get(app.url(&format!("/local-user-store/api/v1/users/{id}"))).send().await;
     let raw = raw.unwrap().text().await.unwrap();
-    assert!(
-        !raw.contains("correct horse") && !raw.contains("argon2"),
-        "{raw}"
-    );
+    assert!(!raw.contains("correct horse") && !raw.contains("argon2"), "{raw}");
 
     let unknown = uuid::Uuid::new_v4().to_string();
-    let (status, _) = api_error(
-        app.client
-            .user_password_set()
-            .user_id(unknown)
-            .body(body.clone())
-            .send()
-            .await,
-    );
+    let (status, _) =
+        api_error(app.client.user_password_set().user_id(unknown).body(body.clone()).send().await);
     assert_eq!(status, 404);
-    let (status, _) = api_error(
-        app.client
-            .user_password_set()
-            .user_id("not-a-uuid")
-            .body(body)
-            .send()
-            .await,
-    );
+    let (status, _) =
+        api_error(app.client.user_password_set().user_id("not-a-uuid").body(body).send().await);
     assert_eq!(status, 404, "the spec types this user_id as a plain string");
 
     let store = app.stop_and_open_store().await;
-    let hash = store
-        .user_get(id)
-        .unwrap()
-        .password_hash
-        .expect("a hash is stored");
+    let hash = store.user_get(id).unwrap().password_hash.expect("a hash is stored");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(privx_mock::password::verify("correct horse", &hash));
 }
@@ -326,52 +149,18 @@ async fn tag_list_is_distinct_filtered_sorted_and_paged() {
     let app = spawn_app().await;
     app.create_user("u1", &["prod", "web"]).await;
     app.create_user("u2", &["web", "db", "Production"]).await;
-    let all = app
-        .client
-        .user_tags_list()
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let all = app.client.user_tags_list().send().await.unwrap().into_inner();
     assert_eq!(all, ["Production", "db", "prod", "web"]);
-    let desc = app
-        .client
-        .user_tags_list()
-        .sortdir(SortDir::Desc)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let desc =
+        app.client.user_tags_list().sortdir(SortDir::Desc).send().await.unwrap().into_inner();
     assert_eq!(desc, ["web", "prod", "db", "Production"]);
-    let matched = app
-        .client
-        .user_tags_list()
-        .query("PROD")
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        matched,
-        ["Production", "prod"],
-        "the query matches case-insensitively"
-    );
-    let paged = app
-        .client
-        .user_tags_list()
-        .offset(1)
-        .limit(2)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let matched = app.client.user_tags_list().query("PROD").send().await.unwrap().into_inner();
+    assert_eq!(matched, ["Production", "prod"], "the query matches case-insensitively");
+    let paged = app.client.user_tags_list().offset(1).limit(2).send().await.unwrap().into_inner();
     assert_eq!(paged, ["db", "prod"]);
     // The Python SDK lower-cases the sort direction.
-    let lower = app
-        .http
-        .get(app.url("/local-user-store/api/v1/users/tags?sortdir=desc"))
-        .send()
-        .await;
+    let lower =
+        app.http.get(app.url("/local-user-store/api/v1/users/tags?sortdir=desc")).send().await;
     let lower: Vec<String> = lower.unwrap().json().await.unwrap();
     assert_eq!(lower, desc);
 }

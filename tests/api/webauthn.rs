@@ -28,29 +28,16 @@ async fn app() -> TestApp {
 }
 
 fn names(list: &types::WebauthnCredentialList) -> Vec<&str> {
-    list.items
-        .iter()
-        .map(|c| c.name.as_deref().unwrap())
-        .collect()
+    list.items.iter().map(|c| c.name.as_deref().unwrap()).collect()
 }
 
 #[tokio::test]
 async fn list_is_per_user_sorted_and_paged() {
     let app = app().await;
-    let list = app
-        .client
-        .webauthn_credential_list()
-        .user_id(ALICE)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let list =
+        app.client.webauthn_credential_list().user_id(ALICE).send().await.unwrap().into_inner();
     assert_eq!(list.count, 3);
-    assert_eq!(
-        names(&list),
-        ["yubikey", "laptop", "phone"],
-        "by id by default"
-    );
+    assert_eq!(names(&list), ["yubikey", "laptop", "phone"], "by id by default");
     let by_name = app
         .client
         .webauthn_credential_list()
@@ -62,31 +49,13 @@ async fn list_is_per_user_sorted_and_paged() {
         .unwrap()
         .into_inner();
     assert_eq!(names(&by_name), ["yubikey", "phone", "laptop"]);
-    let paged = app
-        .client
-        .webauthn_credential_list()
-        .user_id(ALICE)
-        .offset(2)
-        .limit(5)
-        .send()
-        .await;
+    let paged =
+        app.client.webauthn_credential_list().user_id(ALICE).offset(2).limit(5).send().await;
     let paged = paged.unwrap().into_inner();
     assert_eq!((paged.count, names(&paged)), (3, vec!["phone"]));
-    let bob = app
-        .client
-        .webauthn_credential_list()
-        .user_id(BOB)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let bob = app.client.webauthn_credential_list().user_id(BOB).send().await.unwrap().into_inner();
     assert_eq!(names(&bob), ["bob's key"]);
-    let nobody = app
-        .client
-        .webauthn_credential_list()
-        .user_id("not-a-user")
-        .send()
-        .await;
+    let nobody = app.client.webauthn_credential_list().user_id("not-a-user").send().await;
     assert_eq!(api_error(nobody).0, 404);
 }
 
@@ -112,14 +81,8 @@ async fn view_update_and_delete_one_credential() {
         name: Some("work laptop".into()),
         comment: Some("desk".into()),
     };
-    let response = app
-        .client
-        .webauthn_credential_update()
-        .user_id(ALICE)
-        .id(KEY_B)
-        .body(body)
-        .send()
-        .await;
+    let response =
+        app.client.webauthn_credential_update().user_id(ALICE).id(KEY_B).body(body).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
     let key = app
         .client
@@ -130,97 +93,37 @@ async fn view_update_and_delete_one_credential() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        (key.name.as_deref(), key.comment.as_deref()),
-        (Some("work laptop"), Some("desk"))
-    );
+    assert_eq!((key.name.as_deref(), key.comment.as_deref()), (Some("work laptop"), Some("desk")));
     assert!(key.updated > key.created);
 
-    let response = app
-        .client
-        .webauthn_credential_delete()
-        .user_id(ALICE)
-        .id(KEY_B)
-        .send()
-        .await;
+    let response = app.client.webauthn_credential_delete().user_id(ALICE).id(KEY_B).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
-    let gone = app
-        .client
-        .webauthn_credential_view()
-        .user_id(ALICE)
-        .id(KEY_B)
-        .send()
-        .await;
+    let gone = app.client.webauthn_credential_view().user_id(ALICE).id(KEY_B).send().await;
     assert_eq!(api_error(gone).0, 404);
 }
 
 #[tokio::test]
 async fn a_credential_is_only_found_under_its_own_user() {
     let app = app().await;
-    let wrong_user = app
-        .client
-        .webauthn_credential_view()
-        .user_id(ALICE)
-        .id(BOB_KEY)
-        .send()
-        .await;
+    let wrong_user = app.client.webauthn_credential_view().user_id(ALICE).id(BOB_KEY).send().await;
     assert_eq!(api_error(wrong_user).0, 404);
-    let body = types::WebauthnCredentialUpdate {
-        name: Some("x".into()),
-        comment: None,
-    };
-    let update = app
-        .client
-        .webauthn_credential_update()
-        .user_id(ALICE)
-        .id(BOB_KEY)
-        .body(body)
-        .send()
-        .await;
+    let body = types::WebauthnCredentialUpdate { name: Some("x".into()), comment: None };
+    let update =
+        app.client.webauthn_credential_update().user_id(ALICE).id(BOB_KEY).body(body).send().await;
     assert_eq!(api_error(update).0, 404);
-    let delete = app
-        .client
-        .webauthn_credential_delete()
-        .user_id(ALICE)
-        .id(BOB_KEY)
-        .send()
-        .await;
+    let delete = app.client.webauthn_credential_delete().user_id(ALICE).id(BOB_KEY).send().await;
     assert_eq!(api_error(delete).0, 404);
-    let bogus = app
-        .client
-        .webauthn_credential_view()
-        .user_id(ALICE)
-        .id("garbage")
-        .send()
-        .await;
+    let bogus = app.client.webauthn_credential_view().user_id(ALICE).id("garbage").send().await;
     assert_eq!(api_error(bogus).0, 404);
 }
 
 #[tokio::test]
 async fn deleting_a_user_deletes_its_credentials() {
     let app = app().await;
-    app.client
-        .user_delete()
-        .user_id(ALICE.parse::<uuid::Uuid>().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let list = app
-        .client
-        .webauthn_credential_list()
-        .user_id(ALICE)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    app.client.user_delete().user_id(ALICE.parse::<uuid::Uuid>().unwrap()).send().await.unwrap();
+    let list =
+        app.client.webauthn_credential_list().user_id(ALICE).send().await.unwrap().into_inner();
     assert_eq!(list.count, 0);
-    let bob = app
-        .client
-        .webauthn_credential_list()
-        .user_id(BOB)
-        .send()
-        .await
-        .unwrap()
-        .into_inner();
+    let bob = app.client.webauthn_credential_list().user_id(BOB).send().await.unwrap().into_inner();
     assert_eq!(bob.count, 1);
 }

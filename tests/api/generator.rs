@@ -1,0 +1,100 @@
+//! build.rs refuses what it cannot generate correctly, with a message naming the operation.
+
+use serde_yaml::Value;
+
+#[allow(dead_code)]
+#[path = "../../build.rs"]
+mod build_script;
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(crate::helpers::repo_path("spec/privx.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+fn errors_of(spec: &Value, expected: &str) -> String {
+    match build_script::generate(&serde_yaml::to_string(spec).unwrap()) {
+        Ok(_) => panic!("the generator accepted a spec that should fail with {expected:?}"),
+        Err(errors) => errors.join("\n"),
+    }
+}
+
+fn operation<'a>(spec: &'a mut Value, path: &str, method: &str) -> &'a mut Value {
+    &mut spec["paths"][path][method]
+}
+
+#[test]
+fn the_spec_generates() {
+    let generated = build_script::generate(&serde_yaml::to_string(&spec()).unwrap());
+    let generated = generated.unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(generated.server.contains("pub trait PrivxApi"));
+}
+
+#[test]
+fn unsupported_constructs_fail_with_a_clear_message() {
+    type Mutation = fn(&mut Value);
+    let cases: [(Mutation, &str); 7] = [
+        (
+            |s| {
+                let op = operation(s, "/local-user-store/api/v1/users", "get");
+                let header = serde_yaml::from_str("{name: X-Trace, in: header, schema: {type: string}}");
+                op["parameters"].as_sequence_mut().unwrap().push(header.unwrap());
+            },
+            "GET /local-user-store/api/v1/users: parameter \"X-Trace\" is in a header or cookie",
+        ),
+        (
+            |s| {
+                let op = operation(s, "/local-user-store/api/v1/users/{user_id}", "delete");
+                let ok = op["responses"]["200"].clone();
+                op["responses"].as_mapping_mut().unwrap().remove("200");
+                op["responses"]["204"] = ok;
+            },
+            "DELETE /local-user-store/api/v1/users/{user_id}: response 204 is not supported",
+        ),
+        (
+            |s| operation(s, "/local-user-store/api/v1/users", "get")["operationId"] = "UserList".into(),
+            "operationId \"UserList\" is not snake_case",
+        ),
+        (
+            |s| {
+                let op = operation(s, "/local-user-store/api/v1/users", "get");
+                op["responses"]["400"] = serde_yaml::from_str(
+                    "{description: x, content: {application/json: {schema: {type: string}}}}",
+                )
+                .unwrap();
+            },
+            "error response 400 must be application/json with one of the error schemas",
+        ),
+        (
+            |s| {
+                let copy = operation(s, "/local-user-store/api/v1/users/tags", "get").clone();
+                let mut patch = copy;
+                patch["operationId"] = "user_tags_patch".into();
+                s["paths"]["/local-user-store/api/v1/users/tags"]["patch"] = patch;
+            },
+            "PATCH /local-user-store/api/v1/users/tags: the literal segment \"tags\" sits beside a variable segment",
+        ),
+        (
+            |s| {
+                let op = operation(s, "/local-user-store/api/v1/users", "post");
+                let body = op["requestBody"]["content"]["application/json"].clone();
+                op["requestBody"]["content"] = serde_yaml::from_str("{}").unwrap();
+                op["requestBody"]["content"]["multipart/form-data"] = body;
+            },
+            "POST /local-user-store/api/v1/users: a request body must have one of",
+        ),
+        (
+            |s| {
+                // Variant names that differ only in case: typify panics, the build must not.
+                s["components"]["schemas"]["ErrorCode"]["enum"] =
+                    serde_yaml::from_str("[ASC, DESC, asc, desc]").unwrap();
+            },
+            "unsupported construct: Failed to make unique variant names",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut spec = spec();
+        mutate(&mut spec);
+        let errors = errors_of(&spec, expected);
+        assert!(errors.contains(expected), "expected {expected:?} in:\n{errors}");
+    }
+}
