@@ -51,6 +51,14 @@ struct Args {
     /// Write the log (bunyan JSON) to this file instead of the terminal.
     #[arg(long, env = "PRIVX_LOG_FILE")]
     log_file: Option<PathBuf>,
+    /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
+    /// server must not be running on that directory).
+    #[arg(long, value_name = "FILE", conflicts_with = "import")]
+    export: Option<PathBuf>,
+    /// Load a JSON export (or fixtures) into the store in --data-dir, then exit; records whose
+    /// id is already stored are kept.
+    #[arg(long, value_name = "FILE")]
+    import: Option<PathBuf>,
 }
 
 fn parse_level(s: &str) -> Result<ConfigLoggingLevel, String> {
@@ -60,6 +68,12 @@ fn parse_level(s: &str) -> Result<ConfigLoggingLevel, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(file) = &args.export {
+        return server::export(&args.data_dir, file);
+    }
+    if let Some(file) = &args.import {
+        return server::import(&args.data_dir, file);
+    }
     let mut auth = match &args.config {
         Some(path) => server::read_auth_config(path)?,
         None => AuthConfig::default(),
@@ -81,5 +95,5 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };
     eprintln!("privx-mock listening on {scheme}://{}", server.local_addr());
-    server.await.map_err(|e| anyhow::anyhow!(e))
+    server::serve_until_signalled(server).await
 }

@@ -62,6 +62,54 @@ pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
     Ok(api)
 }
 
+/// Loads a fixtures (or export) file into `store`; records already there are kept.
+fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading fixtures {}", path.display()))?;
+    let fixtures: Fixtures = serde_json::from_str(&text)
+        .with_context(|| format!("parsing fixtures {}", path.display()))?;
+    let stamp = Stamp { actor: FIXTURES_AUTHOR, now: clock.now() };
+    store
+        .load_fixtures(fixtures, password::hash, stamp)
+        .with_context(|| format!("loading fixtures {}", path.display()))
+}
+
+/// `--export FILE`: writes the whole state of the store in `data_dir` to `file` as JSON.
+pub fn export(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let json = serde_json::to_vec_pretty(&store.export()?)?;
+    std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
+}
+
+/// `--import FILE`: loads an export (or fixtures) into the store in `data_dir`.
+pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
+    let store = Store::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    load(&store, file, &Clock::default())
+}
+
+/// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish and
+/// flushes the store.
+pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let store = server.app_private().store.clone();
+    let mut terminate = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let stopped = server.wait_for_shutdown();
+    tokio::select! {
+        result = stopped => result.map_err(|e| anyhow::anyhow!(e))?,
+        _ = tokio::signal::ctrl_c() => shut_down(server, "SIGINT").await?,
+        _ = terminate.recv() => shut_down(server, "SIGTERM").await?,
+    }
+    store.flush().context("flushing the store")?;
+    Ok(())
+}
+
+async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<()> {
+    eprintln!("privx-mock: {signal}: finishing in-flight requests");
+    server.close().await.map_err(|e| anyhow::anyhow!(e))
+}
+
 /// Opens the store, loads the fixtures (if any) and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let store = Store::open(&config.data_dir)
@@ -72,14 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         eprintln!("privx-mock: generated {line}");
     }
     if let Some(path) = &config.fixtures {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading fixtures {}", path.display()))?;
-        let fixtures: Fixtures = serde_json::from_str(&text)
-            .with_context(|| format!("parsing fixtures {}", path.display()))?;
-        let stamp = Stamp { actor: FIXTURES_AUTHOR, now: config.clock.now() };
-        store
-            .load_fixtures(fixtures, password::hash, stamp)
-            .with_context(|| format!("loading fixtures {}", path.display()))?;
+        load(&store, path, &config.clock)?;
     }
     let level = config.log_level.clone();
     let log = match &config.log_file {
@@ -104,7 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         cert_file: cert_file.clone(),
         key_file: key_file.clone(),
     });
-    let context = Context { store, clock: config.clock.clone(), auth };
+    let context = Context { store: std::sync::Arc::new(store), clock: config.clock.clone(), auth };
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)

@@ -31,7 +31,7 @@ use auth::{Auth, Caller};
 
 /// What every handler can reach.
 pub struct Context {
-    pub store: Store,
+    pub store: std::sync::Arc<Store>,
     pub clock: Clock,
     pub auth: Auth,
 }
@@ -58,7 +58,7 @@ impl Context {
         write: impl FnOnce(Stamp) -> Result<T, StoreError>,
     ) -> Result<T, ApiError> {
         let written = write(Stamp { actor: caller.subject, now: self.now() })?;
-        self.store.flush_async().await?;
+        self.store.durable().await?;
         Ok(written)
     }
 }

@@ -1,21 +1,27 @@
-//! Initial state from a JSON document (`--fixtures FILE`): the only way to create connections
-//! and WebAuthn credentials, which have no create operation in the API.
+//! The whole state as one JSON document, both ways.
 //!
-//! Loading is idempotent: a record whose id is already stored is left as it is.
+//! Loading (`--fixtures FILE` at start, `--import FILE`) is the only way to create connections
+//! and WebAuthn credentials, which have no create operation in the API. It is idempotent: a
+//! record whose id is already stored is left as it is. Timestamps and authors left out default
+//! to the time and identity of loading, and a user may carry a plain-text `password` (hashed
+//! on load) instead of a `password_hash`.
+//!
+//! Exporting (`--export FILE`) writes every record with all its fields, the server's secrets
+//! included, so importing the export into an empty store restores the state exactly.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::users::PasswordHash;
+use super::listeners::DEFAULT_KEEP_OPEN_SEC;
 use super::{
-    ConnectionRecord, CredentialRecord, ListenerFields, Stamp, Store, StoreError, UserProfile,
-    UserRecord,
+    all, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord, Stamp, Store,
+    StoreError, UserProfile, UserRecord,
 };
 
-/// The fixtures document. Every list is optional.
+/// The fixtures (and export) document. Every part is optional.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixtures {
@@ -30,46 +36,95 @@ pub struct Fixtures {
     /// Settings documents by name, e.g. `default_service_options`.
     #[serde(default)]
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// The server's own secrets (token signing key, admin and OAuth client hashes...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, serde_json::Value>,
 }
 
-/// A user: its id, the profile fields of the API and, optionally, a plain-text password
-/// (hashed on load, never stored as given).
+/// When and by whom a record was made and last changed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FixtureStamps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<Uuid>,
+}
+
+impl FixtureStamps {
+    fn of(created: DateTime<Utc>, updated: DateTime<Utc>, author: Uuid, updated_by: Uuid) -> Self {
+        Self {
+            created: Some(created),
+            updated: Some(updated),
+            author: Some(author),
+            updated_by: Some(updated_by),
+        }
+    }
+
+    /// (created, updated, author, updated_by), each defaulting to `stamp`.
+    fn or(&self, stamp: Stamp) -> (DateTime<Utc>, DateTime<Utc>, Uuid, Uuid) {
+        (
+            self.created.unwrap_or(stamp.now),
+            self.updated.unwrap_or(stamp.now),
+            self.author.unwrap_or(stamp.actor),
+            self.updated_by.unwrap_or(stamp.actor),
+        )
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FixtureUser {
     pub id: Uuid,
     #[serde(flatten)]
     pub profile: UserProfile,
+    /// A plain-text password, hashed on load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// An argon2id hash (what an export carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_created: Option<DateTime<Utc>>,
     #[serde(default)]
     pub password_change_required: bool,
+    #[serde(flatten)]
+    pub stamps: FixtureStamps,
 }
 
-/// A WebAuthn credential; timestamps and authors default to the time and identity of loading.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FixtureCredential {
     pub id: Uuid,
     pub user_id: Uuid,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub stamps: FixtureStamps,
 }
 
-/// A listener, open for `keep_open_sec` from loading; `address` defaults to a free port.
+/// A listener, open until `closes_at` or else `keep_open_sec` (default 300) from loading;
+/// `address` defaults to a free port.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FixtureListener {
     pub id: Uuid,
     #[serde(flatten)]
     pub fields: ListenerFields,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_open_sec: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub stamps: FixtureStamps,
 }
 
 impl Store {
@@ -80,22 +135,30 @@ impl Store {
         hash: impl Fn(&str) -> String,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
+        for (name, value) in fixtures.secrets {
+            if self.secret::<serde_json::Value>(&name)?.is_none() {
+                self.secret_put(&name, &value)?;
+            }
+        }
         for user in fixtures.users {
-            let password =
-                user.password.map(|p| PasswordHash { hash: hash(&p), created: stamp.now });
+            let (created, updated, author, updated_by) = user.stamps.or(stamp);
+            let password_hash = user.password_hash.or_else(|| user.password.map(|p| hash(&p)));
             self.user_insert_absent(&UserRecord {
                 id: user.id,
-                created: stamp.now,
-                updated: stamp.now,
-                author: stamp.actor,
-                updated_by: stamp.actor,
+                created,
+                updated,
+                author,
+                updated_by,
                 profile: user.profile,
-                password_created: password.as_ref().map(|p| p.created),
-                password_hash: password.map(|p| p.hash),
+                password_created: password_hash
+                    .as_ref()
+                    .map(|_| user.password_created.unwrap_or(stamp.now)),
+                password_hash,
                 password_change_required: user.password_change_required,
             })?;
         }
         for c in fixtures.webauthn_credentials {
+            let (created, updated, author, updated_by) = c.stamps.or(stamp);
             self.credential_insert_absent(&CredentialRecord {
                 id: c.id,
                 user_id: c.user_id,
@@ -103,20 +166,29 @@ impl Store {
                 name: c.name,
                 comment: c.comment,
                 last_used: c.last_used,
-                created: stamp.now,
-                author: stamp.actor,
-                updated: stamp.now,
-                updated_by: stamp.actor,
+                created,
+                author,
+                updated,
+                updated_by,
             })?;
         }
         for connection in fixtures.connections {
-            let bytes = serde_json::to_vec(&connection)?;
-            self.connections
-                .compare_and_swap(connection.id.as_bytes(), None::<&[u8]>, Some(bytes))?
-                .ok();
+            self.connection_insert_absent(&connection)?;
         }
         for l in fixtures.listeners {
-            self.listener_insert(l.id, l.fields, l.address, l.keep_open_sec, stamp)?;
+            let (created, updated, author, updated_by) = l.stamps.or(stamp);
+            let keep_open = Duration::seconds(l.keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC));
+            let record = ListenerRecord {
+                id: l.id,
+                fields: l.fields,
+                address: l.address.clone().unwrap_or_default(),
+                closes_at: l.closes_at.unwrap_or(stamp.now + keep_open),
+                created,
+                updated,
+                author,
+                updated_by,
+            };
+            self.listener_insert(record, l.address.is_none(), stamp.now)?;
         }
         for (name, document) in fixtures.settings {
             if self.setting::<serde_json::Value>(&name)?.is_none() {
@@ -124,5 +196,69 @@ impl Store {
             }
         }
         self.flush()
+    }
+
+    /// The whole state, in the fixtures format.
+    pub fn export(&self) -> Result<Fixtures, StoreError> {
+        let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
+        let users = self
+            .users
+            .iter()
+            .values()
+            .map(|value| {
+                let u: UserRecord = serde_json::from_slice(&value?)?;
+                Ok(FixtureUser {
+                    id: u.id,
+                    profile: u.profile,
+                    password: None,
+                    password_hash: u.password_hash,
+                    password_created: u.password_created,
+                    password_change_required: u.password_change_required,
+                    stamps: FixtureStamps::of(u.created, u.updated, u.author, u.updated_by),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let webauthn_credentials = all::<CredentialRecord>(&self.credentials)?
+            .into_iter()
+            .map(|c| FixtureCredential {
+                id: c.id,
+                user_id: c.user_id,
+                credential_id: c.credential_id,
+                name: c.name,
+                comment: c.comment,
+                last_used: c.last_used,
+                stamps: FixtureStamps::of(c.created, c.updated, c.author, c.updated_by),
+            })
+            .collect();
+        let listeners = all::<ListenerRecord>(&self.listeners)?
+            .into_iter()
+            .map(|l| FixtureListener {
+                id: l.id,
+                fields: l.fields,
+                address: Some(l.address),
+                keep_open_sec: None,
+                closes_at: Some(l.closes_at),
+                stamps: FixtureStamps::of(l.created, l.updated, l.author, l.updated_by),
+            })
+            .collect();
+        let named = |tree: &sled::Tree,
+                     prefix: &str|
+         -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
+            tree.scan_prefix(prefix.as_bytes())
+                .map(|entry| {
+                    let (key, value) = entry?;
+                    let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    Ok((name, serde_json::from_slice(&value)?))
+                })
+                .collect()
+        };
+        Ok(Fixtures {
+            users,
+            webauthn_credentials,
+            connections: self.connections()?,
+            listeners,
+            settings: named(&self.settings, "")?,
+            secrets: named(&self.meta, super::SECRET_PREFIX)?,
+        })
     }
 }

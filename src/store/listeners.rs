@@ -107,53 +107,48 @@ impl Store {
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<ListenerRecord, StoreError> {
-        self.listener_insert(Uuid::now_v7(), fields, None, keep_open_sec, stamp)
-    }
-
-    /// Inserts a listener with the given id (and address, if one is asked for) unless a
-    /// listener with that id exists; returns the stored listener.
-    pub(super) fn listener_insert(
-        &self,
-        id: Uuid,
-        fields: ListenerFields,
-        address: Option<String>,
-        keep_open_sec: Option<i64>,
-        stamp: Stamp,
-    ) -> Result<ListenerRecord, StoreError> {
-        validate(&fields)?;
         let keep_open_sec = keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC);
-        let closes_at = closes_at(stamp.now, keep_open_sec, "keep_open_sec")?;
-        // Address allocation reads every open listener and then writes: one at a time.
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, id.as_bytes())? {
-            return Ok(existing);
-        }
-        let taken: BTreeSet<String> =
-            self.listeners_open(stamp.now)?.into_iter().map(|l| l.address).collect();
-        let address = match address {
-            Some(a) if taken.contains(&a) => {
-                return Err(StoreError::Duplicate { property: "address", value: a })
-            }
-            Some(a) => a,
-            None => PORTS
-                .map(|port| format!("{LISTENER_IP}:{port}"))
-                .find(|a| !taken.contains(a))
-                .ok_or_else(|| StoreError::Invalid {
-                    property: "address",
-                    message: "no free listener port is left".to_string(),
-                })?,
-        };
         let record = ListenerRecord {
-            id,
+            id: Uuid::now_v7(),
             fields,
-            address,
-            closes_at,
+            address: String::new(),
+            closes_at: closes_at(stamp.now, keep_open_sec, "keep_open_sec")?,
             created: stamp.now,
             updated: stamp.now,
             author: stamp.actor,
             updated_by: stamp.actor,
         };
-        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.listener_insert(record, true, stamp.now)
+    }
+
+    /// Inserts `record` unless a listener with its id exists (then returns that one). With
+    /// `allocate`, it gets the lowest free address; otherwise its own must be free.
+    pub(super) fn listener_insert(
+        &self,
+        mut record: ListenerRecord,
+        allocate: bool,
+        now: DateTime<Utc>,
+    ) -> Result<ListenerRecord, StoreError> {
+        validate(&record.fields)?;
+        // Address allocation reads every open listener and then writes: one at a time.
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, record.id.as_bytes())? {
+            return Ok(existing);
+        }
+        let taken: BTreeSet<String> =
+            self.listeners_open(now)?.into_iter().map(|l| l.address).collect();
+        if allocate {
+            record.address = PORTS
+                .map(|port| format!("{LISTENER_IP}:{port}"))
+                .find(|a| !taken.contains(a))
+                .ok_or_else(|| StoreError::Invalid {
+                    property: "address",
+                    message: "no free listener port is left".to_string(),
+                })?;
+        } else if taken.contains(&record.address) && record.is_open(now) {
+            return Err(StoreError::Duplicate { property: "address", value: record.address });
+        }
+        self.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 

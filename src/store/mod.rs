@@ -23,6 +23,13 @@
 //! its index entries (`usernames`, `user_tags`, `meta`) change together in one sled
 //! transaction, so the indexes always agree with the records.
 //!
+//! # Durability and consistency
+//!
+//! A write is durable once [`Store::durable`] returns: it flushes sled (fsync) and shares each
+//! flush between every writer waiting at the time (group commit), so concurrent writers cost
+//! one flush per round rather than one each. User writes and user listings take `users_lock`
+//! (exclusive and shared), so a listing's `count` and `items` come from one state.
+//!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address.
 
@@ -136,9 +143,33 @@ pub struct Store {
     meta: sled::Tree,
     /// Serializes listener writes, which allocate addresses from a scan of open listeners.
     listener_lock: std::sync::Mutex<()>,
+    /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
+    users_lock: std::sync::RwLock<()>,
+    flusher: Flusher,
+}
+
+/// Group commit: whoever finds no flush running flushes for everyone who has written so far.
+struct Flusher {
+    /// Tickets handed out (one per `durable` call) and whether a flush is running.
+    state: std::sync::Mutex<(u64, bool)>,
+    /// The highest ticket known to be on disk.
+    done: tokio::sync::watch::Sender<u64>,
+    flushes: std::sync::atomic::AtomicU64,
+}
+
+/// Marks the running flush finished (also when its future is dropped) and wakes the waiters.
+struct FlushRound<'a>(&'a Flusher);
+
+impl Drop for FlushRound<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
+        self.0.done.send_modify(|_| {});
+    }
 }
 
 const USER_COUNT: &[u8] = b"user_count";
+/// Server secrets live in `meta` under this prefix.
+const SECRET_PREFIX: &str = "auth.";
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
@@ -154,6 +185,12 @@ impl Store {
             settings: db.open_tree("settings")?,
             meta: db.open_tree("meta")?,
             listener_lock: std::sync::Mutex::new(()),
+            users_lock: std::sync::RwLock::new(()),
+            flusher: Flusher {
+                state: std::sync::Mutex::new((0, false)),
+                done: tokio::sync::watch::Sender::new(0),
+                flushes: std::sync::atomic::AtomicU64::new(0),
+            },
             db,
         })
     }
@@ -164,10 +201,44 @@ impl Store {
         Ok(())
     }
 
-    /// Writes everything written so far to disk, without blocking the async runtime.
-    pub async fn flush_async(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// Returns once everything written before the call is on disk. Concurrent callers share
+    /// flushes: one flush serves every write that came before it.
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        let flusher = &self.flusher;
+        let lock = || flusher.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = {
+            let mut state = lock();
+            state.0 += 1;
+            state.0
+        };
+        let mut done = flusher.done.subscribe();
+        loop {
+            if *done.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            let lead = {
+                let mut state = lock();
+                let lead = !state.1;
+                state.1 = true;
+                lead.then_some(state.0)
+            };
+            match lead {
+                Some(covered) => {
+                    let _round = FlushRound(flusher);
+                    flusher.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.db.flush_async().await?;
+                    flusher.done.send_modify(|done| *done = (*done).max(covered));
+                }
+                // A flush is running; it may have started before our write, so look again
+                // when it ends.
+                None => done.changed().await.expect("the sender lives in the store"),
+            }
+        }
+    }
+
+    /// How many flushes `durable` has run (fewer than its calls when writers share them).
+    pub fn flush_count(&self) -> u64 {
+        self.flusher.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The settings document `name`, if one was stored.
@@ -182,12 +253,13 @@ impl Store {
 
     /// The server secret `name` (a signing key, a password hash...), if one was kept.
     pub fn secret<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.meta, format!("auth.{name}").as_bytes())
+        get_json(&self.meta, format!("{SECRET_PREFIX}{name}").as_bytes())
     }
 
     /// Keeps the server secret `name`, durably.
     pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.meta.insert(format!("auth.{name}").as_bytes(), serde_json::to_vec(value)?)?;
+        self.meta
+            .insert(format!("{SECRET_PREFIX}{name}").as_bytes(), serde_json::to_vec(value)?)?;
         self.flush()
     }
 
@@ -230,7 +302,13 @@ impl Store {
 
     /// Every connection, in id order.
     pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        self.connections.iter().values().map(|value| Ok(serde_json::from_slice(&value?)?)).collect()
+        all(&self.connections)
+    }
+
+    fn connection_insert_absent(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record)?;
+        self.connections.compare_and_swap(record.id.as_bytes(), None::<&[u8]>, Some(bytes))?.ok();
+        Ok(())
     }
 }
 
@@ -239,6 +317,11 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
+}
+
+/// Every record of a tree.
+fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+    tree.iter().values().map(|value| Ok(serde_json::from_slice(&value?)?)).collect()
 }
 
 /// Sorts `items` by `key`, descending if asked.

@@ -165,6 +165,7 @@ fn read_u64(bytes: &[u8]) -> u64 {
 impl Store {
     /// Runs `f` in one transaction over the user trees.
     fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
+        let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
         Ok((&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
             |(users, usernames, user_tags, meta)| f(&UserTx { users, usernames, user_tags, meta }),
         )?)
@@ -221,6 +222,7 @@ impl Store {
         id: Option<Uuid>,
         page: Page,
     ) -> Result<Listing<UserRecord>, StoreError> {
+        let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let by_name = match username {
             Some(name) => match self.usernames.get(username_key(name))? {
                 Some(bytes) => Some(Uuid::from_slice(&bytes).map_err(|_| corrupt_index())?),
@@ -297,6 +299,7 @@ impl Store {
         descending: bool,
         page: Page,
     ) -> Result<Vec<String>, StoreError> {
+        let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let query = query.map(str::to_lowercase);
         let mut tags: Vec<String> = Vec::new();
         for key in self.user_tags.iter().keys() {

@@ -117,6 +117,22 @@ impl TestApp {
         self.log_in_as_admin().await;
     }
 
+    /// The store's directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// How many flushes the store has run so far.
+    pub fn flush_count(&self) -> u64 {
+        self.server.as_ref().expect("running").app_private().store.flush_count()
+    }
+
+    /// Stops the server (cleanly); the returned directory holds its store until dropped.
+    pub async fn stop(mut self) -> TempDir {
+        self.server.take().expect("running").close().await.expect("clean shutdown");
+        self.dir
+    }
+
     /// Moves the server's clock forward.
     pub fn advance_clock(&self, by: chrono::Duration) {
         self.config.clock.advance(by);
@@ -160,6 +176,13 @@ impl TestApp {
         let token = self.token(ADMIN.0, ADMIN.1).await;
         self.http = bearer_client(&token);
         self.client = Client::new_with_client(&self.base_url, self.http.clone());
+    }
+
+    /// Sends a user create with just `username`; returns the status.
+    pub async fn create_user_raw(&self, username: String) -> u16 {
+        let body = serde_json::json!({ "username": username });
+        let response = self.http.post(self.url("/local-user-store/api/v1/users")).json(&body);
+        response.send().await.expect("an answer").status().as_u16()
     }
 
     /// Creates a user with `username` (and `tags`) and returns its id.

@@ -3,7 +3,10 @@
 
 mod auth;
 mod bad_input;
+mod binary;
+mod concurrency;
 mod connections;
+mod durability;
 mod generated_code;
 mod generator;
 mod helpers;
