@@ -221,9 +221,9 @@ pub mod types {
         ///ID of the service who originally authored the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<::uuid::Uuid>,
-        ///Number of seconds until the listener and all ongoing connections will be closed automatically unless a keep open request is sent before that.
+        ///Number of seconds until the listener and all ongoing connections will be closed automatically unless a keep open request is sent before that. In an update, keeps the listener open that many seconds from now (at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub closed_in_sec: ::std::option::Option<i64>,
+        pub closed_in_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///When the object was created
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -257,9 +257,9 @@ pub mod types {
     pub struct ListenerCreate {
         ///Destination address including extender prefix, hostname and port
         pub destination: ::std::string::String,
-        ///Number of seconds to keep the listener and all ongoing connections open.
+        ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub keep_open_sec: ::std::option::Option<i64>,
+        pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
         pub network: ::std::string::String,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
@@ -304,11 +304,11 @@ pub mod types {
     )]
     pub struct ListenerListQuery {
         ///Maximum number of objects to return
-        #[serde(default = "defaults::default_u64::<u64, 50>")]
-        pub limit: u64,
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
         ///Offset from which to start fetching objects
         #[serde(default)]
-        pub offset: u64,
+        pub offset: u32,
         ///Sorting direction. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sortdir: ::std::option::Option<crate::api::SortDir>,
@@ -319,7 +319,7 @@ pub mod types {
     impl ::std::default::Default for ListenerListQuery {
         fn default() -> Self {
             Self {
-                limit: defaults::default_u64::<u64, 50>(),
+                limit: defaults::default_u64::<u32, 50>(),
                 offset: Default::default(),
                 sortdir: Default::default(),
                 sortkey: defaults::listener_list_query_sortkey(),
@@ -535,7 +535,71 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Password
-        pub password: ::std::string::String,
+        pub password: PasswordPassword,
+    }
+    ///Password
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct PasswordPassword(::std::string::String);
+    impl ::std::ops::Deref for PasswordPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PasswordPassword> for ::std::string::String {
+        fn from(value: PasswordPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PasswordPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PasswordPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///RDP service options
     #[derive(
@@ -844,11 +908,11 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::uuid::Uuid>,
         ///Number of items to return
-        #[serde(default = "defaults::default_u64::<u64, 50>")]
-        pub limit: u64,
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
         ///Offset where to start fetching the items
         #[serde(default)]
-        pub offset: u64,
+        pub offset: u32,
         ///The username of the user
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub username: ::std::option::Option<::std::string::String>,
@@ -857,7 +921,7 @@ pub mod types {
         fn default() -> Self {
             Self {
                 id: Default::default(),
-                limit: defaults::default_u64::<u64, 50>(),
+                limit: defaults::default_u64::<u32, 50>(),
                 offset: Default::default(),
                 username: Default::default(),
             }
@@ -878,7 +942,71 @@ pub mod types {
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Password
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<::std::string::String>,
+        pub password: ::std::option::Option<UserPasswordPassword>,
+    }
+    ///Password
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserPasswordPassword(::std::string::String);
+    impl ::std::ops::Deref for UserPasswordPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserPasswordPassword> for ::std::string::String {
+        fn from(value: UserPasswordPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserPasswordPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserPasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserPasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserPasswordPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`UserPasswordSetPath`
     #[derive(
@@ -952,11 +1080,11 @@ pub mod types {
     )]
     pub struct UserTagsListQuery {
         ///Number of items to return
-        #[serde(default = "defaults::default_u64::<u64, 50>")]
-        pub limit: u64,
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
         ///Offset where to start fetching the items
         #[serde(default)]
-        pub offset: u64,
+        pub offset: u32,
         ///Query string matches the tags
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub query: ::std::option::Option<::std::string::String>,
@@ -967,7 +1095,7 @@ pub mod types {
     impl ::std::default::Default for UserTagsListQuery {
         fn default() -> Self {
             Self {
-                limit: defaults::default_u64::<u64, 50>(),
+                limit: defaults::default_u64::<u32, 50>(),
                 offset: Default::default(),
                 query: Default::default(),
                 sortdir: Default::default(),
@@ -1131,11 +1259,11 @@ pub mod types {
     )]
     pub struct WebauthnCredentialListQuery {
         ///Number of items to return
-        #[serde(default = "defaults::default_u64::<u64, 50>")]
-        pub limit: u64,
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
         ///Offset where to start fetching the items
         #[serde(default)]
-        pub offset: u64,
+        pub offset: u32,
         ///Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sortdir: ::std::option::Option<crate::api::SortDir>,
@@ -1146,7 +1274,7 @@ pub mod types {
     impl ::std::default::Default for WebauthnCredentialListQuery {
         fn default() -> Self {
             Self {
-                limit: defaults::default_u64::<u64, 50>(),
+                limit: defaults::default_u64::<u32, 50>(),
                 offset: Default::default(),
                 sortdir: Default::default(),
                 sortkey: defaults::webauthn_credential_list_query_sortkey(),

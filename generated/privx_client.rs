@@ -177,9 +177,9 @@ pub mod types {
         ///ID of the service who originally authored the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<::uuid::Uuid>,
-        ///Number of seconds until the listener and all ongoing connections will be closed automatically unless a keep open request is sent before that.
+        ///Number of seconds until the listener and all ongoing connections will be closed automatically unless a keep open request is sent before that. In an update, keeps the listener open that many seconds from now (at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub closed_in_sec: ::std::option::Option<i64>,
+        pub closed_in_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///When the object was created
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -212,9 +212,9 @@ pub mod types {
     pub struct ListenerCreate {
         ///Destination address including extender prefix, hostname and port
         pub destination: ::std::string::String,
-        ///Number of seconds to keep the listener and all ongoing connections open.
+        ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub keep_open_sec: ::std::option::Option<i64>,
+        pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
         pub network: ::std::string::String,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
@@ -416,11 +416,65 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Password
-        pub password: ::std::string::String,
+        pub password: PasswordPassword,
     }
     impl Password {
         pub fn builder() -> builder::Password {
             Default::default()
+        }
+    }
+    ///Password
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct PasswordPassword(::std::string::String);
+    impl ::std::ops::Deref for PasswordPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<PasswordPassword> for ::std::string::String {
+        fn from(value: PasswordPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for PasswordPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for PasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for PasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for PasswordPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///RDP service options
@@ -695,11 +749,65 @@ pub mod types {
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Password
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<::std::string::String>,
+        pub password: ::std::option::Option<UserPasswordPassword>,
     }
     impl UserPassword {
         pub fn builder() -> builder::UserPassword {
             Default::default()
+        }
+    }
+    ///Password
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UserPasswordPassword(::std::string::String);
+    impl ::std::ops::Deref for UserPasswordPassword {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserPasswordPassword> for ::std::string::String {
+        fn from(value: UserPasswordPassword) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserPasswordPassword {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserPasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserPasswordPassword {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserPasswordPassword {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///Request body for creating or updating a local user. Unknown fields are accepted (the Go SDK also sends first_name, last_name and attributes).
@@ -1151,7 +1259,7 @@ pub mod types {
                 ::std::string::String,
             >,
             closed_in_sec: ::std::result::Result<
-                ::std::option::Option<i64>,
+                ::std::option::Option<::std::num::NonZeroU64>,
                 ::std::string::String,
             >,
             created: ::std::result::Result<
@@ -1226,7 +1334,9 @@ pub mod types {
             }
             pub fn closed_in_sec<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU64>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.closed_in_sec = value
@@ -1365,7 +1475,7 @@ pub mod types {
                 ::std::string::String,
             >,
             keep_open_sec: ::std::result::Result<
-                ::std::option::Option<i64>,
+                ::std::option::Option<::std::num::NonZeroU64>,
                 ::std::string::String,
             >,
             network: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -1399,7 +1509,9 @@ pub mod types {
             }
             pub fn keep_open_sec<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU64>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.keep_open_sec = value
@@ -1591,7 +1703,7 @@ pub mod types {
                 ::std::string::String,
             >,
             password: ::std::result::Result<
-                ::std::string::String,
+                super::PasswordPassword,
                 ::std::string::String,
             >,
         }
@@ -1620,7 +1732,7 @@ pub mod types {
             }
             pub fn password<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::PasswordPassword>,
                 T::Error: ::std::fmt::Display,
             {
                 self.password = value
@@ -2714,7 +2826,7 @@ pub mod types {
                 ::std::string::String,
             >,
             password: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::UserPasswordPassword>,
                 ::std::string::String,
             >,
         }
@@ -2743,7 +2855,9 @@ pub mod types {
             }
             pub fn password<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::UserPasswordPassword>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.password = value
@@ -4142,8 +4256,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ListenerList<'a> {
         client: &'a super::Client,
-        limit: Result<Option<u64>, String>,
-        offset: Result<Option<u64>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
         sortdir: Result<Option<crate::api::SortDir>, String>,
         sortkey: Result<Option<types::ListenerListSortkey>, String>,
     }
@@ -4159,22 +4273,22 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for limit failed".to_string());
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
             self
         }
         pub fn offset<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.offset = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for offset failed".to_string());
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
             self
         }
         pub fn sortdir<V>(mut self, value: V) -> Self
@@ -5078,8 +5192,8 @@ pub mod builder {
     pub struct UserList<'a> {
         client: &'a super::Client,
         id: Result<Option<::uuid::Uuid>, String>,
-        limit: Result<Option<u64>, String>,
-        offset: Result<Option<u64>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
         username: Result<Option<::std::string::String>, String>,
     }
     impl<'a> UserList<'a> {
@@ -5106,22 +5220,22 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for limit failed".to_string());
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
             self
         }
         pub fn offset<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.offset = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for offset failed".to_string());
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
             self
         }
         pub fn username<V>(mut self, value: V) -> Self
@@ -5336,8 +5450,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UserTagsList<'a> {
         client: &'a super::Client,
-        limit: Result<Option<u64>, String>,
-        offset: Result<Option<u64>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
         query: Result<Option<::std::string::String>, String>,
         sortdir: Result<Option<crate::api::SortDir>, String>,
     }
@@ -5353,22 +5467,22 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for limit failed".to_string());
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
             self
         }
         pub fn offset<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.offset = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for offset failed".to_string());
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
             self
         }
         pub fn query<V>(mut self, value: V) -> Self
@@ -6027,8 +6141,8 @@ pub mod builder {
     pub struct WebauthnCredentialList<'a> {
         client: &'a super::Client,
         user_id: Result<::std::string::String, String>,
-        limit: Result<Option<u64>, String>,
-        offset: Result<Option<u64>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
         sortdir: Result<Option<crate::api::SortDir>, String>,
         sortkey: Result<Option<types::WebauthnCredentialListSortkey>, String>,
     }
@@ -6057,22 +6171,22 @@ pub mod builder {
         }
         pub fn limit<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.limit = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for limit failed".to_string());
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
             self
         }
         pub fn offset<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<u64>,
+            V: std::convert::TryInto<u32>,
         {
             self.offset = value
                 .try_into()
                 .map(Some)
-                .map_err(|_| "conversion to `u64` for offset failed".to_string());
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
             self
         }
         pub fn sortdir<V>(mut self, value: V) -> Self

@@ -70,8 +70,13 @@ fn convert<A: Serialize, B: DeserializeOwned>(value: &A) -> Result<B, ApiError> 
         .map_err(|e| ApiError::from(StoreError::Corrupt(e)))
 }
 
-fn page(offset: u64, limit: u64) -> Page {
-    Page { offset, limit }
+fn page(offset: u32, limit: u32) -> Page {
+    Page { offset: offset.into(), limit: limit.into() }
+}
+
+/// A duration in whole seconds from the API (the spec bounds it) for the store.
+fn seconds(value: Option<std::num::NonZeroU64>) -> Option<i64> {
+    value.map(|s| i64::try_from(s.get()).unwrap_or(i64::MAX))
 }
 
 fn descending(sortdir: Option<SortDir>) -> bool {
@@ -99,24 +104,15 @@ fn credential_path(
     Ok((user_id, id.unwrap_or_default()))
 }
 
-fn hash_password(password: &str, now: DateTime<Utc>) -> Result<PasswordHash, ApiError> {
-    if password.is_empty() {
-        return Err(StoreError::Invalid {
-            property: "password",
-            message: "password must not be empty".to_string(),
-        }
-        .into());
-    }
-    Ok(PasswordHash { hash: password::hash(password), created: now })
+/// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
+fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
+    PasswordHash { hash: password::hash(password), created: now }
 }
 
 /// The new password of a user create/update request, if it sets one (`{}` does not).
-fn request_password(
-    body: &types::UserRequest,
-    now: DateTime<Utc>,
-) -> Result<Option<PasswordHash>, ApiError> {
+fn request_password(body: &types::UserRequest, now: DateTime<Utc>) -> Option<PasswordHash> {
     let password = body.password.as_ref().and_then(|p| p.password.as_deref());
-    password.map(|p| hash_password(p, now)).transpose()
+    password.map(|p| hash_password(p, now))
 }
 
 fn created<T: schemars::JsonSchema + Serialize + Send + Sync + 'static>(
@@ -128,7 +124,9 @@ fn created<T: schemars::JsonSchema + Serialize + Send + Sync + 'static>(
 
 fn listener(record: &ListenerRecord, now: DateTime<Utc>) -> Result<types::Listener, ApiError> {
     let mut listener: types::Listener = convert(record)?;
-    listener.closed_in_sec = Some(record.closed_in_sec(now));
+    // Rounded up, so an open listener always has at least 1 (the spec's minimum).
+    listener.closed_in_sec =
+        u64::try_from(record.closed_in_sec(now)).ok().and_then(std::num::NonZeroU64::new);
     Ok(listener)
 }
 
@@ -259,7 +257,9 @@ impl PrivxApi for PrivxApiImpl {
         let body = body.into_inner();
         let fields = convert(&body)?;
         let record = ctx
-            .write(&caller, |stamp| ctx.store.listener_create(fields, body.keep_open_sec, stamp))
+            .write(&caller, |stamp| {
+                ctx.store.listener_create(fields, seconds(body.keep_open_sec), stamp)
+            })
             .await?;
         let location = format!("/extender-service/api/v1/listeners/{}", record.id);
         Ok(created(location, listener(&record, ctx.now())?))
@@ -295,7 +295,7 @@ impl PrivxApi for PrivxApiImpl {
         };
         let id = path.into_inner().id;
         ctx.write(&caller, |stamp| {
-            ctx.store.listener_update(id, update, body.closed_in_sec, stamp)
+            ctx.store.listener_update(id, update, seconds(body.closed_in_sec), stamp)
         })
         .await?;
         Ok(HttpResponseOkEmpty)
@@ -374,7 +374,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_create")?;
         let body = body.into_inner();
-        let password = request_password(&body, ctx.now())?;
+        let password = request_password(&body, ctx.now());
         let profile = convert(&body)?;
         let record =
             ctx.write(&caller, |stamp| ctx.store.user_create(profile, password, stamp)).await?;
@@ -415,7 +415,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_update")?;
         let body = body.into_inner();
-        let password = request_password(&body, ctx.now())?;
+        let password = request_password(&body, ctx.now());
         let (id, profile) = (path.into_inner().user_id, convert(&body)?);
         ctx.write(&caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
         Ok(HttpResponseOkEmpty)
@@ -440,7 +440,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.authorize(&rqctx, "user_password_set")?;
         let id = parse_id("user", &path.into_inner().user_id)?;
-        let password = hash_password(&body.into_inner().password, ctx.now())?;
+        let password = hash_password(&body.into_inner().password, ctx.now());
         ctx.write(&caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
         Ok(HttpResponseOkEmpty)
     }

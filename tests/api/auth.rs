@@ -71,7 +71,10 @@ async fn password_grant_serves_the_admin_local_users_and_api_clients() {
     assert_eq!(admin["scope"], "admin user");
 
     let body = types::UserRequest {
-        password: Some(types::UserPassword { password: Some("user-pw-123".into()), created: None }),
+        password: Some(types::UserPassword {
+            password: Some("user-pw-123".try_into().unwrap()),
+            created: None,
+        }),
         ..user_request("carol")
     };
     let carol = app.client.user_create().body(body).send().await.unwrap().into_inner().id;
@@ -350,7 +353,7 @@ async fn the_log_holds_no_password_or_secret() {
     let app = spawn_app().await;
     let body = types::UserRequest {
         password: Some(types::UserPassword {
-            password: Some("Very-Secret-User-Pw".into()),
+            password: Some("Very-Secret-User-Pw".try_into().unwrap()),
             created: None,
         }),
         ..user_request("erin")
@@ -359,7 +362,8 @@ async fn the_log_holds_no_password_or_secret() {
     app.token("erin", "Very-Secret-User-Pw").await;
     app.password_grant("erin", "Wrong-Secret-Guess").await;
     app.token(API_CLIENT.0, API_CLIENT.1).await;
-    let password = types::Password { password: "Another-Secret-Pw".into(), created: None };
+    let password =
+        types::Password { password: "Another-Secret-Pw".try_into().unwrap(), created: None };
     app.client.user_password_set().user_id(id.to_string()).body(password).send().await.unwrap();
     let log = app.log();
     assert!(log.contains("/auth/api/v1/oauth/token"), "the log was captured: {log}");

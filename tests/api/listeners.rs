@@ -1,22 +1,28 @@
 //! Extender connection listeners: temporary, sortable, with server-allocated addresses.
 
+use std::num::NonZeroU64;
+
 use chrono::Duration;
 use privx_mock::api::SortDir;
 use privx_mock::client::types;
 
-use crate::helpers::{api_error, spawn_app, TestApp};
+use crate::helpers::{api_error, assert_envelope, spawn_app, TestApp};
+
+fn secs(n: u64) -> NonZeroU64 {
+    NonZeroU64::new(n).expect("non-zero")
+}
 
 async fn create(
     app: &TestApp,
     network: &str,
     destination: &str,
-    keep_open_sec: Option<i64>,
+    keep_open_sec: Option<u64>,
 ) -> types::Listener {
     let body = types::ListenerCreate {
         network: network.into(),
         destination: destination.into(),
         source: vec!["10.0.0.0/8".into()],
-        keep_open_sec,
+        keep_open_sec: keep_open_sec.map(secs),
     };
     app.client.listener_create().body(body).send().await.expect("created").into_inner()
 }
@@ -35,7 +41,7 @@ async fn create_allocates_a_unique_address_and_sets_the_closing_time() {
     let location = response.headers()["location"].to_str().unwrap().to_string();
     let first: types::Listener = response.json().await.unwrap();
     assert_eq!(location, format!("/extender-service/api/v1/listeners/{}", first.id.unwrap()));
-    assert_eq!(first.closed_in_sec, Some(600));
+    assert_eq!(first.closed_in_sec, Some(secs(600)));
     let second = create(&app, "tcp", "ext1/web:443", None).await;
     let (a, b) = (first.address.unwrap(), second.address.clone().unwrap());
     assert_ne!(a, b, "addresses are unique among open listeners");
@@ -101,10 +107,10 @@ async fn a_listener_past_its_time_is_gone_unless_kept_open() {
     let short = create(&app, "tcp", "short", Some(60)).await.id.unwrap();
     let kept = create(&app, "tcp", "kept", Some(60)).await.id.unwrap();
     app.advance_clock(Duration::seconds(30));
-    let keep_open = types::Listener { closed_in_sec: Some(3600), ..Default::default() };
+    let keep_open = types::Listener { closed_in_sec: Some(secs(3600)), ..Default::default() };
     app.client.listener_update().id(kept).body(keep_open).send().await.unwrap();
     let view = app.client.listener_view().id(short).send().await.unwrap().into_inner();
-    assert_eq!(view.closed_in_sec, Some(30), "closed_in_sec counts down");
+    assert_eq!(view.closed_in_sec, Some(secs(30)), "closed_in_sec counts down");
 
     app.advance_clock(Duration::seconds(31));
     let (status, _) = api_error(app.client.listener_view().id(short).send().await);
@@ -151,15 +157,12 @@ async fn update_and_delete() {
 #[tokio::test]
 async fn bad_listener_input_is_rejected() {
     let app = spawn_app().await;
-    let body = types::ListenerCreate {
-        network: "tcp".into(),
-        destination: "d".into(),
-        source: vec![],
-        keep_open_sec: Some(-5),
-    };
-    let (status, error) = api_error(app.client.listener_create().body(body).send().await);
-    assert_eq!(status, 400);
-    assert_eq!(error.property.as_deref(), Some("keep_open_sec"));
+    for keep_open_sec in [-5, 0, 365 * 24 * 3600 + 1] {
+        let body = serde_json::json!({"network": "tcp", "destination": "d", "keep_open_sec": keep_open_sec});
+        let response = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body);
+        let error = assert_envelope(response.send().await.unwrap(), 400).await;
+        assert_eq!(error.property.as_deref(), Some("keep_open_sec"), "{keep_open_sec}");
+    }
     let body = types::ListenerCreate {
         network: " ".into(),
         destination: "d".into(),

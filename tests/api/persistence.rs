@@ -13,7 +13,7 @@ async fn writes_survive_a_restart() {
         network: "tcp".into(),
         destination: "d".into(),
         source: vec![],
-        keep_open_sec: Some(3600),
+        keep_open_sec: std::num::NonZeroU64::new(3600),
     };
     let listener = app.client.listener_create().body(body).send().await.unwrap().into_inner();
     let before = app.client.user_view().user_id(alice).send().await.unwrap().into_inner();

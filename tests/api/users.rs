@@ -122,7 +122,7 @@ async fn delete_removes_the_user_and_its_name() {
 async fn set_password_stores_a_hash_and_never_returns_it() {
     let app = spawn_app().await;
     let id = app.create_user("erin", &[]).await;
-    let body = types::Password { password: "correct horse".into(), created: None };
+    let body = types::Password { password: "correct horse".try_into().unwrap(), created: None };
     let response =
         app.client.user_password_set().user_id(id.to_string()).body(body.clone()).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
