@@ -229,13 +229,13 @@ pub mod types {
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Destination address including extender prefix, hostname and port
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub destination: ::std::option::Option<::std::string::String>,
+        pub destination: ::std::option::Option<ListenerDestination>,
         ///A unique identifier for the listener
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::uuid::Uuid>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub network: ::std::option::Option<::std::string::String>,
+        pub network: ::std::option::Option<ListenerNetwork>,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<::std::string::String>,
@@ -256,15 +256,143 @@ pub mod types {
     )]
     pub struct ListenerCreate {
         ///Destination address including extender prefix, hostname and port
-        pub destination: ::std::string::String,
+        pub destination: ListenerCreateDestination,
         ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-        pub network: ::std::string::String,
+        pub network: ListenerCreateNetwork,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<::std::string::String>,
+    }
+    ///Destination address including extender prefix, hostname and port
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerCreateDestination(::std::string::String);
+    impl ::std::ops::Deref for ListenerCreateDestination {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerCreateDestination> for ::std::string::String {
+        fn from(value: ListenerCreateDestination) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerCreateDestination {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerCreateDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerCreateDestination {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerCreateNetwork(::std::string::String);
+    impl ::std::ops::Deref for ListenerCreateNetwork {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerCreateNetwork> for ::std::string::String {
+        fn from(value: ListenerCreateNetwork) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerCreateNetwork {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerCreateNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerCreateNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`ListenerDeletePath`
     #[derive(
@@ -277,6 +405,70 @@ pub mod types {
     pub struct ListenerDeletePath {
         ///Extender connection listener ID
         pub id: ::uuid::Uuid,
+    }
+    ///Destination address including extender prefix, hostname and port
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerDestination(::std::string::String);
+    impl ::std::ops::Deref for ListenerDestination {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerDestination> for ::std::string::String {
+        fn from(value: ListenerDestination) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerDestination {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerDestination {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///A page of extender connection listeners
     #[derive(
@@ -405,6 +597,70 @@ pub mod types {
     impl ::std::default::Default for ListenerListQuerySortkey {
         fn default() -> Self {
             ListenerListQuerySortkey::Id
+        }
+    }
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerNetwork(::std::string::String);
+    impl ::std::ops::Deref for ListenerNetwork {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerNetwork> for ::std::string::String {
+        fn from(value: ListenerNetwork) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerNetwork {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///`ListenerUpdatePath`
@@ -862,7 +1118,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub updated_by: ::std::option::Option<::uuid::Uuid>,
         ///A unique principal name for the user, a username or an email address
-        pub username: ::std::string::String,
+        pub username: UserUsername,
         ///Windows account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
@@ -1065,10 +1321,74 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub unix_account: ::std::option::Option<::std::string::String>,
         ///A unique principal name for the user, a username or an email address
-        pub username: ::std::string::String,
+        pub username: UserRequestUsername,
         ///Windows account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
+    }
+    ///A unique principal name for the user, a username or an email address
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestUsername(::std::string::String);
+    impl ::std::ops::Deref for UserRequestUsername {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestUsername> for ::std::string::String {
+        fn from(value: UserRequestUsername) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestUsername {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestUsername {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`UserTagsListQuery`
     #[derive(
@@ -1113,6 +1433,70 @@ pub mod types {
     pub struct UserUpdatePath {
         ///User ID
         pub user_id: ::uuid::Uuid,
+    }
+    ///A unique principal name for the user, a username or an email address
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserUsername(::std::string::String);
+    impl ::std::ops::Deref for UserUsername {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserUsername> for ::std::string::String {
+        fn from(value: UserUsername) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserUsername {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserUsername {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`UserViewPath`
     #[derive(

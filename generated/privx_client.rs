@@ -185,13 +185,13 @@ pub mod types {
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         ///Destination address including extender prefix, hostname and port
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub destination: ::std::option::Option<::std::string::String>,
+        pub destination: ::std::option::Option<ListenerDestination>,
         ///A unique identifier for the listener
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::uuid::Uuid>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub network: ::std::option::Option<::std::string::String>,
+        pub network: ::std::option::Option<ListenerNetwork>,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<::std::string::String>,
@@ -211,12 +211,12 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct ListenerCreate {
         ///Destination address including extender prefix, hostname and port
-        pub destination: ::std::string::String,
+        pub destination: ListenerCreateDestination,
         ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
         ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-        pub network: ::std::string::String,
+        pub network: ListenerCreateNetwork,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<::std::string::String>,
@@ -224,6 +224,168 @@ pub mod types {
     impl ListenerCreate {
         pub fn builder() -> builder::ListenerCreate {
             Default::default()
+        }
+    }
+    ///Destination address including extender prefix, hostname and port
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListenerCreateDestination(::std::string::String);
+    impl ::std::ops::Deref for ListenerCreateDestination {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerCreateDestination> for ::std::string::String {
+        fn from(value: ListenerCreateDestination) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerCreateDestination {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerCreateDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerCreateDestination {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListenerCreateNetwork(::std::string::String);
+    impl ::std::ops::Deref for ListenerCreateNetwork {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerCreateNetwork> for ::std::string::String {
+        fn from(value: ListenerCreateNetwork) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerCreateNetwork {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerCreateNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerCreateNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Destination address including extender prefix, hostname and port
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListenerDestination(::std::string::String);
+    impl ::std::ops::Deref for ListenerDestination {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerDestination> for ::std::string::String {
+        fn from(value: ListenerDestination) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerDestination {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerDestination {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerDestination {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///A page of extender connection listeners
@@ -318,6 +480,60 @@ pub mod types {
     impl ::std::default::Default for ListenerListSortkey {
         fn default() -> Self {
             ListenerListSortkey::Id
+        }
+    }
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct ListenerNetwork(::std::string::String);
+    impl ::std::ops::Deref for ListenerNetwork {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerNetwork> for ::std::string::String {
+        fn from(value: ListenerNetwork) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerNetwork {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerNetwork {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///OAuth2 error reply (RFC 6749 section 5.2).
@@ -717,7 +933,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub updated_by: ::std::option::Option<::uuid::Uuid>,
         ///A unique principal name for the user, a username or an email address
-        pub username: ::std::string::String,
+        pub username: UserUsername,
         ///Windows account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
@@ -849,7 +1065,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub unix_account: ::std::option::Option<::std::string::String>,
         ///A unique principal name for the user, a username or an email address
-        pub username: ::std::string::String,
+        pub username: UserRequestUsername,
         ///Windows account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
@@ -857,6 +1073,114 @@ pub mod types {
     impl UserRequest {
         pub fn builder() -> builder::UserRequest {
             Default::default()
+        }
+    }
+    ///A unique principal name for the user, a username or an email address
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UserRequestUsername(::std::string::String);
+    impl ::std::ops::Deref for UserRequestUsername {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestUsername> for ::std::string::String {
+        fn from(value: UserRequestUsername) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestUsername {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestUsername {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///A unique principal name for the user, a username or an email address
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    pub struct UserUsername(::std::string::String);
+    impl ::std::ops::Deref for UserUsername {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserUsername> for ::std::string::String {
+        fn from(value: UserUsername) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserUsername {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserUsername {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserUsername {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     ///VNC service options
@@ -1267,7 +1591,7 @@ pub mod types {
                 ::std::string::String,
             >,
             destination: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::ListenerDestination>,
                 ::std::string::String,
             >,
             id: ::std::result::Result<
@@ -1275,7 +1599,7 @@ pub mod types {
                 ::std::string::String,
             >,
             network: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
+                ::std::option::Option<super::ListenerNetwork>,
                 ::std::string::String,
             >,
             source: ::std::result::Result<
@@ -1362,7 +1686,9 @@ pub mod types {
             }
             pub fn destination<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ListenerDestination>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.destination = value
@@ -1384,7 +1710,9 @@ pub mod types {
             }
             pub fn network<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::ListenerNetwork>,
+                >,
                 T::Error: ::std::fmt::Display,
             {
                 self.network = value
@@ -1471,14 +1799,17 @@ pub mod types {
         #[derive(Clone, Debug)]
         pub struct ListenerCreate {
             destination: ::std::result::Result<
-                ::std::string::String,
+                super::ListenerCreateDestination,
                 ::std::string::String,
             >,
             keep_open_sec: ::std::result::Result<
                 ::std::option::Option<::std::num::NonZeroU64>,
                 ::std::string::String,
             >,
-            network: ::std::result::Result<::std::string::String, ::std::string::String>,
+            network: ::std::result::Result<
+                super::ListenerCreateNetwork,
+                ::std::string::String,
+            >,
             source: ::std::result::Result<
                 ::std::vec::Vec<::std::string::String>,
                 ::std::string::String,
@@ -1497,7 +1828,7 @@ pub mod types {
         impl ListenerCreate {
             pub fn destination<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::ListenerCreateDestination>,
                 T::Error: ::std::fmt::Display,
             {
                 self.destination = value
@@ -1523,7 +1854,7 @@ pub mod types {
             }
             pub fn network<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::ListenerCreateNetwork>,
                 T::Error: ::std::fmt::Display,
             {
                 self.network = value
@@ -2417,10 +2748,7 @@ pub mod types {
                 ::std::option::Option<::uuid::Uuid>,
                 ::std::string::String,
             >,
-            username: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
+            username: ::std::result::Result<super::UserUsername, ::std::string::String>,
             windows_account: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
@@ -2675,7 +3003,7 @@ pub mod types {
             }
             pub fn username<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::UserUsername>,
                 T::Error: ::std::fmt::Display,
             {
                 self.username = value
@@ -2938,7 +3266,7 @@ pub mod types {
                 ::std::string::String,
             >,
             username: ::std::result::Result<
-                ::std::string::String,
+                super::UserRequestUsername,
                 ::std::string::String,
             >,
             windows_account: ::std::result::Result<
@@ -3113,7 +3441,7 @@ pub mod types {
             }
             pub fn username<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<super::UserRequestUsername>,
                 T::Error: ::std::fmt::Display,
             {
                 self.username = value

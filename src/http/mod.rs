@@ -286,10 +286,10 @@ impl PrivxApi for PrivxApiImpl {
         let body = body.into_inner();
         let update = |fields: &mut ListenerFields| {
             if let Some(network) = body.network.clone() {
-                fields.network = network;
+                fields.network = network.to_string();
             }
             if let Some(destination) = body.destination.clone() {
-                fields.destination = destination;
+                fields.destination = destination.to_string();
             }
             fields.source = body.source.clone();
         };

@@ -78,7 +78,7 @@ fn closes_at(
 
 fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
     for (property, value) in [("network", &fields.network), ("destination", &fields.destination)] {
-        if value.trim().is_empty() {
+        if value.is_empty() {
             return Err(StoreError::Invalid {
                 property,
                 message: format!("{property} must not be empty"),

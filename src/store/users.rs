@@ -81,7 +81,7 @@ fn tag_key(tag: &str, id: Uuid) -> Vec<u8> {
 }
 
 fn validate(profile: &UserProfile) -> Result<(), StoreError> {
-    if profile.username.trim().is_empty() {
+    if profile.username.is_empty() {
         return Err(StoreError::Invalid {
             property: "username",
             message: "username must not be empty".to_string(),

@@ -12,6 +12,7 @@ mod generator;
 mod helpers;
 mod listeners;
 mod persistence;
+mod responses;
 mod sdk_requests;
 mod settings;
 mod spec_drift;

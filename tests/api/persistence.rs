@@ -10,8 +10,8 @@ async fn writes_survive_a_restart() {
     let mut app = spawn_app().await;
     let alice = app.create_user("alice", &["ops"]).await;
     let body = types::ListenerCreate {
-        network: "tcp".into(),
-        destination: "d".into(),
+        network: "tcp".try_into().unwrap(),
+        destination: "d".try_into().unwrap(),
         source: vec![],
         keep_open_sec: std::num::NonZeroU64::new(3600),
     };
@@ -48,7 +48,7 @@ async fn loading_fixtures_again_is_idempotent() {
 
     let users = app.client.user_list().send().await.unwrap().into_inner();
     assert_eq!(users.count, Some(1));
-    assert_eq!(users.items[0].username, "renamed", "an existing record is left as it is");
+    assert_eq!(users.items[0].username.as_str(), "renamed", "an existing record is left as it is");
     assert_eq!(app.client.listener_list().send().await.unwrap().into_inner().count, Some(1));
 }
 

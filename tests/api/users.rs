@@ -23,7 +23,7 @@ async fn create_answers_201_with_id_and_location_and_the_user_reads_back() {
 
     let user = app.client.user_view().user_id(created.id).send().await.unwrap().into_inner();
     assert_eq!(user.id, Some(created.id));
-    assert_eq!(user.username, "alice");
+    assert_eq!(user.username.as_str(), "alice");
     assert_eq!(user.full_name.as_deref(), Some("Alice A"));
     assert_eq!(user.email.as_deref(), Some("alice@example.com"));
     assert_eq!(user.tags, vec!["ops".to_string()]);
@@ -75,7 +75,7 @@ async fn usernames_are_unique_on_create_and_on_update() {
     let (status, error) = api_error(renamed);
     assert_eq!((status, error.error_code), (400, types::ErrorCode::ValueDuplicate));
     let bob_now = app.client.user_view().user_id(bob).send().await.unwrap().into_inner();
-    assert_eq!(bob_now.username, "bob", "a rejected update changes nothing");
+    assert_eq!(bob_now.username.as_str(), "bob", "a rejected update changes nothing");
 
     // Renaming frees the old name.
     app.client.user_update().user_id(bob).body(user_request("robert")).send().await.unwrap();
