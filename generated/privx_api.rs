@@ -205,6 +205,175 @@ pub mod types {
             value.parse()
         }
     }
+    ///A fault for one operation. At least one of `latency_ms` and `status`.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        schemars::JsonSchema
+    )]
+    pub struct Fault {
+        ///Only for this many calls (default until cleared)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub count: ::std::option::Option<::std::num::NonZeroU64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_code: ::std::option::Option<ErrorCode>,
+        ///The envelope's message (default says the fault is injected)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_message: ::std::option::Option<::std::string::String>,
+        ///Wait this long before handling each call
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub latency_ms: ::std::option::Option<i64>,
+        ///Answer this status (with a PrivX envelope) instead
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<i64>,
+    }
+    ///`FaultClearPath`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct FaultClearPath {
+        ///The operationId whose calls get the fault
+        pub operation_id: ::std::string::String,
+    }
+    ///`FaultEntry`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct FaultEntry {
+        pub fault: Fault,
+        pub operation_id: ::std::string::String,
+    }
+    ///`FaultList`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct FaultList {
+        pub items: ::std::vec::Vec<FaultEntry>,
+    }
+    ///`FaultSetPath`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct FaultSetPath {
+        ///The operationId whose calls get the fault
+        pub operation_id: ::std::string::String,
+    }
+    ///A fixtures document: the `--fixtures` file format, also what the state export answers. Each list holds records as described in the README.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        schemars::JsonSchema
+    )]
+    pub struct Fixtures {
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub connections: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub listeners: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub secrets: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub settings: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub users: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub webauthn_credentials: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+    }
+    ///One answered request.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct JournalEntry {
+        ///Time from receiving the request to answering it
+        pub latency_ms: f64,
+        pub method: ::std::string::String,
+        pub path: ::std::string::String,
+        ///The query string, if there was one
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub query: ::std::option::Option<::std::string::String>,
+        ///The request id (also in the x-request-id header)
+        pub request_id: ::std::string::String,
+        pub status: i64,
+        ///The caller's token subject, if the token was valid
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub subject: ::std::option::Option<::std::string::String>,
+        ///When the answer went out
+        pub time: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    ///`JournalList`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct JournalList {
+        ///Entries kept that match
+        pub count: i64,
+        pub items: ::std::vec::Vec<JournalEntry>,
+    }
+    ///`JournalListQuery`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct JournalListQuery {
+        ///At most this many entries
+        #[serde(default = "defaults::default_u64::<u32, 100>")]
+        pub limit: u32,
+        ///Only requests whose path starts with this
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub path: ::std::option::Option<::std::string::String>,
+        ///Only requests answered with this status
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<i64>,
+    }
+    impl ::std::default::Default for JournalListQuery {
+        fn default() -> Self {
+            Self {
+                limit: defaults::default_u64::<u32, 100>(),
+                path: Default::default(),
+                status: Default::default(),
+            }
+        }
+    }
     ///Extender connection listener object
     #[derive(
         ::serde::Deserialize,
@@ -926,6 +1095,74 @@ pub mod types {
         ///x11
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub x11: ::std::option::Option<bool>,
+    }
+    ///What to reset the state to.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct StateReset {
+        ///An empty store, or the fixtures the server was started with.
+        pub to: StateResetTo,
+    }
+    ///An empty store, or the fixtures the server was started with.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum StateResetTo {
+        #[serde(rename = "empty")]
+        Empty,
+        #[serde(rename = "fixtures")]
+        Fixtures,
+    }
+    impl ::std::fmt::Display for StateResetTo {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Empty => f.write_str("empty"),
+                Self::Fixtures => f.write_str("fixtures"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for StateResetTo {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "empty" => Ok(Self::Empty),
+                "fixtures" => Ok(Self::Fixtures),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StateResetTo {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for StateResetTo {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
     }
     ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
     #[derive(
@@ -2127,6 +2364,84 @@ pub trait PrivxApi {
         rqctx: dropshot::RequestContext<Self::Context>,
         path: dropshot::Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// Export the whole state
+    ///
+    /// The whole state as a fixtures document (the `--fixtures` format, with every field). Not a PrivX operation: this server's test-control API, enabled with `--test-control`; 404 otherwise.
+    #[endpoint{method = GET,
+    path = "/test-control/api/v1/state",
+    tags = ["test-control"]}]
+    async fn state_export(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<dropshot::HttpResponseOk<types::Fixtures>, crate::api::ApiError>;
+    /// Reset the state
+    ///
+    /// Empties the store, or (`to: fixtures`) empties it and loads the fixtures the server was started with. The bootstrap admin, the OAuth client and the token signing key survive. Test-control API only.
+    #[endpoint{method = POST,
+    path = "/test-control/api/v1/state/reset",
+    tags = ["test-control"]}]
+    async fn state_reset(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        body: dropshot::TypedBody<types::StateReset>,
+    ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// Load fixtures
+    ///
+    /// Loads a fixtures document (the `--fixtures` format) into the running server; records whose id already exists are kept. Test-control API only.
+    #[endpoint{method = POST,
+    path = "/test-control/api/v1/state/fixtures",
+    tags = ["test-control"]}]
+    async fn fixtures_load(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        body: dropshot::TypedBody<types::Fixtures>,
+    ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// The request journal
+    ///
+    /// The last requests the server answered, newest first: time, method, path, query, status, latency and the caller's token subject. Bodies are never kept. Test-control API only.
+    #[endpoint{method = GET,
+    path = "/test-control/api/v1/journal",
+    tags = ["test-control"]}]
+    async fn journal_list(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        query: dropshot::Query<types::JournalListQuery>,
+    ) -> Result<dropshot::HttpResponseOk<types::JournalList>, crate::api::ApiError>;
+    /// Clear the request journal
+    ///
+    /// Forgets every journal entry. Test-control API only.
+    #[endpoint{method = DELETE,
+    path = "/test-control/api/v1/journal",
+    tags = ["test-control"]}]
+    async fn journal_clear(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// Injected faults
+    ///
+    /// The faults in force, by operationId. Test-control API only.
+    #[endpoint{method = GET,
+    path = "/test-control/api/v1/faults",
+    tags = ["test-control"]}]
+    async fn fault_list(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<dropshot::HttpResponseOk<types::FaultList>, crate::api::ApiError>;
+    /// Inject a fault
+    ///
+    /// Makes calls of an operation wait `latency_ms` first and/or answer `status` with a PrivX envelope, for the next `count` calls or until cleared. The fault applies before authorization, like a network or gateway fault would. Test-control API only.
+    #[endpoint{method = PUT,
+    path = "/test-control/api/v1/faults/{operation_id}",
+    tags = ["test-control"]}]
+    async fn fault_set(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        path: dropshot::Path<types::FaultSetPath>,
+        body: dropshot::TypedBody<types::Fault>,
+    ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// Clear a fault
+    ///
+    /// Removes the fault of an operation. Test-control API only.
+    #[endpoint{method = DELETE,
+    path = "/test-control/api/v1/faults/{operation_id}",
+    tags = ["test-control"]}]
+    async fn fault_clear(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        path: dropshot::Path<types::FaultClearPath>,
+    ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
 }
 /// Every operation of the spec with the scopes its security requirement accepts (any one
 /// of them suffices), in spec order.
@@ -2256,6 +2571,54 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         method: "DELETE",
         path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
         scopes: &["user"],
+    },
+    crate::api::Operation {
+        operation_id: "state_export",
+        method: "GET",
+        path: "/test-control/api/v1/state",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "state_reset",
+        method: "POST",
+        path: "/test-control/api/v1/state/reset",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "fixtures_load",
+        method: "POST",
+        path: "/test-control/api/v1/state/fixtures",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "journal_list",
+        method: "GET",
+        path: "/test-control/api/v1/journal",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "journal_clear",
+        method: "DELETE",
+        path: "/test-control/api/v1/journal",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "fault_list",
+        method: "GET",
+        path: "/test-control/api/v1/faults",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "fault_set",
+        method: "PUT",
+        path: "/test-control/api/v1/faults/{operation_id}",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "fault_clear",
+        method: "DELETE",
+        path: "/test-control/api/v1/faults/{operation_id}",
+        scopes: &["admin"],
     },
 ];
 /// The OpenAPI document of the API description: what dropshot publishes for the trait,

@@ -168,6 +168,115 @@ pub mod types {
             value.parse()
         }
     }
+    ///A fault for one operation. At least one of `latency_ms` and `status`.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct Fault {
+        ///Only for this many calls (default until cleared)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub count: ::std::option::Option<::std::num::NonZeroU64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_code: ::std::option::Option<ErrorCode>,
+        ///The envelope's message (default says the fault is injected)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_message: ::std::option::Option<::std::string::String>,
+        ///Wait this long before handling each call
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub latency_ms: ::std::option::Option<i64>,
+        ///Answer this status (with a PrivX envelope) instead
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<i64>,
+    }
+    impl Fault {
+        pub fn builder() -> builder::Fault {
+            Default::default()
+        }
+    }
+    ///`FaultEntry`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct FaultEntry {
+        pub fault: Fault,
+        pub operation_id: ::std::string::String,
+    }
+    impl FaultEntry {
+        pub fn builder() -> builder::FaultEntry {
+            Default::default()
+        }
+    }
+    ///`FaultList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct FaultList {
+        pub items: ::std::vec::Vec<FaultEntry>,
+    }
+    impl FaultList {
+        pub fn builder() -> builder::FaultList {
+            Default::default()
+        }
+    }
+    ///A fixtures document: the `--fixtures` file format, also what the state export answers. Each list holds records as described in the README.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct Fixtures {
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub connections: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub listeners: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub secrets: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub settings: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub users: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub webauthn_credentials: ::std::vec::Vec<
+            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        >,
+    }
+    impl Fixtures {
+        pub fn builder() -> builder::Fixtures {
+            Default::default()
+        }
+    }
+    ///One answered request.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JournalEntry {
+        ///Time from receiving the request to answering it
+        pub latency_ms: f64,
+        pub method: ::std::string::String,
+        pub path: ::std::string::String,
+        ///The query string, if there was one
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub query: ::std::option::Option<::std::string::String>,
+        ///The request id (also in the x-request-id header)
+        pub request_id: ::std::string::String,
+        pub status: i64,
+        ///The caller's token subject, if the token was valid
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub subject: ::std::option::Option<::std::string::String>,
+        ///When the answer went out
+        pub time: ::chrono::DateTime<::chrono::offset::Utc>,
+    }
+    impl JournalEntry {
+        pub fn builder() -> builder::JournalEntry {
+            Default::default()
+        }
+    }
+    ///`JournalList`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct JournalList {
+        ///Entries kept that match
+        pub count: i64,
+        pub items: ::std::vec::Vec<JournalEntry>,
+    }
+    impl JournalList {
+        pub fn builder() -> builder::JournalList {
+            Default::default()
+        }
+    }
     ///Extender connection listener object
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
     pub struct Listener {
@@ -755,6 +864,72 @@ pub mod types {
     impl SshOptions {
         pub fn builder() -> builder::SshOptions {
             Default::default()
+        }
+    }
+    ///What to reset the state to.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct StateReset {
+        ///An empty store, or the fixtures the server was started with.
+        pub to: StateResetTo,
+    }
+    impl StateReset {
+        pub fn builder() -> builder::StateReset {
+            Default::default()
+        }
+    }
+    ///An empty store, or the fixtures the server was started with.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum StateResetTo {
+        #[serde(rename = "empty")]
+        Empty,
+        #[serde(rename = "fixtures")]
+        Fixtures,
+    }
+    impl ::std::fmt::Display for StateResetTo {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Empty => f.write_str("empty"),
+                Self::Fixtures => f.write_str("fixtures"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for StateResetTo {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "empty" => Ok(Self::Empty),
+                "fixtures" => Ok(Self::Fixtures),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StateResetTo {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for StateResetTo {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
@@ -1569,6 +1744,628 @@ pub mod types {
                     error_code: Ok(value.error_code),
                     error_message: Ok(value.error_message),
                     property: Ok(value.property),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Fault {
+            count: ::std::result::Result<
+                ::std::option::Option<::std::num::NonZeroU64>,
+                ::std::string::String,
+            >,
+            error_code: ::std::result::Result<
+                ::std::option::Option<super::ErrorCode>,
+                ::std::string::String,
+            >,
+            error_message: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            latency_ms: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Fault {
+            fn default() -> Self {
+                Self {
+                    count: Ok(Default::default()),
+                    error_code: Ok(Default::default()),
+                    error_message: Ok(Default::default()),
+                    latency_ms: Ok(Default::default()),
+                    status: Ok(Default::default()),
+                }
+            }
+        }
+        impl Fault {
+            pub fn count<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::num::NonZeroU64>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.count = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for count: {e}")
+                    });
+                self
+            }
+            pub fn error_code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::ErrorCode>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error_code = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error_code: {e}")
+                    });
+                self
+            }
+            pub fn error_message<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.error_message = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for error_message: {e}")
+                    });
+                self
+            }
+            pub fn latency_ms<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.latency_ms = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for latency_ms: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Fault> for super::Fault {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Fault,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    count: value.count?,
+                    error_code: value.error_code?,
+                    error_message: value.error_message?,
+                    latency_ms: value.latency_ms?,
+                    status: value.status?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Fault> for Fault {
+            fn from(value: super::Fault) -> Self {
+                Self {
+                    count: Ok(value.count),
+                    error_code: Ok(value.error_code),
+                    error_message: Ok(value.error_message),
+                    latency_ms: Ok(value.latency_ms),
+                    status: Ok(value.status),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FaultEntry {
+            fault: ::std::result::Result<super::Fault, ::std::string::String>,
+            operation_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FaultEntry {
+            fn default() -> Self {
+                Self {
+                    fault: Err("no value supplied for fault".to_string()),
+                    operation_id: Err("no value supplied for operation_id".to_string()),
+                }
+            }
+        }
+        impl FaultEntry {
+            pub fn fault<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::Fault>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.fault = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for fault: {e}")
+                    });
+                self
+            }
+            pub fn operation_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.operation_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for operation_id: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FaultEntry> for super::FaultEntry {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FaultEntry,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    fault: value.fault?,
+                    operation_id: value.operation_id?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::FaultEntry> for FaultEntry {
+            fn from(value: super::FaultEntry) -> Self {
+                Self {
+                    fault: Ok(value.fault),
+                    operation_id: Ok(value.operation_id),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct FaultList {
+            items: ::std::result::Result<
+                ::std::vec::Vec<super::FaultEntry>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for FaultList {
+            fn default() -> Self {
+                Self {
+                    items: Err("no value supplied for items".to_string()),
+                }
+            }
+        }
+        impl FaultList {
+            pub fn items<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::FaultEntry>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.items = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for items: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<FaultList> for super::FaultList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: FaultList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { items: value.items? })
+            }
+        }
+        impl ::std::convert::From<super::FaultList> for FaultList {
+            fn from(value: super::FaultList) -> Self {
+                Self { items: Ok(value.items) }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct Fixtures {
+            connections: ::std::result::Result<
+                ::std::vec::Vec<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            listeners: ::std::result::Result<
+                ::std::vec::Vec<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            secrets: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            settings: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            users: ::std::result::Result<
+                ::std::vec::Vec<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+            webauthn_credentials: ::std::result::Result<
+                ::std::vec::Vec<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Fixtures {
+            fn default() -> Self {
+                Self {
+                    connections: Ok(Default::default()),
+                    listeners: Ok(Default::default()),
+                    secrets: Ok(Default::default()),
+                    settings: Ok(Default::default()),
+                    users: Ok(Default::default()),
+                    webauthn_credentials: Ok(Default::default()),
+                }
+            }
+        }
+        impl Fixtures {
+            pub fn connections<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.connections = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for connections: {e}")
+                    });
+                self
+            }
+            pub fn listeners<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.listeners = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for listeners: {e}")
+                    });
+                self
+            }
+            pub fn secrets<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.secrets = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for secrets: {e}")
+                    });
+                self
+            }
+            pub fn settings<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.settings = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for settings: {e}")
+                    });
+                self
+            }
+            pub fn users<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.users = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for users: {e}")
+                    });
+                self
+            }
+            pub fn webauthn_credentials<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::vec::Vec<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    >,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.webauthn_credentials = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for webauthn_credentials: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Fixtures> for super::Fixtures {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Fixtures,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    connections: value.connections?,
+                    listeners: value.listeners?,
+                    secrets: value.secrets?,
+                    settings: value.settings?,
+                    users: value.users?,
+                    webauthn_credentials: value.webauthn_credentials?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Fixtures> for Fixtures {
+            fn from(value: super::Fixtures) -> Self {
+                Self {
+                    connections: Ok(value.connections),
+                    listeners: Ok(value.listeners),
+                    secrets: Ok(value.secrets),
+                    settings: Ok(value.settings),
+                    users: Ok(value.users),
+                    webauthn_credentials: Ok(value.webauthn_credentials),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JournalEntry {
+            latency_ms: ::std::result::Result<f64, ::std::string::String>,
+            method: ::std::result::Result<::std::string::String, ::std::string::String>,
+            path: ::std::result::Result<::std::string::String, ::std::string::String>,
+            query: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            request_id: ::std::result::Result<
+                ::std::string::String,
+                ::std::string::String,
+            >,
+            status: ::std::result::Result<i64, ::std::string::String>,
+            subject: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            time: ::std::result::Result<
+                ::chrono::DateTime<::chrono::offset::Utc>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JournalEntry {
+            fn default() -> Self {
+                Self {
+                    latency_ms: Err("no value supplied for latency_ms".to_string()),
+                    method: Err("no value supplied for method".to_string()),
+                    path: Err("no value supplied for path".to_string()),
+                    query: Ok(Default::default()),
+                    request_id: Err("no value supplied for request_id".to_string()),
+                    status: Err("no value supplied for status".to_string()),
+                    subject: Ok(Default::default()),
+                    time: Err("no value supplied for time".to_string()),
+                }
+            }
+        }
+        impl JournalEntry {
+            pub fn latency_ms<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<f64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.latency_ms = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for latency_ms: {e}")
+                    });
+                self
+            }
+            pub fn method<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.method = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for method: {e}")
+                    });
+                self
+            }
+            pub fn path<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.path = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for path: {e}")
+                    });
+                self
+            }
+            pub fn query<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.query = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for query: {e}")
+                    });
+                self
+            }
+            pub fn request_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.request_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for request_id: {e}")
+                    });
+                self
+            }
+            pub fn status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for status: {e}")
+                    });
+                self
+            }
+            pub fn subject<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.subject = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for subject: {e}")
+                    });
+                self
+            }
+            pub fn time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for time: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalEntry> for super::JournalEntry {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalEntry,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    latency_ms: value.latency_ms?,
+                    method: value.method?,
+                    path: value.path?,
+                    query: value.query?,
+                    request_id: value.request_id?,
+                    status: value.status?,
+                    subject: value.subject?,
+                    time: value.time?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalEntry> for JournalEntry {
+            fn from(value: super::JournalEntry) -> Self {
+                Self {
+                    latency_ms: Ok(value.latency_ms),
+                    method: Ok(value.method),
+                    path: Ok(value.path),
+                    query: Ok(value.query),
+                    request_id: Ok(value.request_id),
+                    status: Ok(value.status),
+                    subject: Ok(value.subject),
+                    time: Ok(value.time),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct JournalList {
+            count: ::std::result::Result<i64, ::std::string::String>,
+            items: ::std::result::Result<
+                ::std::vec::Vec<super::JournalEntry>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for JournalList {
+            fn default() -> Self {
+                Self {
+                    count: Err("no value supplied for count".to_string()),
+                    items: Err("no value supplied for items".to_string()),
+                }
+            }
+        }
+        impl JournalList {
+            pub fn count<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<i64>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.count = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for count: {e}")
+                    });
+                self
+            }
+            pub fn items<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::JournalEntry>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.items = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for items: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<JournalList> for super::JournalList {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: JournalList,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    count: value.count?,
+                    items: value.items?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::JournalList> for JournalList {
+            fn from(value: super::JournalList) -> Self {
+                Self {
+                    count: Ok(value.count),
+                    items: Ok(value.items),
                 }
             }
         }
@@ -2433,6 +3230,42 @@ pub mod types {
                     tunnels: Ok(value.tunnels),
                     x11: Ok(value.x11),
                 }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct StateReset {
+            to: ::std::result::Result<super::StateResetTo, ::std::string::String>,
+        }
+        impl ::std::default::Default for StateReset {
+            fn default() -> Self {
+                Self {
+                    to: Err("no value supplied for to".to_string()),
+                }
+            }
+        }
+        impl StateReset {
+            pub fn to<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::StateResetTo>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.to = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for to: {e}"));
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<StateReset> for super::StateReset {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: StateReset,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { to: value.to? })
+            }
+        }
+        impl ::std::convert::From<super::StateReset> for StateReset {
+            fn from(value: super::StateReset) -> Self {
+                Self { to: Ok(value.to) }
             }
         }
         #[derive(Clone, Debug)]
@@ -4466,6 +5299,135 @@ let response = client.webauthn_credential_delete()
 ```*/
     pub fn webauthn_credential_delete(&self) -> builder::WebauthnCredentialDelete<'_> {
         builder::WebauthnCredentialDelete::new(self)
+    }
+    /**Export the whole state
+
+The whole state as a fixtures document (the `--fixtures` format, with every field). Not a PrivX operation: this server's test-control API, enabled with `--test-control`; 404 otherwise.
+
+Sends a `GET` request to `/test-control/api/v1/state`
+
+```ignore
+let response = client.state_export()
+    .send()
+    .await;
+```*/
+    pub fn state_export(&self) -> builder::StateExport<'_> {
+        builder::StateExport::new(self)
+    }
+    /**Reset the state
+
+Empties the store, or (`to: fixtures`) empties it and loads the fixtures the server was started with. The bootstrap admin, the OAuth client and the token signing key survive. Test-control API only.
+
+Sends a `POST` request to `/test-control/api/v1/state/reset`
+
+```ignore
+let response = client.state_reset()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn state_reset(&self) -> builder::StateReset<'_> {
+        builder::StateReset::new(self)
+    }
+    /**Load fixtures
+
+Loads a fixtures document (the `--fixtures` format) into the running server; records whose id already exists are kept. Test-control API only.
+
+Sends a `POST` request to `/test-control/api/v1/state/fixtures`
+
+```ignore
+let response = client.fixtures_load()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn fixtures_load(&self) -> builder::FixturesLoad<'_> {
+        builder::FixturesLoad::new(self)
+    }
+    /**The request journal
+
+The last requests the server answered, newest first: time, method, path, query, status, latency and the caller's token subject. Bodies are never kept. Test-control API only.
+
+Sends a `GET` request to `/test-control/api/v1/journal`
+
+Arguments:
+- `limit`: At most this many entries
+- `path`: Only requests whose path starts with this
+- `status`: Only requests answered with this status
+```ignore
+let response = client.journal_list()
+    .limit(limit)
+    .path(path)
+    .status(status)
+    .send()
+    .await;
+```*/
+    pub fn journal_list(&self) -> builder::JournalList<'_> {
+        builder::JournalList::new(self)
+    }
+    /**Clear the request journal
+
+Forgets every journal entry. Test-control API only.
+
+Sends a `DELETE` request to `/test-control/api/v1/journal`
+
+```ignore
+let response = client.journal_clear()
+    .send()
+    .await;
+```*/
+    pub fn journal_clear(&self) -> builder::JournalClear<'_> {
+        builder::JournalClear::new(self)
+    }
+    /**Injected faults
+
+The faults in force, by operationId. Test-control API only.
+
+Sends a `GET` request to `/test-control/api/v1/faults`
+
+```ignore
+let response = client.fault_list()
+    .send()
+    .await;
+```*/
+    pub fn fault_list(&self) -> builder::FaultList<'_> {
+        builder::FaultList::new(self)
+    }
+    /**Inject a fault
+
+Makes calls of an operation wait `latency_ms` first and/or answer `status` with a PrivX envelope, for the next `count` calls or until cleared. The fault applies before authorization, like a network or gateway fault would. Test-control API only.
+
+Sends a `PUT` request to `/test-control/api/v1/faults/{operation_id}`
+
+Arguments:
+- `operation_id`: The operationId whose calls get the fault
+- `body`
+```ignore
+let response = client.fault_set()
+    .operation_id(operation_id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn fault_set(&self) -> builder::FaultSet<'_> {
+        builder::FaultSet::new(self)
+    }
+    /**Clear a fault
+
+Removes the fault of an operation. Test-control API only.
+
+Sends a `DELETE` request to `/test-control/api/v1/faults/{operation_id}`
+
+Arguments:
+- `operation_id`: The operationId whose calls get the fault
+```ignore
+let response = client.fault_clear()
+    .operation_id(operation_id)
+    .send()
+    .await;
+```*/
+    pub fn fault_clear(&self) -> builder::FaultClear<'_> {
+        builder::FaultClear::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -6966,6 +7928,827 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "webauthn_credential_delete",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::state_export`]
+
+[`Client::state_export`]: super::Client::state_export*/
+    #[derive(Debug, Clone)]
+    pub struct StateExport<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> StateExport<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/test-control/api/v1/state`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Fixtures>, Error<types::Error>> {
+            let Self { client } = self;
+            let url = format!("{}/test-control/api/v1/state", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "state_export",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::state_reset`]
+
+[`Client::state_reset`]: super::Client::state_reset*/
+    #[derive(Debug, Clone)]
+    pub struct StateReset<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::StateReset, String>,
+    }
+    impl<'a> StateReset<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::StateReset>,
+            <V as std::convert::TryInto<types::StateReset>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `StateReset` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::StateReset,
+            ) -> types::builder::StateReset,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/test-control/api/v1/state/reset`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::StateReset::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/test-control/api/v1/state/reset", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "state_reset",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::fixtures_load`]
+
+[`Client::fixtures_load`]: super::Client::fixtures_load*/
+    #[derive(Debug, Clone)]
+    pub struct FixturesLoad<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::Fixtures, String>,
+    }
+    impl<'a> FixturesLoad<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Fixtures>,
+            <V as std::convert::TryInto<types::Fixtures>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `Fixtures` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Fixtures) -> types::builder::Fixtures,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/test-control/api/v1/state/fixtures`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| types::Fixtures::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/test-control/api/v1/state/fixtures", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "fixtures_load",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::journal_list`]
+
+[`Client::journal_list`]: super::Client::journal_list*/
+    #[derive(Debug, Clone)]
+    pub struct JournalList<'a> {
+        client: &'a super::Client,
+        limit: Result<Option<u32>, String>,
+        path: Result<Option<::std::string::String>, String>,
+        status: Result<Option<i64>, String>,
+    }
+    impl<'a> JournalList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                limit: Ok(None),
+                path: Ok(None),
+                status: Ok(None),
+            }
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u32>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
+            self
+        }
+        pub fn path<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.path = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for path failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn status<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i64>,
+        {
+            self.status = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i64` for status failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/test-control/api/v1/journal`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::JournalList>, Error<types::Error>> {
+            let Self { client, limit, path, status } = self;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let path = path.map_err(Error::InvalidRequest)?;
+            let status = status.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/test-control/api/v1/journal", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("path", &path))
+                .query(&progenitor_client::QueryParam::new("status", &status))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "journal_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::journal_clear`]
+
+[`Client::journal_clear`]: super::Client::journal_clear*/
+    #[derive(Debug, Clone)]
+    pub struct JournalClear<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> JournalClear<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `DELETE` request to `/test-control/api/v1/journal`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client } = self;
+            let url = format!("{}/test-control/api/v1/journal", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "journal_clear",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::fault_list`]
+
+[`Client::fault_list`]: super::Client::fault_list*/
+    #[derive(Debug, Clone)]
+    pub struct FaultList<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> FaultList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/test-control/api/v1/faults`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::FaultList>, Error<types::Error>> {
+            let Self { client } = self;
+            let url = format!("{}/test-control/api/v1/faults", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "fault_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::fault_set`]
+
+[`Client::fault_set`]: super::Client::fault_set*/
+    #[derive(Debug, Clone)]
+    pub struct FaultSet<'a> {
+        client: &'a super::Client,
+        operation_id: Result<::std::string::String, String>,
+        body: Result<types::builder::Fault, String>,
+    }
+    impl<'a> FaultSet<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                operation_id: Err("operation_id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn operation_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.operation_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for operation_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::Fault>,
+            <V as std::convert::TryInto<types::Fault>>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| format!("conversion to `Fault` for body failed: {}", s));
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(types::builder::Fault) -> types::builder::Fault,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/test-control/api/v1/faults/{operation_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client, operation_id, body } = self;
+            let operation_id = operation_id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| types::Fault::try_from(v).map_err(|e| e.to_string()))
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/test-control/api/v1/faults/{}", client.baseurl, encode_path(&
+                operation_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .put(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "fault_set",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::fault_clear`]
+
+[`Client::fault_clear`]: super::Client::fault_clear*/
+    #[derive(Debug, Clone)]
+    pub struct FaultClear<'a> {
+        client: &'a super::Client,
+        operation_id: Result<::std::string::String, String>,
+    }
+    impl<'a> FaultClear<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                operation_id: Err("operation_id was not initialized".to_string()),
+            }
+        }
+        pub fn operation_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.operation_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for operation_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/test-control/api/v1/faults/{operation_id}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client, operation_id } = self;
+            let operation_id = operation_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/test-control/api/v1/faults/{}", client.baseurl, encode_path(&
+                operation_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "fault_clear",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

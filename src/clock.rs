@@ -1,24 +1,75 @@
-//! The server's clock: system time plus an offset that tests (and later a deterministic mode)
-//! can move forward, so time-based behaviour such as listener expiry is testable without
-//! waiting.
+//! The server's time and randomness, in one place so both can be made repeatable.
+//!
+//! - System mode (the default): wall-clock time plus an offset that tests move forward (so
+//!   listener expiry is testable without waiting); ids are UUIDv7 (creation-ordered) and
+//!   secrets come from the OS.
+//! - Deterministic mode (`--deterministic SEED`): time is logical, starting at
+//!   2024-01-01T00:00:00Z plus SEED seconds and moving 1 ms at every reading; ids (still v7,
+//!   on that logical time) and generated secrets come from a generator seeded with SEED. The
+//!   same sequence of requests then gets byte-identical answers.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use rand::{RngCore, SeedableRng};
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Milliseconds added to the system time, or the logical time in deterministic mode.
+    offset_ms: AtomicI64,
+    /// Set in deterministic mode.
+    seeded: Option<Mutex<rand::rngs::StdRng>>,
 }
 
 impl Clock {
+    /// A clock whose time and randomness follow from `seed` alone.
+    pub fn deterministic(seed: u64) -> Self {
+        let start = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z").expect("a valid date");
+        let start_ms =
+            start.timestamp_millis() + i64::try_from(seed % 1_000_000_000).unwrap_or(0) * 1000;
+        Self {
+            inner: Arc::new(Inner {
+                offset_ms: AtomicI64::new(start_ms),
+                seeded: Some(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed))),
+            }),
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        let offset = &self.inner.offset_ms;
+        let ms = match self.inner.seeded {
+            Some(_) => offset.fetch_add(1, Ordering::SeqCst),
+            None => Utc::now().timestamp_millis() + offset.load(Ordering::SeqCst),
+        };
+        DateTime::from_timestamp_millis(ms).expect("a representable time")
     }
 
     /// Moves this clock (and every clone of it) forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        self.inner.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+    }
+
+    /// Random bytes: seeded in deterministic mode, from the OS otherwise.
+    pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut bytes = [0; N];
+        match &self.inner.seeded {
+            Some(rng) => rng.lock().unwrap_or_else(|p| p.into_inner()).fill_bytes(&mut bytes),
+            None => rand::thread_rng().fill_bytes(&mut bytes),
+        }
+        bytes
+    }
+
+    /// A new record id: a UUIDv7 on this clock's time, so ids sort in creation order.
+    pub fn new_id(&self) -> Uuid {
+        let millis = u64::try_from(self.now().timestamp_millis()).unwrap_or(0);
+        let random: [u8; 10] = self.random_bytes();
+        uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
     }
 }

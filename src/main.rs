@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use dropshot::ConfigLoggingLevel;
+use privx_mock::clock::Clock;
 use privx_mock::http::auth::AuthConfig;
+use privx_mock::http::journal::LogFormat;
 use privx_mock::server::{self, Config};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
@@ -45,12 +46,23 @@ struct Args {
     /// Secret of the OAuth client [default: generated at first start, printed once].
     #[arg(long, env = "PRIVX_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     oauth_client_secret: Option<String>,
-    /// Log level: trace, debug, info, warn, error or critical.
-    #[arg(long, env = "PRIVX_LOG_LEVEL", default_value = "info", value_parser = parse_level)]
-    log_level: ConfigLoggingLevel,
-    /// Write the log (bunyan JSON) to this file instead of the terminal.
+    /// Log level: trace, debug, info, warn or error.
+    #[arg(long, env = "PRIVX_LOG_LEVEL", default_value = "info")]
+    log_level: tracing::Level,
+    /// Log format: one line per request, `pretty` for people or `json` for machines.
+    #[arg(long, env = "PRIVX_LOG_FORMAT", value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+    /// Write the log to this file instead of standard error.
     #[arg(long, env = "PRIVX_LOG_FILE")]
     log_file: Option<PathBuf>,
+    /// Serve the test-control API under /test-control/api/v1 (reset, fixtures, export,
+    /// request journal, fault injection; `admin` scope).
+    #[arg(long, env = "PRIVX_TEST_CONTROL")]
+    test_control: bool,
+    /// Make ids, generated secrets and the clock follow from SEED, so the same requests get
+    /// byte-identical answers (for snapshot tests).
+    #[arg(long, env = "PRIVX_DETERMINISTIC", value_name = "SEED")]
+    deterministic: Option<u64>,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -59,10 +71,6 @@ struct Args {
     /// id is already stored are kept.
     #[arg(long, value_name = "FILE")]
     import: Option<PathBuf>,
-}
-
-fn parse_level(s: &str) -> Result<ConfigLoggingLevel, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -87,10 +95,12 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         fixtures: args.fixtures,
         log_level: args.log_level,
+        log_format: args.log_format,
         log_file: args.log_file,
+        test_control: args.test_control,
         tls: args.tls_cert.zip(args.tls_key),
         auth,
-        clock: Default::default(),
+        clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use dropshot::{
-    endpoint, ApiDescription, Body, ConfigDropshot, ConfigLogging, ConfigLoggingIfExists,
-    ConfigLoggingLevel, ConfigTls, HandlerTaskMode, HttpError, HttpServer, RequestContext,
-    ServerBuilder,
+    endpoint, ApiDescription, Body, ConfigDropshot, ConfigTls, HandlerTaskMode, HttpError,
+    HttpServer, RequestContext, ServerBuilder,
 };
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::api::{privx_api_mod, SPEC_JSON};
 use crate::clock::Clock;
 use crate::http::auth::{Auth, AuthConfig};
+use crate::http::journal::{Journal, LogFormat, RequestLog};
+use crate::http::test_control::TestControl;
 use crate::http::{Context, PrivxApiImpl};
 use crate::password;
 use crate::store::{Fixtures, Stamp, Store};
@@ -30,9 +32,12 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub fixtures: Option<PathBuf>,
-    pub log_level: ConfigLoggingLevel,
-    /// Log to this file (bunyan JSON) instead of the terminal.
+    pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    /// Log to this file instead of standard error.
     pub log_file: Option<PathBuf>,
+    /// Serve the test-control API.
+    pub test_control: bool,
     /// Serve HTTPS with this certificate chain and private key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthConfig,
@@ -114,26 +119,33 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
 pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let (auth, generated) =
-        Auth::bootstrap(&config.auth, &store).context("setting up authentication")?;
+    let (auth, generated) = Auth::bootstrap(&config.auth, &store, &config.clock)
+        .context("setting up authentication")?;
     for line in generated.lines {
         eprintln!("privx-mock: generated {line}");
     }
     if let Some(path) = &config.fixtures {
         load(&store, path, &config.clock)?;
     }
-    let level = config.log_level.clone();
-    let log = match &config.log_file {
-        None => ConfigLogging::StderrTerminal { level },
-        Some(path) => ConfigLogging::File {
-            level,
-            path: camino::Utf8PathBuf::try_from(path.clone())
-                .context("the log file path is not UTF-8")?,
-            if_exists: ConfigLoggingIfExists::Append,
-        },
-    }
-    .to_logger("privx-mock")
-    .context("creating the logger")?;
+    let journal = std::sync::Arc::new(Journal::default());
+    let writer = match &config.log_file {
+        None => BoxMakeWriter::new(std::io::stderr),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            BoxMakeWriter::new(std::sync::Mutex::new(file))
+        }
+    };
+    let log = RequestLog::logger(
+        journal.clone(),
+        config.clock.clone(),
+        config.log_level,
+        config.log_format,
+        writer,
+    );
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -145,7 +157,16 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         cert_file: cert_file.clone(),
         key_file: key_file.clone(),
     });
-    let context = Context { store: std::sync::Arc::new(store), clock: config.clock.clone(), auth };
+    let context = Context {
+        store: std::sync::Arc::new(store),
+        clock: config.clock.clone(),
+        auth,
+        journal,
+        faults: Default::default(),
+        test_control: config
+            .test_control
+            .then(|| TestControl { fixtures: config.fixtures.clone() }),
+    };
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)

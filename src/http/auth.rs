@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::api::types::ErrorCode;
 use crate::api::{ApiError, OAuthError, OPERATIONS};
+use crate::clock::Clock;
 use crate::password;
 use crate::store::{Store, StoreError};
 
@@ -121,8 +122,8 @@ fn forbidden(message: &str) -> ApiError {
 }
 
 /// A secret the server made itself: 32 random bytes, URL-safe base64.
-fn generate_secret() -> String {
-    let bytes: [u8; 32] = rand::random();
+fn generate_secret(clock: &Clock) -> String {
+    let bytes: [u8; 32] = clock.random_bytes();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -148,16 +149,21 @@ pub struct Generated {
 
 impl Auth {
     /// Sets up authentication from the config and what the store kept from earlier starts.
-    pub fn bootstrap(config: &AuthConfig, store: &Store) -> Result<(Self, Generated), StoreError> {
+    pub fn bootstrap(
+        config: &AuthConfig,
+        store: &Store,
+        clock: &Clock,
+    ) -> Result<(Self, Generated), StoreError> {
         let mut generated = Generated::default();
         let signing_key = match &config.signing_key {
             Some(key) => key.clone(),
-            None => kept(store, "signing_key", generate_secret)?,
+            None => kept(store, "signing_key", || generate_secret(clock))?,
         };
 
         let oauth_client_id = config.oauth_client.id.clone().unwrap_or_else(|| "privx-mock".into());
         let oauth_client_hash = secret_hash(
             store,
+            clock,
             "oauth_client_secret_hash",
             config.oauth_client.secret.as_deref(),
             |secret| {
@@ -168,13 +174,18 @@ impl Auth {
         )?;
 
         let admin_name = config.admin.username.clone().unwrap_or_else(|| "admin".into());
-        let admin_hash =
-            secret_hash(store, "admin_password_hash", config.admin.password.as_deref(), |pw| {
+        let admin_hash = secret_hash(
+            store,
+            clock,
+            "admin_password_hash",
+            config.admin.password.as_deref(),
+            |pw| {
                 generated.lines.push(format!(
                     "admin: username {admin_name:?}, password {pw:?} (shown only now)"
                 ))
-            })?;
-        let admin_id = kept(store, "admin_id", Uuid::new_v4)?;
+            },
+        )?;
+        let admin_id = kept(store, "admin_id", || clock.new_id())?;
         let mut principals = vec![Principal {
             id: admin_id,
             name: admin_name,
@@ -213,7 +224,7 @@ impl Auth {
                     .iter()
                     .map(|o| (o.operation_id, o.scopes))
                     .collect(),
-                decoy_hash: password::hash(&generate_secret()),
+                decoy_hash: password::hash(&generate_secret(clock)),
             },
             generated,
         ))
@@ -347,6 +358,7 @@ fn kept<T: Serialize + serde::de::DeserializeOwned>(
 /// `name`; `announce` shows the plain secret that one time).
 fn secret_hash(
     store: &Store,
+    clock: &Clock,
     name: &str,
     configured: Option<&str>,
     announce: impl FnOnce(&str),
@@ -357,7 +369,7 @@ fn secret_hash(
     if let Some(hash) = store.secret::<String>(name)? {
         return Ok(hash);
     }
-    let secret = generate_secret();
+    let secret = generate_secret(clock);
     let hash = password::hash(&secret);
     store.secret_put(name, &hash)?;
     announce(&secret);

@@ -7,6 +7,8 @@
 //! type and this module never opens sled.
 
 pub mod auth;
+pub mod journal;
+pub mod test_control;
 
 use chrono::{DateTime, Utc};
 use dropshot::{
@@ -17,15 +19,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::api::types::ErrorCode;
 use crate::api::{
     types, ApiError, HttpResponseOkEmpty, LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
-    SortDir,
+    SortDir, OPERATIONS,
 };
 use crate::clock::Clock;
 use crate::password;
 use crate::store::{
-    CredentialSort, ListenerFields, ListenerRecord, ListenerSort, Page, PasswordHash, Stamp, Store,
-    StoreError,
+    CredentialSort, Fixtures, ListenerFields, ListenerRecord, ListenerSort, Page, PasswordHash,
+    Stamp, Store, StoreError,
 };
 use auth::{Auth, Caller};
 
@@ -34,6 +37,10 @@ pub struct Context {
     pub store: std::sync::Arc<Store>,
     pub clock: Clock,
     pub auth: Auth,
+    pub journal: std::sync::Arc<journal::Journal>,
+    pub faults: test_control::Faults,
+    /// Present when the test-control API is on.
+    pub test_control: Option<test_control::TestControl>,
 }
 
 impl Context {
@@ -41,13 +48,26 @@ impl Context {
         self.clock.now()
     }
 
-    /// The caller of `operation_id`, if its bearer token carries a scope the spec accepts.
-    fn authorize(
+    /// The start of every operation: the fault injected into it (test-control API), then the
+    /// caller, if its bearer token carries a scope the spec accepts for `operation_id`.
+    async fn begin(
         &self,
         rqctx: &RequestContext<Context>,
         operation_id: &str,
     ) -> Result<Caller, ApiError> {
-        self.auth.authorize(rqctx.request.headers(), operation_id, self.now())
+        self.faults.apply(operation_id).await?;
+        let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
+        journal::note_subject(&rqctx.log, &caller.subject);
+        Ok(caller)
+    }
+
+    /// The test-control settings, or the 404 of an API that is off.
+    fn test_control(&self) -> Result<&test_control::TestControl, ApiError> {
+        self.test_control.as_ref().ok_or_else(|| {
+            ApiError::not_found(
+                "the test-control API is off (start the server with --test-control)",
+            )
+        })
     }
 
     /// Runs a store write stamped with the caller and the time, and makes it durable before
@@ -105,6 +125,14 @@ fn credential_path(
 }
 
 /// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
+/// Reads a fixtures (or export) file.
+pub fn read_fixtures(path: &std::path::Path) -> Result<Fixtures, ApiError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ApiError::internal(format!("reading fixtures {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ApiError::internal(format!("parsing fixtures {}: {e}", path.display())))
+}
+
 fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
     PasswordHash { hash: password::hash(password), created: now }
 }
@@ -237,7 +265,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::ListenerListQuery>,
     ) -> Result<HttpResponseOk<types::ListenerList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "listener_list")?;
+        ctx.begin(&rqctx, "listener_list").await?;
         let q = query.into_inner();
         let sort: ListenerSort = convert(&q.sortkey)?;
         let now = ctx.now();
@@ -253,12 +281,17 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::Listener>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "listener_create")?;
+        let caller = ctx.begin(&rqctx, "listener_create").await?;
         let body = body.into_inner();
         let fields = convert(&body)?;
         let record = ctx
             .write(&caller, |stamp| {
-                ctx.store.listener_create(fields, seconds(body.keep_open_sec), stamp)
+                ctx.store.listener_create(
+                    ctx.clock.new_id(),
+                    fields,
+                    seconds(body.keep_open_sec),
+                    stamp,
+                )
             })
             .await?;
         let location = format!("/extender-service/api/v1/listeners/{}", record.id);
@@ -270,7 +303,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerViewPath>,
     ) -> Result<HttpResponseOk<types::Listener>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "listener_view")?;
+        ctx.begin(&rqctx, "listener_view").await?;
         let now = ctx.now();
         let record = ctx.store.listener_get(path.into_inner().id, now)?;
         Ok(HttpResponseOk(listener(&record, now)?))
@@ -282,7 +315,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Listener>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "listener_update")?;
+        let caller = ctx.begin(&rqctx, "listener_update").await?;
         let body = body.into_inner();
         let update = |fields: &mut ListenerFields| {
             if let Some(network) = body.network.clone() {
@@ -306,7 +339,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "listener_delete")?;
+        let caller = ctx.begin(&rqctx, "listener_delete").await?;
         let id = path.into_inner().id;
         ctx.write(&caller, |stamp| ctx.store.listener_delete(id, stamp.now)).await?;
         Ok(HttpResponseOkEmpty)
@@ -318,7 +351,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "connection_terminate")?;
+        let caller = ctx.begin(&rqctx, "connection_terminate").await?;
         let id = path.into_inner().connection_id;
         ctx.write(&caller, |stamp| ctx.store.connection_terminate(id, stamp)).await?;
         Ok(HttpResponseOkEmpty)
@@ -330,7 +363,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "connection_terminate_host")?;
+        let caller = ctx.begin(&rqctx, "connection_terminate_host").await?;
         let host_id = path.into_inner().host_id;
         ctx.write(&caller, |stamp| {
             ctx.store.connections_terminate(|c| c.host_id == host_id, stamp)
@@ -345,7 +378,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "connection_terminate_user")?;
+        let caller = ctx.begin(&rqctx, "connection_terminate_user").await?;
         let user_id = path.into_inner().user_id;
         ctx.write(&caller, |stamp| {
             ctx.store.connections_terminate(|c| c.user_id == user_id, stamp)
@@ -359,7 +392,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::UserListQuery>,
     ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "user_list")?;
+        ctx.begin(&rqctx, "user_list").await?;
         let q = query.into_inner();
         let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
         let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
@@ -372,12 +405,15 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::CreatedId>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "user_create")?;
+        let caller = ctx.begin(&rqctx, "user_create").await?;
         let body = body.into_inner();
         let password = request_password(&body, ctx.now());
         let profile = convert(&body)?;
-        let record =
-            ctx.write(&caller, |stamp| ctx.store.user_create(profile, password, stamp)).await?;
+        let record = ctx
+            .write(&caller, |stamp| {
+                ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp)
+            })
+            .await?;
         let location = format!("/local-user-store/api/v1/users/{}", record.id);
         Ok(created(location, types::CreatedId { id: record.id }))
     }
@@ -387,7 +423,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::UserViewPath>,
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "user_view")?;
+        ctx.begin(&rqctx, "user_view").await?;
         let record = ctx.store.user_get(path.into_inner().user_id)?;
         Ok(HttpResponseOk(convert(&record)?))
     }
@@ -397,7 +433,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::UserTagsListQuery>,
     ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "user_tags_list")?;
+        ctx.begin(&rqctx, "user_tags_list").await?;
         let q = query.into_inner();
         let tags = ctx.store.user_tags(
             q.query.as_deref(),
@@ -413,7 +449,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::UserRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "user_update")?;
+        let caller = ctx.begin(&rqctx, "user_update").await?;
         let body = body.into_inner();
         let password = request_password(&body, ctx.now());
         let (id, profile) = (path.into_inner().user_id, convert(&body)?);
@@ -426,7 +462,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::UserDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "user_delete")?;
+        let caller = ctx.begin(&rqctx, "user_delete").await?;
         let id = path.into_inner().user_id;
         ctx.write(&caller, |_| ctx.store.user_delete(id)).await?;
         Ok(HttpResponseOkEmpty)
@@ -438,7 +474,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Password>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "user_password_set")?;
+        let caller = ctx.begin(&rqctx, "user_password_set").await?;
         let id = parse_id("user", &path.into_inner().user_id)?;
         let password = hash_password(&body.into_inner().password, ctx.now());
         ctx.write(&caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
@@ -449,7 +485,7 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
         let ctx = rqctx.context();
-        ctx.authorize(&rqctx, "service_options_view")?;
+        ctx.begin(&rqctx, "service_options_view").await?;
         let stored = ctx.store.setting(SERVICE_OPTIONS)?;
         Ok(HttpResponseOk(stored.unwrap_or_else(default_service_options)))
     }
@@ -460,7 +496,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::WebauthnCredentialListQuery>,
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "webauthn_credential_list")?;
+        let caller = ctx.begin(&rqctx, "webauthn_credential_list").await?;
         let (user_id, _) = credential_path(&caller, &path.into_inner().user_id, None)?;
         let q = query.into_inner();
         let sort: CredentialSort = convert(&q.sortkey)?;
@@ -479,7 +515,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialViewPath>,
     ) -> Result<HttpResponseOk<types::WebauthnCredential>, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "webauthn_credential_view")?;
+        let caller = ctx.begin(&rqctx, "webauthn_credential_view").await?;
         let p = path.into_inner();
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
         Ok(HttpResponseOk(convert(&ctx.store.credential_get(user_id, id)?)?))
@@ -491,7 +527,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::WebauthnCredentialUpdate>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "webauthn_credential_update")?;
+        let caller = ctx.begin(&rqctx, "webauthn_credential_update").await?;
         let p = path.into_inner();
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
         let body = body.into_inner();
@@ -507,10 +543,151 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.authorize(&rqctx, "webauthn_credential_delete")?;
+        let caller = ctx.begin(&rqctx, "webauthn_credential_delete").await?;
         let p = path.into_inner();
         let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
         ctx.write(&caller, |_| ctx.store.credential_delete(user_id, id)).await?;
+        Ok(HttpResponseOkEmpty)
+    }
+
+    async fn state_export(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "state_export").await?;
+        Ok(HttpResponseOk(convert(&ctx.store.export()?)?))
+    }
+
+    async fn state_reset(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::StateReset>,
+    ) -> Result<HttpResponseOkEmpty, ApiError> {
+        let ctx = rqctx.context();
+        let fixtures = ctx.test_control()?.fixtures.clone();
+        let caller = ctx.begin(&rqctx, "state_reset").await?;
+        let fixtures = match body.into_inner().to {
+            types::StateResetTo::Empty => None,
+            types::StateResetTo::Fixtures => fixtures,
+        };
+        let fixtures = fixtures.map(|path| read_fixtures(&path)).transpose()?;
+        ctx.write(&caller, |stamp| {
+            ctx.store.clear()?;
+            fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))
+        })
+        .await?;
+        Ok(HttpResponseOkEmpty)
+    }
+
+    async fn fixtures_load(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::Fixtures>,
+    ) -> Result<HttpResponseOkEmpty, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        let caller = ctx.begin(&rqctx, "fixtures_load").await?;
+        let fixtures: Fixtures =
+            serde_json::to_value(body.into_inner()).and_then(serde_json::from_value).map_err(
+                |e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None),
+            )?;
+        ctx.write(&caller, |stamp| ctx.store.load_fixtures(fixtures, password::hash, stamp))
+            .await?;
+        Ok(HttpResponseOkEmpty)
+    }
+
+    async fn journal_list(
+        rqctx: RequestContext<Context>,
+        query: Query<types::JournalListQuery>,
+    ) -> Result<HttpResponseOk<types::JournalList>, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "journal_list").await?;
+        let q = query.into_inner();
+        let entries = ctx.journal.entries(|e| {
+            q.path.as_deref().is_none_or(|p| e.path.starts_with(p))
+                && q.status.is_none_or(|s| i64::from(e.status) == s)
+        });
+        let count = count(entries.len() as u64);
+        let items = entries
+            .into_iter()
+            .take(q.limit as usize)
+            .map(|e| types::JournalEntry {
+                time: e.time,
+                request_id: e.request_id,
+                method: e.method,
+                path: e.path,
+                query: e.query,
+                status: e.status.into(),
+                latency_ms: e.latency_ms,
+                subject: e.subject,
+            })
+            .collect();
+        Ok(HttpResponseOk(types::JournalList { count, items }))
+    }
+
+    async fn journal_clear(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOkEmpty, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "journal_clear").await?;
+        ctx.journal.clear();
+        Ok(HttpResponseOkEmpty)
+    }
+
+    async fn fault_list(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::FaultList>, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "fault_list").await?;
+        let items = ctx
+            .faults
+            .list()
+            .into_iter()
+            .map(|(operation_id, fault)| types::FaultEntry { operation_id, fault })
+            .collect();
+        Ok(HttpResponseOk(types::FaultList { items }))
+    }
+
+    async fn fault_set(
+        rqctx: RequestContext<Context>,
+        path: Path<types::FaultSetPath>,
+        body: TypedBody<types::Fault>,
+    ) -> Result<HttpResponseOkEmpty, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "fault_set").await?;
+        let operation_id = path.into_inner().operation_id;
+        if !OPERATIONS.iter().any(|o| o.operation_id == operation_id) {
+            return Err(ApiError::not_found(format!("no operation {operation_id}")));
+        }
+        let fault = body.into_inner();
+        let invalid = |property: &str, message: &str| {
+            ApiError::bad_request(ErrorCode::ValueOutOfBounds, message, Some(property))
+        };
+        if fault.latency_ms.is_none() && fault.status.is_none() {
+            return Err(invalid("status", "a fault needs a latency_ms, a status or both"));
+        }
+        if fault.latency_ms.is_some_and(|ms| !(0..=60_000).contains(&ms)) {
+            return Err(invalid("latency_ms", "latency_ms must be 0 to 60000"));
+        }
+        if fault.status.is_some_and(|s| !(400..=599).contains(&s)) {
+            return Err(invalid("status", "status must be 400 to 599"));
+        }
+        ctx.faults.set(operation_id, fault);
+        Ok(HttpResponseOkEmpty)
+    }
+
+    async fn fault_clear(
+        rqctx: RequestContext<Context>,
+        path: Path<types::FaultClearPath>,
+    ) -> Result<HttpResponseOkEmpty, ApiError> {
+        let ctx = rqctx.context();
+        ctx.test_control()?;
+        ctx.begin(&rqctx, "fault_clear").await?;
+        let operation_id = path.into_inner().operation_id;
+        ctx.faults.clear(&operation_id);
         Ok(HttpResponseOkEmpty)
     }
 }

@@ -103,13 +103,14 @@ impl Store {
     /// Creates a listener on the lowest free port; it stays open `keep_open_sec` seconds.
     pub fn listener_create(
         &self,
+        id: Uuid,
         fields: ListenerFields,
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<ListenerRecord, StoreError> {
         let keep_open_sec = keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC);
         let record = ListenerRecord {
-            id: Uuid::now_v7(),
+            id,
             fields,
             address: String::new(),
             closes_at: closes_at(stamp.now, keep_open_sec, "keep_open_sec")?,

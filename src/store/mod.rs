@@ -263,6 +263,25 @@ impl Store {
         self.flush()
     }
 
+    /// Empties the store but for the server's secrets (test-control reset).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
+        let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for tree in [
+            &self.users,
+            &self.usernames,
+            &self.user_tags,
+            &self.credentials,
+            &self.listeners,
+            &self.connections,
+            &self.settings,
+        ] {
+            tree.clear()?;
+        }
+        self.meta.remove(USER_COUNT)?;
+        Ok(())
+    }
+
     /// Flags one connection for termination.
     pub fn connection_terminate(&self, id: Uuid, stamp: Stamp) -> Result<(), StoreError> {
         let record: ConnectionRecord = get_json(&self.connections, id.as_bytes())?

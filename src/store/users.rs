@@ -174,13 +174,14 @@ impl Store {
     /// Creates a user; the username must be free.
     pub fn user_create(
         &self,
+        id: Uuid,
         profile: UserProfile,
         password: Option<PasswordHash>,
         stamp: Stamp,
     ) -> Result<UserRecord, StoreError> {
         validate(&profile)?;
         let record = UserRecord {
-            id: Uuid::now_v7(),
+            id,
             created: stamp.now,
             updated: stamp.now,
             author: stamp.actor,

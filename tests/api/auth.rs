@@ -188,12 +188,17 @@ async fn bad_credentials_get_rfc_6749_errors() {
     }
 }
 
+async fn spawn_app_with_fixtures_and_test_control(fixtures: Value) -> TestApp {
+    crate::helpers::spawn(Some(fixtures), |config| config.test_control = true).await
+}
+
 /// A request that exercises `operation_id` against the fixtures, and must succeed.
 fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
     let users = "/local-user-store/api/v1/users";
     let listeners = "/extender-service/api/v1/listeners";
     let terminate = "/connection-manager/api/v1/terminate";
     let credentials = format!("/auth/api/v1/users/{ALICE}/webauthn/credentials");
+    let control = "/test-control/api/v1";
     match operation_id {
         "listener_list" => ("GET", listeners.into(), None),
         "listener_create" => {
@@ -223,6 +228,16 @@ fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
             ("PUT", format!("{credentials}/{ALICE_KEY}"), Some(json!({"name": "n"})))
         }
         "webauthn_credential_delete" => ("DELETE", format!("{credentials}/{ALICE_KEY}"), None),
+        "state_export" => ("GET", format!("{control}/state"), None),
+        "state_reset" => ("POST", format!("{control}/state/reset"), Some(json!({"to": "empty"}))),
+        "fixtures_load" => ("POST", format!("{control}/state/fixtures"), Some(json!({}))),
+        "journal_list" => ("GET", format!("{control}/journal"), None),
+        "journal_clear" => ("DELETE", format!("{control}/journal"), None),
+        "fault_list" => ("GET", format!("{control}/faults"), None),
+        "fault_set" => {
+            ("PUT", format!("{control}/faults/user_list"), Some(json!({"latency_ms": 1})))
+        }
+        "fault_clear" => ("DELETE", format!("{control}/faults/user_list"), None),
         other => panic!("no test request for operation {other}: add one"),
     }
 }
@@ -250,7 +265,7 @@ async fn send(app: &TestApp, operation_id: &str, token: Option<&str>) -> u16 {
 /// listed scope} gives 401/401/401/401/403/2xx.
 #[tokio::test]
 async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
-    let shared = spawn_app_with_fixtures(fixtures()).await;
+    let shared = spawn_app_with_fixtures_and_test_control(fixtures()).await;
     for op in OPERATIONS.iter().filter(|op| !op.scopes.is_empty()) {
         let id = op.operation_id;
         let unrelated: Vec<&str> = ["rolesView", "user", "admin"]
@@ -278,7 +293,7 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
             let app = if request_for(id).0 == "GET" {
                 &shared
             } else {
-                fresh = spawn_app_with_fixtures(fixtures()).await;
+                fresh = spawn_app_with_fixtures_and_test_control(fixtures()).await;
                 &fresh
             };
             let status = send(app, id, Some(&mint(ALICE, &[scope], 600, SIGNING_KEY))).await;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use dropshot::{ConfigLoggingLevel, HttpServer};
+use dropshot::HttpServer;
 use privx_mock::client::{types, Client, Error, ResponseValue};
 use privx_mock::clock::Clock;
 use privx_mock::http::auth::AuthConfig;
@@ -62,7 +62,11 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn(None, adjust).await
 }
 
-async fn spawn(fixtures: Option<serde_json::Value>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+/// A server with `fixtures` whose config `adjust` changes first.
+pub async fn spawn(
+    fixtures: Option<serde_json::Value>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let fixtures = fixtures.map(|json| {
         let path = dir.path().join("fixtures.json");
@@ -73,8 +77,10 @@ async fn spawn(fixtures: Option<serde_json::Value>, adjust: impl FnOnce(&mut Con
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("data"),
         fixtures,
-        log_level: ConfigLoggingLevel::Debug,
+        log_level: tracing::Level::DEBUG,
+        log_format: Default::default(),
         log_file: Some(dir.path().join("server.log")),
+        test_control: false,
         tls: None,
         auth: auth_config(),
         clock: Clock::default(),
