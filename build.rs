@@ -59,6 +59,7 @@ fn main() {
     write(&out.join("privx_api.rs"), &generated.server);
     write(&out.join("privx_client.rs"), &generated.client);
     write(&out.join("openapi.json"), &generated.spec_json);
+    write(&out.join("docs.html"), &generated.docs);
 }
 
 /// What the generator makes of a spec.
@@ -66,6 +67,8 @@ pub(crate) struct Generated {
     pub(crate) server: String,
     pub(crate) client: String,
     pub(crate) spec_json: String,
+    /// The self-contained HTML API reference.
+    pub(crate) docs: String,
 }
 
 /// Generates everything from the spec's text, or says every construct it cannot handle.
@@ -80,6 +83,7 @@ pub(crate) fn generate(text: &str) -> Result<Generated, Vec<String>> {
         server: format_file(server),
         client: format_file(client),
         spec_json: serde_json::to_string_pretty(&spec_json).expect("JSON value serializes"),
+        docs: docs::render(&spec_json),
     })
 }
 
@@ -849,5 +853,277 @@ fn doc_endpoint(op: &Op) -> TokenStream {
         .summary(#summary)
         .description(#description)
         .tag(#tag)
+    }
+}
+
+/// The HTML API reference: one self-contained page (inline CSS and JS, nothing fetched) with
+/// every operation by tag, its scopes, parameters, bodies, responses and error codes, every
+/// schema, and a search box.
+mod docs {
+    use serde_json::Value;
+    use std::fmt::Write;
+
+    fn esc(text: &str) -> String {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    }
+
+    fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
+        match value["$ref"].as_str() {
+            Some(reference) => spec.pointer(reference.trim_start_matches('#')).unwrap_or(value),
+            None => value,
+        }
+    }
+
+    /// A short type description: a schema link, or type/format with default and enum.
+    fn type_of(schema: &Value) -> String {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.rsplit('/').next().unwrap_or_default();
+            return format!("<a href=\"#schema-{name}\">{name}</a>");
+        }
+        if let Some(one) = schema["allOf"].as_array().and_then(|a| a.first()) {
+            return type_of(one);
+        }
+        let mut text = esc(schema["type"].as_str().unwrap_or("any"));
+        if let Some(items) = schema.get("items") {
+            text = format!("array of {}", type_of(items));
+        }
+        if let Some(format) = schema["format"].as_str() {
+            write!(text, " ({})", esc(format)).unwrap();
+        }
+        if let Some(values) = schema["enum"].as_array() {
+            let values: Vec<String> = values.iter().map(|v| esc(&v.to_string())).collect();
+            write!(text, "<br>one of {}", values.join(", ")).unwrap();
+        }
+        if let Some(default) = schema.get("default") {
+            write!(text, "<br>default {}", esc(&default.to_string())).unwrap();
+        }
+        for (key, label) in [("minimum", "min"), ("maximum", "max"), ("minLength", "min length")] {
+            if let Some(bound) = schema.get(key) {
+                write!(text, "<br>{label} {bound}").unwrap();
+            }
+        }
+        text
+    }
+
+    fn example(spec: &Value, schema: &Value) -> Option<String> {
+        let schema = resolve(spec, schema);
+        schema.get("example").map(|e| serde_json::to_string_pretty(e).unwrap_or_default())
+    }
+
+    fn content(spec: &Value, content: &Value, out: &mut String) {
+        for (media, body) in content.as_object().into_iter().flatten() {
+            let schema = &body["schema"];
+            write!(
+                out,
+                "<div class=\"media\"><code>{}</code> {}",
+                esc(media),
+                type_of(schema)
+            )
+            .unwrap();
+            if let Some(example) = example(spec, schema) {
+                write!(out, "<pre>{}</pre>", esc(&example)).unwrap();
+            }
+            out.push_str("</div>");
+        }
+    }
+
+    fn operation(
+        spec: &Value,
+        method: &str,
+        path: &str,
+        op: &Value,
+        shared: &Value,
+        out: &mut String,
+    ) {
+        let id = op["operationId"].as_str().unwrap_or_default();
+        let summary = op["summary"].as_str().unwrap_or_default();
+        let scopes: Vec<String> = op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.as_object().into_iter().flatten())
+            .flat_map(|(scheme, scopes)| {
+                let scopes: Vec<String> = scopes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                    .map(|s| s.to_string())
+                    .collect();
+                if scopes.is_empty() {
+                    vec![format!("{scheme} (HTTP Basic)")]
+                } else {
+                    scopes
+                }
+            })
+            .collect();
+        let search = esc(&format!("{method} {path} {id} {summary}").to_lowercase());
+        write!(
+            out,
+            "<article class=\"op\" id=\"op-{id}\" data-search=\"{search}\"><h3><span class=\"method {m}\">{M}</span> \
+             <code>{p}</code></h3><p class=\"summary\">{s}</p><p class=\"id\">operationId <code>{id}</code> \
+             &middot; scopes (any one): {scopes}</p><p>{d}</p>",
+            m = method, M = method.to_uppercase(), p = esc(path), s = esc(summary),
+            scopes = esc(&scopes.join(", ")), d = esc(op["description"].as_str().unwrap_or_default()),
+        )
+        .unwrap();
+        let params: Vec<&Value> = shared
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(op["parameters"].as_array().into_iter().flatten())
+            .map(|p| resolve(spec, p))
+            .collect();
+        if !params.is_empty() {
+            out.push_str("<h4>Parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th>required</th><th>description</th></tr>");
+            for p in params {
+                write!(
+                    out,
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(p["name"].as_str().unwrap_or_default()),
+                    esc(p["in"].as_str().unwrap_or_default()),
+                    type_of(&p["schema"]),
+                    if p["required"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+                    esc(p["description"].as_str().unwrap_or_default()),
+                )
+                .unwrap();
+            }
+            out.push_str("</table>");
+        }
+        if let Some(body) = op.get("requestBody").map(|b| resolve(spec, b)) {
+            let required =
+                if body["required"].as_bool().unwrap_or(false) { "required" } else { "optional" };
+            write!(out, "<h4>Request body ({required})</h4>").unwrap();
+            content(spec, &body["content"], out);
+        }
+        out.push_str(
+            "<h4>Responses</h4><table><tr><th>status</th><th>description</th><th>body</th></tr>",
+        );
+        for (status, response) in op["responses"].as_object().into_iter().flatten() {
+            let response = resolve(spec, response);
+            let mut body = String::new();
+            content(spec, &response["content"], &mut body);
+            write!(
+                out,
+                "<tr><td class=\"status\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(status),
+                esc(response["description"].as_str().unwrap_or_default()),
+                body
+            )
+            .unwrap();
+        }
+        out.push_str("</table></article>");
+    }
+
+    fn schema(spec: &Value, name: &str, schema: &Value, out: &mut String) {
+        let search = esc(&format!("schema {name}").to_lowercase());
+        write!(
+            out,
+            "<article class=\"op schema\" id=\"schema-{name}\" data-search=\"{search}\"><h3>{name}</h3><p>{}</p>",
+            esc(schema["description"].as_str().unwrap_or_default())
+        )
+        .unwrap();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .collect();
+        if let Some(properties) = schema["properties"].as_object() {
+            out.push_str(
+                "<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>",
+            );
+            for (field, property) in properties {
+                write!(
+                    out,
+                    "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(field),
+                    type_of(property),
+                    if required.contains(&field.as_str()) { "yes" } else { "no" },
+                    esc(property["description"].as_str().unwrap_or_default())
+                )
+                .unwrap();
+            }
+            out.push_str("</table>");
+        } else {
+            write!(out, "<p>{}</p>", type_of(schema)).unwrap();
+        }
+        if let Some(example) = example(spec, schema) {
+            write!(out, "<pre>{}</pre>", esc(&example)).unwrap();
+        }
+        out.push_str("</article>");
+    }
+
+    pub fn render(spec: &Value) -> String {
+        let mut nav = String::new();
+        let mut body = String::new();
+        for tag in spec["tags"].as_array().into_iter().flatten() {
+            let name = tag["name"].as_str().unwrap_or_default();
+            write!(nav, "<li><a href=\"#tag-{name}\">{name}</a><ul>").unwrap();
+            write!(
+                body,
+                "<section class=\"tag\" id=\"tag-{name}\"><h2>{name}</h2><p>{}</p>",
+                esc(tag["description"].as_str().unwrap_or_default())
+            )
+            .unwrap();
+            for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+                for (method, op) in item.as_object().into_iter().flatten() {
+                    if method == "parameters" || op["tags"][0] != name {
+                        continue;
+                    }
+                    let id = op["operationId"].as_str().unwrap_or_default();
+                    write!(nav, "<li><a href=\"#op-{id}\">{id}</a></li>").unwrap();
+                    operation(spec, method, path, op, &item["parameters"], &mut body);
+                }
+            }
+            nav.push_str("</ul></li>");
+            body.push_str("</section>");
+        }
+        nav.push_str("<li><a href=\"#tag-schemas\">schemas</a></li>");
+        body.push_str("<section class=\"tag\" id=\"tag-schemas\"><h2>Schemas</h2>");
+        for (name, s) in spec["components"]["schemas"].as_object().into_iter().flatten() {
+            schema(spec, name, s, &mut body);
+        }
+        body.push_str("</section>");
+        let title = esc(spec["info"]["title"].as_str().unwrap_or_default());
+        let intro = esc(spec["info"]["description"].as_str().unwrap_or_default());
+        format!(
+            r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{margin:0;font:14px/1.45 system-ui,sans-serif;color:#1d232a;display:flex}}
+nav{{position:sticky;top:0;height:100vh;overflow:auto;width:260px;flex:none;background:#f3f5f7;padding:12px;box-sizing:border-box}}
+nav ul{{list-style:none;padding-left:10px;margin:2px 0}} nav a{{color:#1d4f91;text-decoration:none}}
+main{{padding:16px 28px;max-width:1000px}} #search{{width:100%;padding:6px;margin-bottom:10px;box-sizing:border-box}}
+.op{{border:1px solid #d8dee4;border-radius:6px;padding:8px 14px;margin:12px 0}}
+.method{{display:inline-block;min-width:56px;text-align:center;border-radius:4px;color:#fff;font-size:12px;padding:2px 6px;background:#6e7781}}
+.get{{background:#2da44e}}.post{{background:#0969da}}.put{{background:#bf8700}}.delete{{background:#cf222e}}
+table{{border-collapse:collapse;width:100%;margin:6px 0}} td,th{{border:1px solid #d8dee4;padding:3px 6px;text-align:left;vertical-align:top}}
+pre{{background:#f6f8fa;padding:6px;overflow:auto;max-height:240px}} .summary{{font-weight:600}} .id{{color:#57606a}}
+[hidden]{{display:none}}
+</style></head><body>
+<nav><input id="search" type="search" placeholder="Search operations and schemas" aria-label="search"><ul>{nav}</ul></nav>
+<main><h1>{title}</h1><p>{intro}</p><p id="shown"></p>{body}</main>
+<script>
+const search = document.getElementById('search');
+function filter() {{
+  const q = search.value.trim().toLowerCase();
+  let shown = 0;
+  document.querySelectorAll('article.op').forEach(a => {{
+    const hit = !q || a.dataset.search.includes(q);
+    a.hidden = !hit;
+    if (hit && !a.classList.contains('schema')) shown++;
+  }});
+  document.querySelectorAll('section.tag').forEach(s => {{
+    s.hidden = !s.querySelector('article.op:not([hidden])');
+  }});
+  document.getElementById('shown').textContent = shown + ' operations shown';
+}}
+search.addEventListener('input', filter);
+filter();
+</script></body></html>
+"#
+        )
     }
 }

@@ -90,6 +90,12 @@ async fn main() -> anyhow::Result<()> {
     auth.admin.password = args.admin_password.or(auth.admin.password);
     auth.oauth_client.id = args.oauth_client_id.or(auth.oauth_client.id);
     auth.oauth_client.secret = args.oauth_client_secret.or(auth.oauth_client.secret);
+    let admin_source = if auth.admin.password.is_some() {
+        "as configured (--admin-password, PRIVX_ADMIN_PASSWORD or the config file)"
+    } else {
+        "generated at first start and printed then (keep them; only their hashes are stored)"
+    };
+    let client_id = auth.oauth_client.id.clone().unwrap_or_else(|| "privx-mock".to_string());
     let server = server::start(Config {
         bind: args.bind,
         data_dir: args.data_dir,
@@ -104,6 +110,13 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };
-    eprintln!("privx-mock listening on {scheme}://{}", server.local_addr());
+    let url = format!("{scheme}://{}", server.local_addr());
+    eprintln!("privx-mock listening on {url}");
+    eprintln!("privx-mock: API reference at {url}/docs, spec at {url}/openapi.json");
+    eprintln!(
+        "privx-mock: admin credentials: {admin}; OAuth client id {client:?}",
+        admin = admin_source,
+        client = client_id
+    );
     server::serve_until_signalled(server).await
 }

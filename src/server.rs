@@ -11,7 +11,7 @@ use dropshot::{
 };
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use crate::api::{privx_api_mod, SPEC_JSON};
+use crate::api::{privx_api_mod, DOCS_HTML, SPEC_JSON, SPEC_YAML};
 use crate::clock::Clock;
 use crate::http::auth::{Auth, AuthConfig};
 use crate::http::journal::{Journal, LogFormat, RequestLog};
@@ -51,19 +51,48 @@ pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
     toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
+fn static_page(content_type: &str, body: &'static str) -> Result<http::Response<Body>, HttpError> {
+    Ok(http::Response::builder()
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body.into())?)
+}
+
 /// Serves the spec (`spec/privx.yaml`) as JSON.
 #[endpoint { method = GET, path = "/openapi.json", unpublished = true }]
 async fn openapi_json(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
-    Ok(http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(SPEC_JSON.into())?)
+    static_page("application/json", SPEC_JSON)
+}
+
+/// Serves the spec as written.
+#[endpoint { method = GET, path = "/openapi.yaml", unpublished = true }]
+async fn openapi_yaml(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
+    static_page("application/yaml", SPEC_YAML)
+}
+
+/// Serves the HTML API reference.
+#[endpoint { method = GET, path = "/docs", unpublished = true }]
+async fn docs(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
+    static_page("text/html; charset=utf-8", DOCS_HTML)
+}
+
+/// Readiness: answers 200 once the server serves (the store is open by then).
+#[endpoint { method = GET, path = "/healthz", unpublished = true }]
+async fn healthz(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
+    static_page("text/plain", "ok\n")
 }
 
 /// The full API description the server serves.
 pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
     let mut api = privx_api_mod::api_description::<PrivxApiImpl>()
         .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))?;
-    api.register(openapi_json).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for registered in [
+        api.register(openapi_json),
+        api.register(openapi_yaml),
+        api.register(docs),
+        api.register(healthz),
+    ] {
+        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     Ok(api)
 }
 

@@ -24,6 +24,10 @@ pub use generated::{openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS
 
 /// The spec, `spec/privx.yaml`, as JSON.
 pub const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+/// The spec as written.
+pub const SPEC_YAML: &str = include_str!("../../spec/privx.yaml");
+/// The HTML API reference build.rs renders from the spec.
+pub const DOCS_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/docs.html"));
 
 /// Sort direction of the list operations (`SortDir` in the spec). PrivX documents `ASC` and
 /// `DESC`; the Python SDK sends them lower-cased, so both spellings are accepted (typify cannot

@@ -26,3 +26,8 @@ fn generated_code_client_matches_build_output() {
         include_str!(concat!(env!("OUT_DIR"), "/privx_client.rs")),
     );
 }
+
+#[test]
+fn generated_code_docs_match_build_output() {
+    assert_generated("generated/docs.html", include_str!(concat!(env!("OUT_DIR"), "/docs.html")));
+}

@@ -16,5 +16,6 @@ mod responses;
 mod sdk_requests;
 mod settings;
 mod spec_drift;
+mod test_control;
 mod users;
 mod webauthn;

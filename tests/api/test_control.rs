@@ -1,0 +1,241 @@
+//! The test-control API, deterministic mode and the per-request log lines.
+
+use std::time::Instant;
+
+use privx_mock::clock::Clock;
+use privx_mock::http::journal::LogFormat;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_envelope, spawn, spawn_app, TestApp, ADMIN};
+
+const CONTROL: &str = "/test-control/api/v1";
+const USERS: &str = "/local-user-store/api/v1/users";
+
+fn example_fixtures() -> Value {
+    let text = std::fs::read_to_string(crate::helpers::repo_path("tests/fixtures/example.json"));
+    serde_json::from_str(&text.unwrap()).unwrap()
+}
+
+async fn controlled() -> TestApp {
+    spawn(Some(example_fixtures()), |config| config.test_control = true).await
+}
+
+async fn json(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = app.http.request(method.parse().unwrap(), app.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+async fn usernames(app: &TestApp) -> Vec<String> {
+    let (_, list) = json(app, "GET", &format!("{USERS}?limit=1000"), None).await;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let mut names: Vec<String> =
+        items.iter().map(|u| u["username"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn the_test_control_api_is_off_by_default() {
+    let app = spawn_app().await;
+    let response = app.http.get(app.url(&format!("{CONTROL}/state"))).send().await.unwrap();
+    let envelope = assert_envelope(response, 404).await;
+    assert!(envelope.error_message.unwrap().contains("--test-control"));
+}
+
+#[tokio::test]
+async fn reset_to_empty_or_to_the_start_fixtures_and_load_more() {
+    let app = controlled().await;
+    assert_eq!(app.create_user_raw("extra".into()).await, 201);
+    assert_eq!(usernames(&app).await, ["alice", "bob", "extra"]);
+
+    let (status, _) =
+        json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "fixtures"})))
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(usernames(&app).await, ["alice", "bob"]);
+
+    json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
+    assert!(usernames(&app).await.is_empty());
+    let (_, listeners) = json(&app, "GET", "/extender-service/api/v1/listeners", None).await;
+    assert_eq!(listeners["count"], 0);
+    assert_eq!(
+        app.password_grant(ADMIN.0, ADMIN.1).await.status().as_u16(),
+        200,
+        "the admin stays"
+    );
+
+    let more =
+        json!({"users": [{"id": "00000000-0000-4000-8000-0000000000c1", "username": "carol"}]});
+    let (status, _) = json(&app, "POST", &format!("{CONTROL}/state/fixtures"), Some(more)).await;
+    assert_eq!(status, 200);
+    assert_eq!(usernames(&app).await, ["carol"]);
+    let (status, _) = json(
+        &app,
+        "POST",
+        &format!("{CONTROL}/state/fixtures"),
+        Some(json!({"users": [{"nope": 1}]})),
+    )
+    .await;
+    assert_eq!(status, 400, "a fixtures document that does not parse");
+}
+
+#[tokio::test]
+async fn export_answers_the_whole_state_in_the_fixtures_format() {
+    let app = controlled().await;
+    let (status, state) = json(&app, "GET", &format!("{CONTROL}/state"), None).await;
+    assert_eq!(status, 200);
+    crate::helpers::assert_matches_spec("state_export", 200, &state);
+    let names: Vec<&str> = state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(state["webauthn_credentials"].as_array().unwrap().len(), 1);
+    assert_eq!(state["connections"].as_array().unwrap().len(), 1);
+    assert!(state["users"][0]["password_hash"].as_str().unwrap().starts_with("$argon2id$"));
+
+    // What an export says, a reset and a load bring back.
+    json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
+    json(&app, "POST", &format!("{CONTROL}/state/fixtures"), Some(state.clone())).await;
+    let (_, again) = json(&app, "GET", &format!("{CONTROL}/state"), None).await;
+    assert_eq!(again["users"], state["users"]);
+}
+
+#[tokio::test]
+async fn the_journal_lists_requests_without_their_bodies() {
+    let app = controlled().await;
+    json(&app, "DELETE", &format!("{CONTROL}/journal"), None).await;
+    let body = json!({"username": "dana", "password": {"password": "Journal-Secret-1"}});
+    json(&app, "POST", USERS, Some(body)).await;
+    json(&app, "GET", &format!("{USERS}?username=dana"), None).await;
+    json(&app, "GET", &format!("{USERS}/{}", uuid::Uuid::new_v4()), None).await;
+    app.anonymous.get(app.url(USERS)).send().await.unwrap();
+
+    let (status, journal) =
+        json(&app, "GET", &format!("{CONTROL}/journal?path={USERS}"), None).await;
+    assert_eq!(status, 200);
+    crate::helpers::assert_matches_spec("journal_list", 200, &journal);
+    let items = journal["items"].as_array().unwrap();
+    let seen: Vec<(String, u64)> = items
+        .iter()
+        .map(|e| (e["method"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("GET".into(), 401), ("GET".into(), 404), ("GET".into(), 200), ("POST".into(), 201)],
+        "newest first"
+    );
+    let list = &items[2];
+    assert_eq!(list["query"], "username=dana");
+    assert!(list["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(list["subject"].is_string(), "the caller of an authorized request");
+    assert!(items[0].get("subject").is_none(), "no subject without a valid token");
+    assert!(!journal.to_string().contains("Journal-Secret-1"));
+
+    let (_, not_found) = json(&app, "GET", &format!("{CONTROL}/journal?status=404"), None).await;
+    assert_eq!(not_found["count"], 1);
+}
+
+#[tokio::test]
+async fn injected_faults_delay_or_fail_calls_until_used_up_or_cleared() {
+    let app = controlled().await;
+    let fault = json!({"status": 503, "error_code": "MAX_LOAD", "count": 2});
+    let (status, _) = json(&app, "PUT", &format!("{CONTROL}/faults/user_list"), Some(fault)).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        let response = app.http.get(app.url(USERS)).send().await.unwrap();
+        let envelope = assert_envelope(response, 503).await;
+        assert_eq!(envelope.error_code, privx_mock::client::types::ErrorCode::MaxLoad);
+    }
+    assert_eq!(json(&app, "GET", USERS, None).await.0, 200, "used up after two calls");
+
+    let slow = json!({"latency_ms": 300});
+    json(&app, "PUT", &format!("{CONTROL}/faults/user_view"), Some(slow)).await;
+    let (_, faults) = json(&app, "GET", &format!("{CONTROL}/faults"), None).await;
+    assert_eq!(faults["items"][0]["operation_id"], "user_view");
+    let start = Instant::now();
+    let alice = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001";
+    assert_eq!(json(&app, "GET", &format!("{USERS}/{alice}"), None).await.0, 200);
+    assert!(start.elapsed().as_millis() >= 300, "the call waited the injected latency");
+    json(&app, "DELETE", &format!("{CONTROL}/faults/user_view"), None).await;
+    let (_, faults) = json(&app, "GET", &format!("{CONTROL}/faults"), None).await;
+    assert_eq!(faults["items"], json!([]));
+
+    for (op, fault, status) in [
+        ("no_such_operation", json!({"status": 500}), 404),
+        ("user_list", json!({"status": 200}), 400),
+        ("user_list", json!({"latency_ms": -1}), 400),
+        ("user_list", json!({}), 400),
+    ] {
+        let (got, _) =
+            json(&app, "PUT", &format!("{CONTROL}/faults/{op}"), Some(fault.clone())).await;
+        assert_eq!(got, status, "{op} {fault}");
+    }
+}
+
+/// The same requests, in the same order, to two servers with the same seed.
+async fn scripted_session(seed: u64) -> Vec<String> {
+    let app = spawn(None, |config| config.clock = Clock::deterministic(seed)).await;
+    let mut bodies = Vec::new();
+    let token = app.password_grant(ADMIN.0, ADMIN.1).await.text().await.unwrap();
+    bodies.push(token);
+    for (method, path, body) in [
+        ("POST", USERS.to_string(), Some(json!({"username": "ann", "tags": ["a"]}))),
+        ("POST", USERS.to_string(), Some(json!({"username": "ben"}))),
+        ("GET", USERS.to_string(), None),
+        (
+            "POST",
+            "/extender-service/api/v1/listeners".to_string(),
+            Some(json!({"network": "tcp", "destination": "d"})),
+        ),
+        ("GET", "/extender-service/api/v1/listeners".to_string(), None),
+        ("GET", format!("{USERS}/tags"), None),
+    ] {
+        let mut request = app.http.request(method.parse().unwrap(), app.url(&path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        bodies.push(request.send().await.unwrap().text().await.unwrap());
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn deterministic_mode_gives_byte_identical_answers() {
+    let first = scripted_session(7).await;
+    let second = scripted_session(7).await;
+    assert_eq!(first, second);
+    assert!(
+        first[3].contains("\"created\":\"2024-01-01T00:00:07"),
+        "the clock follows the seed: {}",
+        first[3]
+    );
+    let other = scripted_session(8).await;
+    assert_ne!(first[1], other[1], "another seed, other ids");
+}
+
+#[tokio::test]
+async fn every_request_gets_one_json_log_line() {
+    let app = spawn(None, |config| config.log_format = LogFormat::Json).await;
+    app.create_user_raw("logged".into()).await;
+    app.anonymous.get(app.url("/no/such/path")).send().await.unwrap();
+    let lines: Vec<Value> = app
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line["message"] == "request")
+        .collect();
+    let create =
+        lines.iter().find(|l| l["method"] == "POST" && l["path"] == USERS).expect("a line");
+    assert_eq!(create["status"], 201);
+    assert!(create["request_id"].is_string() && create["latency_ms"].is_number());
+    assert!(create["subject"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+    let routed = lines.iter().find(|l| l["path"] == "/no/such/path").expect("router answers too");
+    assert_eq!((routed["status"].as_u64(), routed["subject"].as_str()), (Some(404), Some("-")));
+}
