@@ -913,13 +913,8 @@ mod docs {
     fn content(spec: &Value, content: &Value, out: &mut String) {
         for (media, body) in content.as_object().into_iter().flatten() {
             let schema = &body["schema"];
-            write!(
-                out,
-                "<div class=\"media\"><code>{}</code> {}",
-                esc(media),
-                type_of(schema)
-            )
-            .unwrap();
+            write!(out, "<div class=\"media\"><code>{}</code> {}", esc(media), type_of(schema))
+                .unwrap();
             if let Some(example) = example(spec, schema) {
                 write!(out, "<pre>{}</pre>", esc(&example)).unwrap();
             }
@@ -1012,7 +1007,26 @@ mod docs {
             )
             .unwrap();
         }
-        out.push_str("</table></article>");
+        out.push_str("</table>");
+        let envelope = op["responses"].as_object().into_iter().flatten().any(|(_, r)| {
+            resolve(spec, r)["content"]["application/json"]["schema"]["$ref"]
+                == "#/components/schemas/Error"
+        });
+        if envelope {
+            let codes: Vec<&str> = spec["components"]["schemas"]["ErrorCode"]["enum"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect();
+            write!(
+                out,
+                "<p class=\"codes\">Error codes: <code>{}</code></p>",
+                codes.join("</code> <code>")
+            )
+            .unwrap();
+        }
+        out.push_str("</article>");
     }
 
     fn schema(spec: &Value, name: &str, schema: &Value, out: &mut String) {
