@@ -14,6 +14,7 @@ mod listeners;
 mod persistence;
 mod responses;
 mod sdk_requests;
+mod serving;
 mod settings;
 mod spec_drift;
 mod test_control;
