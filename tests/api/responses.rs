@@ -2,16 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_matches_spec, spawn_app_with_fixtures, TestApp, ADMIN};
-
-async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method.parse().unwrap(), app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
+use crate::helpers::{assert_matches_spec, spawn_app_with_fixtures, ADMIN};
 
 #[tokio::test]
 async fn main_operations_answer_what_the_spec_describes() {
@@ -59,14 +50,14 @@ async fn main_operations_answer_what_the_spec_describes() {
         ),
     ];
     for (operation, method, path, body, status) in cases {
-        let (got, body) = call(&app, method, &path, body).await;
+        let (got, body) = app.call(method, &path, body).await;
         assert_eq!(got, status, "{operation} {path}: {body}");
         assert_matches_spec(operation, status, &body);
     }
-    let (_, listeners) = call(&app, "GET", "/extender-service/api/v1/listeners", None).await;
+    let (_, listeners) = app.call("GET", "/extender-service/api/v1/listeners", None).await;
     let id = listeners["items"][0]["id"].as_str().unwrap().to_string();
     let (status, body) =
-        call(&app, "GET", &format!("/extender-service/api/v1/listeners/{id}"), None).await;
+        app.call("GET", &format!("/extender-service/api/v1/listeners/{id}"), None).await;
     assert_matches_spec("listener_view", status, &body);
 
     let anonymous = app.anonymous.get(app.url("/local-user-store/api/v1/users")).send().await;

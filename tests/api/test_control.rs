@@ -20,17 +20,8 @@ async fn controlled() -> TestApp {
     spawn(Some(example_fixtures()), |config| config.test_control = true).await
 }
 
-async fn json(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.http.request(method.parse().unwrap(), app.url(path));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
-}
-
 async fn usernames(app: &TestApp) -> Vec<String> {
-    let (_, list) = json(app, "GET", &format!("{USERS}?limit=1000"), None).await;
+    let (_, list) = app.call("GET", &format!("{USERS}?limit=1000"), None).await;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let mut names: Vec<String> =
         items.iter().map(|u| u["username"].as_str().unwrap().to_string()).collect();
@@ -53,14 +44,13 @@ async fn reset_to_empty_or_to_the_start_fixtures_and_load_more() {
     assert_eq!(usernames(&app).await, ["alice", "bob", "extra"]);
 
     let (status, _) =
-        json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "fixtures"})))
-            .await;
+        app.call("POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "fixtures"}))).await;
     assert_eq!(status, 200);
     assert_eq!(usernames(&app).await, ["alice", "bob"]);
 
-    json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
+    app.call("POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
     assert!(usernames(&app).await.is_empty());
-    let (_, listeners) = json(&app, "GET", "/extender-service/api/v1/listeners", None).await;
+    let (_, listeners) = app.call("GET", "/extender-service/api/v1/listeners", None).await;
     assert_eq!(listeners["count"], 0);
     assert_eq!(
         app.password_grant(ADMIN.0, ADMIN.1).await.status().as_u16(),
@@ -70,23 +60,18 @@ async fn reset_to_empty_or_to_the_start_fixtures_and_load_more() {
 
     let more =
         json!({"users": [{"id": "00000000-0000-4000-8000-0000000000c1", "username": "carol"}]});
-    let (status, _) = json(&app, "POST", &format!("{CONTROL}/state/fixtures"), Some(more)).await;
+    let (status, _) = app.call("POST", &format!("{CONTROL}/state/fixtures"), Some(more)).await;
     assert_eq!(status, 200);
     assert_eq!(usernames(&app).await, ["carol"]);
-    let (status, _) = json(
-        &app,
-        "POST",
-        &format!("{CONTROL}/state/fixtures"),
-        Some(json!({"users": [{"nope": 1}]})),
-    )
-    .await;
+    let bad = json!({"users": [{"nope": 1}]});
+    let (status, _) = app.call("POST", &format!("{CONTROL}/state/fixtures"), Some(bad)).await;
     assert_eq!(status, 400, "a fixtures document that does not parse");
 }
 
 #[tokio::test]
 async fn export_answers_the_whole_state_in_the_fixtures_format() {
     let app = controlled().await;
-    let (status, state) = json(&app, "GET", &format!("{CONTROL}/state"), None).await;
+    let (status, state) = app.call("GET", &format!("{CONTROL}/state"), None).await;
     assert_eq!(status, 200);
     crate::helpers::assert_matches_spec("state_export", 200, &state);
     let names: Vec<&str> = state["users"]
@@ -101,24 +86,23 @@ async fn export_answers_the_whole_state_in_the_fixtures_format() {
     assert!(state["users"][0]["password_hash"].as_str().unwrap().starts_with("$argon2id$"));
 
     // What an export says, a reset and a load bring back.
-    json(&app, "POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
-    json(&app, "POST", &format!("{CONTROL}/state/fixtures"), Some(state.clone())).await;
-    let (_, again) = json(&app, "GET", &format!("{CONTROL}/state"), None).await;
+    app.call("POST", &format!("{CONTROL}/state/reset"), Some(json!({"to": "empty"}))).await;
+    app.call("POST", &format!("{CONTROL}/state/fixtures"), Some(state.clone())).await;
+    let (_, again) = app.call("GET", &format!("{CONTROL}/state"), None).await;
     assert_eq!(again["users"], state["users"]);
 }
 
 #[tokio::test]
 async fn the_journal_lists_requests_without_their_bodies() {
     let app = controlled().await;
-    json(&app, "DELETE", &format!("{CONTROL}/journal"), None).await;
+    app.call("DELETE", &format!("{CONTROL}/journal"), None).await;
     let body = json!({"username": "dana", "password": {"password": "Journal-Secret-1"}});
-    json(&app, "POST", USERS, Some(body)).await;
-    json(&app, "GET", &format!("{USERS}?username=dana"), None).await;
-    json(&app, "GET", &format!("{USERS}/{}", uuid::Uuid::new_v4()), None).await;
+    app.call("POST", USERS, Some(body)).await;
+    app.call("GET", &format!("{USERS}?username=dana"), None).await;
+    app.call("GET", &format!("{USERS}/{}", uuid::Uuid::new_v4()), None).await;
     app.anonymous.get(app.url(USERS)).send().await.unwrap();
 
-    let (status, journal) =
-        json(&app, "GET", &format!("{CONTROL}/journal?path={USERS}"), None).await;
+    let (status, journal) = app.call("GET", &format!("{CONTROL}/journal?path={USERS}"), None).await;
     assert_eq!(status, 200);
     crate::helpers::assert_matches_spec("journal_list", 200, &journal);
     let items = journal["items"].as_array().unwrap();
@@ -138,7 +122,7 @@ async fn the_journal_lists_requests_without_their_bodies() {
     assert!(items[0].get("subject").is_none(), "no subject without a valid token");
     assert!(!journal.to_string().contains("Journal-Secret-1"));
 
-    let (_, not_found) = json(&app, "GET", &format!("{CONTROL}/journal?status=404"), None).await;
+    let (_, not_found) = app.call("GET", &format!("{CONTROL}/journal?status=404"), None).await;
     assert_eq!(not_found["count"], 1);
 }
 
@@ -146,25 +130,25 @@ async fn the_journal_lists_requests_without_their_bodies() {
 async fn injected_faults_delay_or_fail_calls_until_used_up_or_cleared() {
     let app = controlled().await;
     let fault = json!({"status": 503, "error_code": "MAX_LOAD", "count": 2});
-    let (status, _) = json(&app, "PUT", &format!("{CONTROL}/faults/user_list"), Some(fault)).await;
+    let (status, _) = app.call("PUT", &format!("{CONTROL}/faults/user_list"), Some(fault)).await;
     assert_eq!(status, 200);
     for _ in 0..2 {
         let response = app.http.get(app.url(USERS)).send().await.unwrap();
         let envelope = assert_envelope(response, 503).await;
         assert_eq!(envelope.error_code, privx_mock::client::types::ErrorCode::MaxLoad);
     }
-    assert_eq!(json(&app, "GET", USERS, None).await.0, 200, "used up after two calls");
+    assert_eq!(app.call("GET", USERS, None).await.0, 200, "used up after two calls");
 
     let slow = json!({"latency_ms": 300});
-    json(&app, "PUT", &format!("{CONTROL}/faults/user_view"), Some(slow)).await;
-    let (_, faults) = json(&app, "GET", &format!("{CONTROL}/faults"), None).await;
+    app.call("PUT", &format!("{CONTROL}/faults/user_view"), Some(slow)).await;
+    let (_, faults) = app.call("GET", &format!("{CONTROL}/faults"), None).await;
     assert_eq!(faults["items"][0]["operation_id"], "user_view");
     let start = Instant::now();
     let alice = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001";
-    assert_eq!(json(&app, "GET", &format!("{USERS}/{alice}"), None).await.0, 200);
+    assert_eq!(app.call("GET", &format!("{USERS}/{alice}"), None).await.0, 200);
     assert!(start.elapsed().as_millis() >= 300, "the call waited the injected latency");
-    json(&app, "DELETE", &format!("{CONTROL}/faults/user_view"), None).await;
-    let (_, faults) = json(&app, "GET", &format!("{CONTROL}/faults"), None).await;
+    app.call("DELETE", &format!("{CONTROL}/faults/user_view"), None).await;
+    let (_, faults) = app.call("GET", &format!("{CONTROL}/faults"), None).await;
     assert_eq!(faults["items"], json!([]));
 
     for (op, fault, status) in [
@@ -174,7 +158,7 @@ async fn injected_faults_delay_or_fail_calls_until_used_up_or_cleared() {
         ("user_list", json!({}), 400),
     ] {
         let (got, _) =
-            json(&app, "PUT", &format!("{CONTROL}/faults/{op}"), Some(fault.clone())).await;
+            app.call("PUT", &format!("{CONTROL}/faults/{op}"), Some(fault.clone())).await;
         assert_eq!(got, status, "{op} {fault}");
     }
 }
