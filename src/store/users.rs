@@ -241,8 +241,18 @@ impl Store {
             return Ok(Listing { count, items: page.apply(found.into_iter()) });
         }
         let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
-        let items = page
-            .apply(self.users.iter().values())
+        // sled has no positional access: walk from whichever end is nearer the page, so the
+        // last page costs what the first does.
+        let values = if page.offset > count / 2 {
+            let end = page.offset.saturating_add(page.limit).min(count);
+            let from_end = Page { offset: count - end, limit: end.saturating_sub(page.offset) };
+            let mut values = from_end.apply(self.users.iter().values().rev());
+            values.reverse();
+            values
+        } else {
+            page.apply(self.users.iter().values())
+        };
+        let items = values
             .into_iter()
             .map(|value| Ok(serde_json::from_slice(&value?)?))
             .collect::<Result<_, StoreError>>()?;

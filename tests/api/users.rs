@@ -45,6 +45,24 @@ async fn list_counts_all_matches_and_pages_filters_by_username_and_id() {
     assert_eq!(page.count, Some(5));
     let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["user1", "user2"], "creation order, after the offset");
+    // Pages past the middle are read from the end: the same order, the same bounds.
+    for (offset, limit, expected) in [
+        (3, 5, &["user3", "user4"][..]),
+        (3, 1, &["user3"][..]),
+        (4, 1, &["user4"][..]),
+        (2, 3, &["user2", "user3", "user4"][..]),
+        (5, 5, &[][..]),
+        (9, 0, &[][..]),
+    ] {
+        let page = app.client.user_list().offset(offset).limit(limit).send().await.unwrap();
+        let page = page.into_inner();
+        let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(
+            (page.count, names.as_slice()),
+            (Some(5), expected),
+            "offset {offset} limit {limit}"
+        );
+    }
 
     let all = app.client.user_list().send().await.unwrap().into_inner();
     assert_eq!(all.items.len(), 5, "the default limit covers them");
