@@ -81,6 +81,8 @@ pub struct RequestLog {
     journal: Arc<Journal>,
     clock: Clock,
     dispatch: tracing::Dispatch,
+    /// Whether debug lines are wanted (else the drain skips dropshot's chatter unread).
+    debug: bool,
 }
 
 impl RequestLog {
@@ -105,7 +107,8 @@ impl RequestLog {
             LogFormat::Pretty => tracing::Dispatch::new(builder.compact().finish()),
             LogFormat::Json => tracing::Dispatch::new(builder.json().flatten_event(true).finish()),
         };
-        let drain = RequestLog { journal, clock, dispatch };
+        let debug = level >= tracing::Level::DEBUG;
+        let drain = RequestLog { journal, clock, dispatch, debug };
         slog::Logger::root(std::sync::Mutex::new(drain).fuse(), slog::o!())
     }
 }
@@ -126,11 +129,19 @@ impl Drain for RequestLog {
     type Err = slog::Never;
 
     fn log(&self, record: &Record, inherited: &OwnedKVList) -> Result<(), slog::Never> {
+        let message = record.msg().to_string();
+        let wanted = message == SUBJECT
+            || message.starts_with(COMPLETED)
+            || record.level().is_at_least(slog::Level::Warning)
+            || self.debug;
+        if !wanted {
+            // dropshot's chatter below warning level, and debug logging off: nothing to do.
+            return Ok(());
+        }
         let mut values = Values::default();
         let _ = record.kv().serialize(record, &mut values);
         let _ = inherited.serialize(record, &mut values);
         let values = values.0;
-        let message = record.msg().to_string();
         let request_id = values.get("req_id").cloned().unwrap_or_default();
         tracing::dispatcher::with_default(&self.dispatch, || {
             if message == SUBJECT {

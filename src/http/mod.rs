@@ -395,8 +395,10 @@ impl PrivxApi for PrivxApiImpl {
         ctx.begin(&rqctx, "user_list").await?;
         let q = query.into_inner();
         let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-        let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::UserList { count: Some(count(listing.count)), items }))
+        Ok(HttpResponseOk(types::UserList {
+            count: Some(count(listing.count)),
+            items: listing.items,
+        }))
     }
 
     async fn user_create(
@@ -424,8 +426,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx, "user_view").await?;
-        let record = ctx.store.user_get(path.into_inner().user_id)?;
-        Ok(HttpResponseOk(convert(&record)?))
+        Ok(HttpResponseOk(ctx.store.user_get(path.into_inner().user_id)?))
     }
 
     async fn user_tags_list(

@@ -1,6 +1,7 @@
 //! Local users, with their username index, tag index and count kept in step transactionally.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
@@ -204,7 +205,9 @@ impl Store {
         })
     }
 
-    pub fn user_get(&self, id: Uuid) -> Result<UserRecord, StoreError> {
+    /// A user, decoded as `T`: a [`UserRecord`], or any type with the same JSON field names
+    /// (the HTTP layer reads its API type straight from the stored bytes).
+    pub fn user_get<T: DeserializeOwned>(&self, id: Uuid) -> Result<T, StoreError> {
         get_json(&self.users, id.as_bytes())?.ok_or_else(|| StoreError::not_found("user", id))
     }
 
@@ -216,13 +219,14 @@ impl Store {
         }
     }
 
-    /// Users in creation order, filtered by exact `username` and/or `id`.
-    pub fn user_list(
+    /// Users in creation order, filtered by exact `username` and/or `id`, decoded as `T` (see
+    /// [`Store::user_get`]).
+    pub fn user_list<T: DeserializeOwned>(
         &self,
         username: Option<&str>,
         id: Option<Uuid>,
         page: Page,
-    ) -> Result<Listing<UserRecord>, StoreError> {
+    ) -> Result<Listing<T>, StoreError> {
         let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let by_name = match username {
             Some(name) => match self.usernames.get(username_key(name))? {
@@ -236,7 +240,7 @@ impl Store {
             (a, b) => a.or(b),
         };
         if let Some(id) = wanted {
-            let found: Option<UserRecord> = get_json(&self.users, id.as_bytes())?;
+            let found: Option<T> = get_json(&self.users, id.as_bytes())?;
             let count = u64::from(found.is_some());
             return Ok(Listing { count, items: page.apply(found.into_iter()) });
         }
@@ -290,7 +294,7 @@ impl Store {
         password: PasswordHash,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
-        let profile = self.user_get(id)?.profile;
+        let profile = self.user_get::<UserRecord>(id)?.profile;
         self.user_update(id, profile, Some(password), stamp)
     }
 

@@ -157,7 +157,8 @@ async fn set_password_stores_a_hash_and_never_returns_it() {
     assert_eq!(status, 404, "the spec types this user_id as a plain string");
 
     let store = app.stop_and_open_store().await;
-    let hash = store.user_get(id).unwrap().password_hash.expect("a hash is stored");
+    let record: privx_mock::store::UserRecord = store.user_get(id).unwrap();
+    let hash = record.password_hash.expect("a hash is stored");
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(privx_mock::password::verify("correct horse", &hash));
 }
