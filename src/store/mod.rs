@@ -10,7 +10,7 @@
 //! |---------------|---------------------------------------|----------------------------------|
 //! | `users`       | user id                               | [`UserRecord`]                   |
 //! | `usernames`   | username, lower-cased (UTF-8)         | user id: the uniqueness index    |
-//! | `user_tags`   | tag (UTF-8), `0xFF`, user id          | empty: the tag index             |
+//! | `tag_counts`  | tag (UTF-8)                           | how many users carry it, u64 BE  |
 //! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
 //! | `listeners`   | listener id                           | [`ListenerRecord`]               |
 //! | `connections` | connection id                         | [`ConnectionRecord`]             |
@@ -19,9 +19,9 @@
 //! | `meta`        | `auth.` + name                        | server secrets (signing key, the |
 //! |               |                                       | admin and OAuth client hashes)   |
 //!
-//! `0xFF` never occurs in UTF-8, so it separates a tag from the id that follows it. A user and
-//! its index entries (`usernames`, `user_tags`, `meta`) change together in one sled
-//! transaction, so the indexes always agree with the records.
+//! A user and its index entries (`usernames`, `tag_counts`, `meta`) change together in one
+//! sled transaction, so the indexes always agree with the records; the distinct tags are the
+//! keys of `tag_counts`, so listing them costs the number of tags, not of users.
 //!
 //! # Durability and consistency
 //!
@@ -135,7 +135,7 @@ pub struct Store {
     db: sled::Db,
     users: sled::Tree,
     usernames: sled::Tree,
-    user_tags: sled::Tree,
+    tag_counts: sled::Tree,
     credentials: sled::Tree,
     listeners: sled::Tree,
     connections: sled::Tree,
@@ -178,7 +178,7 @@ impl Store {
         Ok(Self {
             users: db.open_tree("users")?,
             usernames: db.open_tree("usernames")?,
-            user_tags: db.open_tree("user_tags")?,
+            tag_counts: db.open_tree("tag_counts")?,
             credentials: db.open_tree("credentials")?,
             listeners: db.open_tree("listeners")?,
             connections: db.open_tree("connections")?,
@@ -270,7 +270,7 @@ impl Store {
         for tree in [
             &self.users,
             &self.usernames,
-            &self.user_tags,
+            &self.tag_counts,
             &self.credentials,
             &self.listeners,
             &self.connections,

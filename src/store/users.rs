@@ -9,9 +9,6 @@ use uuid::Uuid;
 
 use super::{abort, get_json, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
 
-/// Separates a tag from the user id in `user_tags` keys; never part of UTF-8.
-const TAG_SEPARATOR: u8 = 0xFF;
-
 /// The fields of a user that a client sets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct UserProfile {
@@ -73,14 +70,6 @@ fn username_key(username: &str) -> Vec<u8> {
     username.to_lowercase().into_bytes()
 }
 
-fn tag_key(tag: &str, id: Uuid) -> Vec<u8> {
-    let mut key = Vec::with_capacity(tag.len() + 17);
-    key.extend_from_slice(tag.as_bytes());
-    key.push(TAG_SEPARATOR);
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
 fn validate(profile: &UserProfile) -> Result<(), StoreError> {
     if profile.username.is_empty() {
         return Err(StoreError::Invalid {
@@ -97,7 +86,7 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 struct UserTx<'a> {
     users: &'a TransactionalTree,
     usernames: &'a TransactionalTree,
-    user_tags: &'a TransactionalTree,
+    tag_counts: &'a TransactionalTree,
     meta: &'a TransactionalTree,
 }
 
@@ -127,16 +116,12 @@ impl UserTx<'_> {
             if old_name != name {
                 self.usernames.remove(old_name)?;
             }
-            for tag in &old.profile.tags {
-                self.user_tags.remove(tag_key(tag, old.id))?;
-            }
+            self.count_tags(&old.profile.tags, -1)?;
         } else {
             self.add_to_count(1)?;
         }
         self.usernames.insert(name, new.id.as_bytes())?;
-        for tag in &new.profile.tags {
-            self.user_tags.insert(tag_key(tag, new.id), &[])?;
-        }
+        self.count_tags(&new.profile.tags, 1)?;
         let bytes = serde_json::to_vec(new).or_else(|e| abort(StoreError::Corrupt(e)))?;
         self.users.insert(new.id.as_bytes(), bytes)?;
         Ok(())
@@ -145,10 +130,21 @@ impl UserTx<'_> {
     fn remove(&self, old: &UserRecord) -> TxResult<()> {
         self.users.remove(old.id.as_bytes())?;
         self.usernames.remove(username_key(&old.profile.username))?;
-        for tag in &old.profile.tags {
-            self.user_tags.remove(tag_key(tag, old.id))?;
-        }
+        self.count_tags(&old.profile.tags, -1)?;
         self.add_to_count(-1)
+    }
+
+    /// Adds `delta` to the number of users carrying each of `tags`; a tag nobody carries any
+    /// more leaves the index.
+    fn count_tags(&self, tags: &[String], delta: i64) -> TxResult<()> {
+        for tag in tags {
+            let count = self.tag_counts.get(tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
+            match count.saturating_add_signed(delta) {
+                0 => self.tag_counts.remove(tag.as_bytes())?,
+                n => self.tag_counts.insert(tag.as_bytes(), &n.to_be_bytes())?,
+            };
+        }
+        Ok(())
     }
 
     fn add_to_count(&self, delta: i64) -> TxResult<()> {
@@ -167,8 +163,10 @@ impl Store {
     /// Runs `f` in one transaction over the user trees.
     fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        Ok((&self.users, &self.usernames, &self.user_tags, &self.meta).transaction(
-            |(users, usernames, user_tags, meta)| f(&UserTx { users, usernames, user_tags, meta }),
+        Ok((&self.users, &self.usernames, &self.tag_counts, &self.meta).transaction(
+            |(users, usernames, tag_counts, meta)| {
+                f(&UserTx { users, usernames, tag_counts, meta })
+            },
         )?)
     }
 
@@ -317,22 +315,14 @@ impl Store {
         let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let query = query.map(str::to_lowercase);
         let mut tags: Vec<String> = Vec::new();
-        for key in self.user_tags.iter().keys() {
+        for key in self.tag_counts.iter().keys() {
             let key = key?;
-            let end = key.len().checked_sub(17).ok_or_else(corrupt_index)?;
-            if key[end] != TAG_SEPARATOR {
-                return Err(corrupt_index());
-            }
-            let tag = std::str::from_utf8(&key[..end]).map_err(|_| corrupt_index())?;
-            if tags.last().is_some_and(|t| t == tag) {
-                continue;
-            }
+            let tag = std::str::from_utf8(&key).map_err(|_| corrupt_index())?;
             if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {
                 tags.push(tag.to_string());
             }
         }
-        tags.sort();
-        tags.dedup();
+        // Keys are in byte order, which is the order of the strings; only descending is left.
         if descending {
             tags.reverse();
         }
