@@ -98,10 +98,7 @@ pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
 
 /// Loads a fixtures (or export) file into `store`; records already there are kept.
 fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading fixtures {}", path.display()))?;
-    let fixtures: Fixtures = serde_json::from_str(&text)
-        .with_context(|| format!("parsing fixtures {}", path.display()))?;
+    let fixtures = Fixtures::read(path).map_err(anyhow::Error::msg)?;
     let stamp = Stamp { actor: FIXTURES_AUTHOR, now: clock.now() };
     store
         .load_fixtures(fixtures, password::hash, stamp)

@@ -112,27 +112,14 @@ fn parse_id(kind: &'static str, id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| StoreError::NotFound { kind, id: id.to_string() }.into())
 }
 
-/// The user and credential ids of a WebAuthn path, once the caller may reach that user.
-fn credential_path(
-    caller: &Caller,
-    user_id: &str,
-    id: Option<&str>,
-) -> Result<(Uuid, Uuid), ApiError> {
+/// The user of a WebAuthn path, once the caller may reach that user.
+fn own_user(caller: &Caller, user_id: &str) -> Result<Uuid, ApiError> {
     let user_id = parse_id("user", user_id)?;
     caller.may_act_for(user_id)?;
-    let id = id.map(|id| parse_id("webauthn credential", id)).transpose()?;
-    Ok((user_id, id.unwrap_or_default()))
+    Ok(user_id)
 }
 
 /// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
-/// Reads a fixtures (or export) file.
-pub fn read_fixtures(path: &std::path::Path) -> Result<Fixtures, ApiError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ApiError::internal(format!("reading fixtures {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| ApiError::internal(format!("parsing fixtures {}: {e}", path.display())))
-}
-
 fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
     PasswordHash { hash: password::hash(password), created: now }
 }
@@ -498,7 +485,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx, "webauthn_credential_list").await?;
-        let (user_id, _) = credential_path(&caller, &path.into_inner().user_id, None)?;
+        let user_id = own_user(&caller, &path.into_inner().user_id)?;
         let q = query.into_inner();
         let sort: CredentialSort = convert(&q.sortkey)?;
         let listing = ctx.store.credential_list(
@@ -518,7 +505,8 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx, "webauthn_credential_view").await?;
         let p = path.into_inner();
-        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
+        let (user_id, id) =
+            (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
         Ok(HttpResponseOk(convert(&ctx.store.credential_get(user_id, id)?)?))
     }
 
@@ -530,7 +518,8 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx, "webauthn_credential_update").await?;
         let p = path.into_inner();
-        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
+        let (user_id, id) =
+            (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
         let body = body.into_inner();
         ctx.write(&caller, |stamp| {
             ctx.store.credential_update(user_id, id, body.name, body.comment, stamp)
@@ -546,7 +535,8 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx, "webauthn_credential_delete").await?;
         let p = path.into_inner();
-        let (user_id, id) = credential_path(&caller, &p.user_id, Some(&p.id))?;
+        let (user_id, id) =
+            (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
         ctx.write(&caller, |_| ctx.store.credential_delete(user_id, id)).await?;
         Ok(HttpResponseOkEmpty)
     }
@@ -571,7 +561,8 @@ impl PrivxApi for PrivxApiImpl {
             types::StateResetTo::Empty => None,
             types::StateResetTo::Fixtures => fixtures,
         };
-        let fixtures = fixtures.map(|path| read_fixtures(&path)).transpose()?;
+        let fixtures =
+            fixtures.map(|path| Fixtures::read(&path)).transpose().map_err(ApiError::internal)?;
         ctx.write(&caller, |stamp| {
             ctx.store.clear()?;
             fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))

@@ -127,6 +127,15 @@ pub struct FixtureListener {
     pub stamps: FixtureStamps,
 }
 
+impl Fixtures {
+    /// Reads a fixtures (or export) file; the error says which file and what is wrong.
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading fixtures {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("parsing fixtures {}: {e}", path.display()))
+    }
+}
+
 impl Store {
     /// Loads `fixtures`; `hash` turns a plain-text password into its stored hash.
     pub fn load_fixtures(

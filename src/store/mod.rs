@@ -325,9 +325,7 @@ impl Store {
     }
 
     fn connection_insert_absent(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record)?;
-        self.connections.compare_and_swap(record.id.as_bytes(), None::<&[u8]>, Some(bytes))?.ok();
-        Ok(())
+        insert_absent(&self.connections, record.id.as_bytes(), record)
     }
 }
 
@@ -336,6 +334,18 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
+}
+
+/// Stores `record` under `key` unless something is stored there already (fixtures).
+fn insert_absent<T: Serialize>(
+    tree: &sled::Tree,
+    key: &[u8],
+    record: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(record)?;
+    // An existing record is kept: the comparison failing is the outcome wanted, not an error.
+    let _kept = tree.compare_and_swap(key, None::<&[u8]>, Some(bytes))?;
+    Ok(())
 }
 
 /// Every record of a tree.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get_json, sort_by_key, Listing, Page, Stamp, Store, StoreError};
+use super::{get_json, insert_absent, sort_by_key, Listing, Page, Stamp, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CredentialRecord {
@@ -123,10 +123,6 @@ impl Store {
         &self,
         record: &CredentialRecord,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(record)?;
-        self.credentials
-            .compare_and_swap(key(record.user_id, record.id), None::<&[u8]>, Some(bytes))?
-            .ok();
-        Ok(())
+        insert_absent(&self.credentials, &key(record.user_id, record.id), record)
     }
 }

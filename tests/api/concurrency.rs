@@ -1,7 +1,7 @@
 //! Multi-record invariants under real concurrent HTTP clients.
 
 use futures::future::join_all;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::spawn_app;
 
@@ -16,7 +16,7 @@ async fn exactly_one_of_many_concurrent_creates_of_a_name_wins() {
         assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
         assert!(statuses.iter().all(|s| *s == 201 || *s == 400), "{statuses:?}");
     }
-    let list: Value = app.http.get(app.url(USERS)).send().await.unwrap().json().await.unwrap();
+    let (_, list) = app.call("GET", USERS, None).await;
     assert_eq!(list["count"], 5);
 }
 
@@ -37,15 +37,7 @@ async fn a_rename_racing_a_create_of_the_same_name_lets_exactly_one_win() {
             (renamed == 200) != (created == 201),
             "round {round}: rename {renamed}, create {created}"
         );
-        let found: Value = app
-            .http
-            .get(app.url(&format!("{USERS}?username={target}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, found) = app.call("GET", &format!("{USERS}?username={target}"), None).await;
         assert_eq!(found["count"], 1, "the index names one user");
     }
 }
@@ -65,15 +57,7 @@ async fn lists_see_one_state_while_writers_run() {
         let app = &app;
         async move {
             for _ in 0..40 {
-                let list: Value = app
-                    .http
-                    .get(app.url(&format!("{USERS}?limit=1000")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let (_, list) = app.call("GET", &format!("{USERS}?limit=1000"), None).await;
                 let items = list["items"].as_array().map_or(0, Vec::len);
                 assert_eq!(
                     list["count"].as_u64().unwrap() as usize,
@@ -99,27 +83,11 @@ async fn concurrent_deletes_and_creates_keep_the_indexes_in_step() {
     assert!(deleted.into_iter().all(|r| r.unwrap().status().as_u16() == 200));
     assert!(created.into_iter().all(|s| s == 201));
 
-    let list: Value = app
-        .http
-        .get(app.url(&format!("{USERS}?limit=1000")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = app.call("GET", &format!("{USERS}?limit=1000"), None).await;
     assert_eq!(list["count"], 30);
     for user in list["items"].as_array().unwrap() {
         let name = user["username"].as_str().unwrap();
-        let found: Value = app
-            .http
-            .get(app.url(&format!("{USERS}?username={name}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, found) = app.call("GET", &format!("{USERS}?username={name}"), None).await;
         assert_eq!(found["items"][0]["id"], user["id"]);
     }
     for id in ids.iter().step_by(2) {
