@@ -3,7 +3,9 @@
 //! Tokens are HS256-signed JWTs carrying the caller's id (`sub`), its scopes (`scope`,
 //! space-separated) and expiry (`exp`); verifying one needs the key alone, no store read. The
 //! key is given in the config or generated at first start and kept in the store, so tokens
-//! survive a restart. Which scopes an operation accepts comes from the spec (the generated
+//! survive a restart. A client sends the same token on every call until it expires, so a token
+//! is verified (signature and claims) once and remembered: checking the signature and decoding
+//! the claims cost more than the rest of a read request together (see the README's profile). Which scopes an operation accepts comes from the spec (the generated
 //! `OPERATIONS` table): any one of them suffices.
 //!
 //! Principals: the bootstrap admin (scopes `admin` and `user`), local users (`user`), and API
@@ -11,6 +13,7 @@
 //! kept only as an argon2id hash and compared by argon2 (in constant time).
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -82,11 +85,13 @@ struct Principal {
     scopes: Vec<String>,
 }
 
-/// An authenticated caller.
-#[derive(Debug, Clone)]
+/// An authenticated caller: what a valid token says.
+#[derive(Debug)]
 pub struct Caller {
     pub subject: Uuid,
     pub scopes: Vec<String>,
+    /// When the token stops being valid (seconds since the epoch).
+    expires: i64,
 }
 
 impl Caller {
@@ -139,6 +144,34 @@ pub struct Auth {
     scopes_by_operation: HashMap<&'static str, &'static [&'static str]>,
     /// A hash to verify against when the name is unknown, so timing does not tell.
     decoy_hash: String,
+    verified: VerifiedTokens,
+}
+
+/// How many verified tokens are remembered; far more than a test run or load test uses.
+const VERIFIED_TOKENS_MAX: usize = 4096;
+
+/// Tokens whose signature and claims were checked, with what they say. Only valid tokens are
+/// kept (a garbage token cannot crowd out good ones), expiry is still checked on every use,
+/// and the signing key does not change while the server runs, so remembering a token gives
+/// the same answer as verifying it again.
+#[derive(Default)]
+struct VerifiedTokens(RwLock<HashMap<String, Arc<Caller>>>);
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<Arc<Caller>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, caller: Arc<Caller>, now: i64) {
+        let mut tokens = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= VERIFIED_TOKENS_MAX {
+            tokens.retain(|_, c| c.expires > now);
+            if tokens.len() >= VERIFIED_TOKENS_MAX {
+                tokens.clear();
+            }
+        }
+        tokens.insert(token.to_string(), caller);
+    }
 }
 
 /// What bootstrapping generated and must be shown to the person who started the server once.
@@ -227,6 +260,7 @@ impl Auth {
                     .map(|o| (o.operation_id, o.scopes))
                     .collect(),
                 decoy_hash: password::hash(&generate_secret(clock)),
+                verified: VerifiedTokens::default(),
             },
             generated,
         ))
@@ -239,7 +273,7 @@ impl Auth {
         headers: &http::HeaderMap,
         operation_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Arc<Caller>, ApiError> {
         let accepted = self
             .scopes_by_operation
             .get(operation_id)
@@ -248,22 +282,37 @@ impl Auth {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| unauthorized("a bearer token is required"))?;
-        let claims = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &self.validation)
-            .map_err(|_| unauthorized("the bearer token is invalid or expired"))?
-            .claims;
-        if claims.exp <= now.timestamp() {
+            .ok_or_else(|| unauthorized("a bearer token is required"))?
+            .trim();
+        let now = now.timestamp();
+        let caller = match self.verified.get(token) {
+            Some(caller) => caller,
+            None => {
+                let caller = Arc::new(self.verify(token)?);
+                self.verified.insert(token, caller.clone(), now);
+                caller
+            }
+        };
+        if caller.expires <= now {
             return Err(unauthorized("the bearer token is invalid or expired"));
         }
-        let caller = Caller {
-            subject: claims.sub,
-            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
-        };
         if accepted.iter().any(|scope| caller.has(scope)) {
             Ok(caller)
         } else {
             Err(forbidden(&format!("this operation needs one of the scopes {accepted:?}")))
         }
+    }
+
+    /// What a token says, if this server signed it.
+    fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| unauthorized("the bearer token is invalid or expired"))?
+            .claims;
+        Ok(Caller {
+            subject: claims.sub,
+            scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
+            expires: claims.exp,
+        })
     }
 
     /// A signed token for `subject` with `scopes`.

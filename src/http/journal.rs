@@ -5,23 +5,30 @@
 //! dropshot logs through `slog` and ends every request, whatever answered it (an operation,
 //! an extractor error, the router), with a "request completed" record carrying the request id,
 //! method, URI, status and latency. [`RequestLog`] is the slog drain that turns those records
-//! into journal entries and log lines. Operations add the caller with [`note_subject`]; request
-//! bodies are never seen here, so no password or token can reach the log or the journal.
+//! into journal entries and log lines. Operations add the caller with
+//! [`Journal::note_subject`]; request bodies are never seen here, so no password or token can
+//! reach the log or the journal.
+//!
+//! The drain runs on every request, so it reads only the five values it needs, straight from
+//! the record (no map of every value as text), and takes no lock of its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Arguments;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use slog::{Drain, Key, OwnedKVList, Record, KV};
+use uuid::Uuid;
 
 use crate::clock::Clock;
 
 /// How many requests the journal keeps (the oldest go first).
 pub const JOURNAL_CAPACITY: usize = 1000;
 
+/// How dropshot's record of a finished request starts (one variant adds why the handler did
+/// not finish).
 const COMPLETED: &str = "request completed";
-const SUBJECT: &str = "caller";
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -39,7 +46,7 @@ pub struct Entry {
 pub struct Journal {
     entries: Mutex<VecDeque<Entry>>,
     /// Subjects of requests still in flight, by request id.
-    subjects: Mutex<HashMap<String, String>>,
+    subjects: Mutex<HashMap<String, Uuid>>,
 }
 
 impl Journal {
@@ -60,11 +67,16 @@ impl Journal {
     pub fn clear(&self) {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
-}
 
-/// Records who is calling, for the request's journal entry and log line.
-pub fn note_subject(log: &slog::Logger, subject: &uuid::Uuid) {
-    slog::debug!(log, "{}", SUBJECT; "subject" => %subject);
+    /// Records who is calling in request `request_id`, for its journal entry and log line.
+    pub fn note_subject(&self, request_id: &str, subject: Uuid) {
+        let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        subjects.insert(request_id.to_string(), subject);
+    }
+
+    fn take_subject(&self, request_id: &str) -> Option<Uuid> {
+        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id)
+    }
 }
 
 /// The log format: `pretty` for people, `json` for machines.
@@ -80,7 +92,8 @@ pub enum LogFormat {
 pub struct RequestLog {
     journal: Arc<Journal>,
     clock: Clock,
-    dispatch: tracing::Dispatch,
+    /// Only ever used to emit events; a panic in a subscriber leaves nothing half-changed here.
+    dispatch: AssertUnwindSafe<tracing::Dispatch>,
     /// Whether debug lines are wanted (else the drain skips dropshot's chatter unread).
     debug: bool,
 }
@@ -108,18 +121,52 @@ impl RequestLog {
             LogFormat::Json => tracing::Dispatch::new(builder.json().flatten_event(true).finish()),
         };
         let debug = level >= tracing::Level::DEBUG;
-        let drain = RequestLog { journal, clock, dispatch, debug };
-        slog::Logger::root(std::sync::Mutex::new(drain).fuse(), slog::o!())
+        let drain = RequestLog { journal, clock, dispatch: AssertUnwindSafe(dispatch), debug };
+        slog::Logger::root(drain.fuse(), slog::o!())
     }
 }
 
-/// The key-value pairs of a record, as text.
+/// The values of a record this drain uses; dropshot gives the texts as `&str`, the numbers as
+/// integers.
 #[derive(Default)]
-struct Values(HashMap<String, String>);
+struct Fields {
+    request_id: String,
+    method: String,
+    uri: String,
+    status: u16,
+    latency_us: u128,
+}
 
-impl slog::Serializer for Values {
-    fn emit_arguments(&mut self, key: Key, value: &Arguments) -> slog::Result {
-        self.0.entry(key.to_string()).or_insert_with(|| value.to_string());
+impl slog::Serializer for Fields {
+    fn emit_arguments(&mut self, _key: Key, _value: &Arguments) -> slog::Result {
+        Ok(())
+    }
+
+    fn emit_str(&mut self, key: Key, value: &str) -> slog::Result {
+        let field = match key.as_ref() {
+            "req_id" => &mut self.request_id,
+            "method" => &mut self.method,
+            "uri" => &mut self.uri,
+            _ => return Ok(()),
+        };
+        // The record's own values come first, then the inherited ones: the first one counts.
+        if field.is_empty() {
+            value.clone_into(field);
+        }
+        Ok(())
+    }
+
+    fn emit_u16(&mut self, key: Key, value: u16) -> slog::Result {
+        if key == "response_code" {
+            self.status = value;
+        }
+        Ok(())
+    }
+
+    fn emit_u128(&mut self, key: Key, value: u128) -> slog::Result {
+        if key == "latency_us" {
+            self.latency_us = value;
+        }
         Ok(())
     }
 }
@@ -129,33 +176,23 @@ impl Drain for RequestLog {
     type Err = slog::Never;
 
     fn log(&self, record: &Record, inherited: &OwnedKVList) -> Result<(), slog::Never> {
-        let message = record.msg().to_string();
-        let wanted = message == SUBJECT
-            || message.starts_with(COMPLETED)
-            || record.level().is_at_least(slog::Level::Warning)
-            || self.debug;
-        if !wanted {
+        let completed = record.msg().as_str().is_some_and(|m| m.starts_with(COMPLETED));
+        let warning = record.level().is_at_least(slog::Level::Warning);
+        if !(completed || warning || self.debug) {
             // dropshot's chatter below warning level, and debug logging off: nothing to do.
             return Ok(());
         }
-        let mut values = Values::default();
-        let _ = record.kv().serialize(record, &mut values);
-        let _ = inherited.serialize(record, &mut values);
-        let values = values.0;
-        let request_id = values.get("req_id").cloned().unwrap_or_default();
+        let mut fields = Fields::default();
+        let _ = record.kv().serialize(record, &mut fields);
+        let _ = inherited.serialize(record, &mut fields);
         tracing::dispatcher::with_default(&self.dispatch, || {
-            if message == SUBJECT {
-                if let Some(subject) = values.get("subject") {
-                    let mut subjects =
-                        self.journal.subjects.lock().unwrap_or_else(|p| p.into_inner());
-                    subjects.insert(request_id, subject.clone());
-                }
-            } else if message.starts_with(COMPLETED) {
-                self.completed(request_id, &values);
-            } else if record.level().is_at_least(slog::Level::Warning) {
-                tracing::warn!(request_id = %request_id, "{message}");
+            let request_id = &fields.request_id;
+            if completed {
+                self.completed(fields);
+            } else if warning {
+                tracing::warn!(request_id = %request_id, "{}", record.msg());
             } else {
-                tracing::debug!(request_id = %request_id, "{message}");
+                tracing::debug!(request_id = %request_id, "{}", record.msg());
             }
         });
         Ok(())
@@ -163,26 +200,21 @@ impl Drain for RequestLog {
 }
 
 impl RequestLog {
-    fn completed(&self, request_id: String, values: &HashMap<String, String>) {
-        let subject =
-            self.journal.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(&request_id);
-        let uri = values.get("uri").map(String::as_str).unwrap_or_default();
-        let (path, query) = match uri.split_once('?') {
-            Some((path, query)) => (path, Some(query.to_string())),
-            None => (uri, None),
+    fn completed(&self, fields: Fields) {
+        let subject = self.journal.take_subject(&fields.request_id);
+        let (path, query) = match fields.uri.split_once('?') {
+            Some((path, query)) => (path.to_string(), Some(query.to_string())),
+            None => (fields.uri, None),
         };
         let entry = Entry {
             time: self.clock.now(),
-            method: values.get("method").cloned().unwrap_or_default(),
-            path: path.to_string(),
+            method: fields.method,
+            path,
             query,
-            status: values.get("response_code").and_then(|s| s.parse().ok()).unwrap_or(0),
-            latency_ms: values
-                .get("latency_us")
-                .and_then(|s| s.parse::<f64>().ok())
-                .map_or(0.0, |us| us / 1000.0),
-            subject,
-            request_id,
+            status: fields.status,
+            latency_ms: fields.latency_us as f64 / 1000.0,
+            subject: subject.map(|s| s.to_string()),
+            request_id: fields.request_id,
         };
         tracing::info!(
             request_id = %entry.request_id,

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod journal;
 pub mod test_control;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use dropshot::{
     HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext,
@@ -34,10 +36,10 @@ use auth::{Auth, Caller};
 
 /// What every handler can reach.
 pub struct Context {
-    pub store: std::sync::Arc<Store>,
+    pub store: Arc<Store>,
     pub clock: Clock,
     pub auth: Auth,
-    pub journal: std::sync::Arc<journal::Journal>,
+    pub journal: Arc<journal::Journal>,
     pub faults: test_control::Faults,
     /// Present when the test-control API is on.
     pub test_control: Option<test_control::TestControl>,
@@ -54,10 +56,10 @@ impl Context {
         &self,
         rqctx: &RequestContext<Context>,
         operation_id: &str,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Arc<Caller>, ApiError> {
         self.faults.apply(operation_id).await?;
         let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
-        journal::note_subject(&rqctx.log, &caller.subject);
+        self.journal.note_subject(&rqctx.request_id, caller.subject);
         Ok(caller)
     }
 

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    bearer_client, spawn_app, spawn_app_with, spawn_app_with_fixtures, user_request, TestApp,
-    ADMIN, API_CLIENT, API_CLIENT_SCOPES, OAUTH_CLIENT, SIGNING_KEY,
+    assert_envelope, bearer_client, spawn_app, spawn_app_with, spawn_app_with_fixtures,
+    user_request, TestApp, ADMIN, API_CLIENT, API_CLIENT_SCOPES, OAUTH_CLIENT, SIGNING_KEY,
 };
 
 const TOKEN: &str = "/auth/api/v1/oauth/token";
@@ -299,6 +299,24 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
             let status = send(app, id, Some(&mint(ALICE, &[scope], 600, SIGNING_KEY))).await;
             assert!((200..300).contains(&status), "{id} with scope {scope}: {status}");
         }
+    }
+}
+
+/// A token is verified once and remembered; on every later call it still expires on time and
+/// allows only its own scopes.
+#[tokio::test]
+async fn a_remembered_token_still_expires_and_keeps_to_its_scopes() {
+    let app = spawn_app_with_fixtures(fixtures()).await;
+    let alice = bearer_client(&mint(ALICE, &["user"], 60, SIGNING_KEY));
+    let own = app.url(&format!("/auth/api/v1/users/{ALICE}/webauthn/credentials"));
+    let users = app.url("/local-user-store/api/v1/users");
+    for _ in 0..2 {
+        assert_eq!(alice.get(&own).send().await.unwrap().status().as_u16(), 200);
+        assert_eq!(alice.get(&users).send().await.unwrap().status().as_u16(), 403);
+    }
+    app.advance_clock(chrono::Duration::seconds(61));
+    for url in [&own, &users] {
+        assert_envelope(alice.get(url).send().await.unwrap(), 401).await;
     }
 }
 
