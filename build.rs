@@ -591,7 +591,7 @@ fn success_response(
 ) -> Result<TokenStream, String> {
     let body = json_type(types, &resp.content, where_)?;
     match (created, body) {
-        (false, Some(ty)) => Ok(quote! { dropshot::HttpResponseOk<#ty> }),
+        (false, Some(ty)) => Ok(quote! { crate::api::HttpResponseOk<#ty> }),
         (false, None) => Ok(quote! { crate::api::HttpResponseOkEmpty }),
         (true, Some(ty)) => {
             let headers: Vec<_> = resp.headers.keys().collect();
@@ -656,6 +656,8 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
             match owner {
                 Some(oi)
                     if depth + 1 == ls.len()
+                        && ls.iter().all(|s| !is_var(s))
+                        && segments(&ops[oi].path).iter().filter(|s| is_var(s)).count() == 1
                         && lit.body.is_none()
                         && ops[oi].body.is_none()
                         && lit.error.to_string() == ops[oi].error.to_string() =>
@@ -669,7 +671,7 @@ fn plan_routes(ops: &[Op]) -> Result<Vec<Route<'_>>, Vec<String>> {
                     "{} {}: the literal segment {seg:?} sits beside a variable segment, which \
                      dropshot cannot route; the generator supports this only for a last segment, \
                      without request bodies, when an operation with the same method and error \
-                     type exists at the variable path",
+                     type exists at the variable path and that segment is its only variable",
                     lit.method, lit.path
                 )),
             }
@@ -722,11 +724,15 @@ fn docs(op: &Op) -> TokenStream {
     quote! { #(#[doc = #lines])* }
 }
 
-/// The extractor arguments of an operation, in dropshot's order (the body comes last).
-fn arguments(op: &Op) -> Vec<TokenStream> {
+/// The extractor arguments of an operation, in dropshot's order (the body comes last). An
+/// operation a routing endpoint calls takes its path parameters as the plain struct, which the
+/// endpoint makes from the segment it has already extracted.
+fn arguments(op: &Op, routed: bool) -> Vec<TokenStream> {
     let mut args = Vec::new();
-    if let Some(p) = &op.path_params {
-        args.push(quote! { path: dropshot::Path<#p> });
+    match &op.path_params {
+        Some(p) if routed => args.push(quote! { path: #p }),
+        Some(p) => args.push(quote! { path: dropshot::Path<#p> }),
+        None => {}
     }
     if let Some(q) = &op.query_params {
         args.push(quote! { query: dropshot::Query<#q> });
@@ -742,8 +748,8 @@ fn endpoint_method(op: &Op) -> TokenStream {
     let name = format_ident!("{}", op.id);
     let method = format_ident!("{}", op.method);
     let (path, tag, response, error) = (&op.path, &op.tag, &op.response, &op.error);
-    let args = arguments(op);
     let content_type = op.content_type.iter();
+    let args = arguments(op, false);
     quote! {
         #docs
         #[endpoint { method = #method, path = #path, tags = [#tag] #(, content_type = #content_type)* }]
@@ -759,7 +765,7 @@ fn routed_method(op: &Op) -> TokenStream {
     let docs = docs(op);
     let name = format_ident!("{}", op.id);
     let (response, error) = (&op.response, &op.error);
-    let args = arguments(op);
+    let args = arguments(op, true);
     let note = format!(" Served at `{} {}` through a routing endpoint.", op.method, op.path);
     quote! {
         #docs
@@ -772,13 +778,16 @@ fn routed_method(op: &Op) -> TokenStream {
     }
 }
 
-/// Extracts `op`'s own arguments from the request and calls it.
-fn routed_call(op: &Op) -> TokenStream {
+/// Extracts `op`'s own arguments from the request and calls it; its path parameters (if it
+/// has any, it is the variable operation and `segment_var` is its only one) come from the
+/// routing endpoint's `segment`.
+fn routed_call(op: &Op, segment_var: &str) -> TokenStream {
     let name = format_ident!("{}", op.id);
     let mut lets = Vec::new();
     let mut names = Vec::new();
     if let Some(p) = &op.path_params {
-        lets.push(quote! { let path = <dropshot::Path<#p> as dropshot::SharedExtractor>::from_request(&rqctx).await?; });
+        let var = format_ident!("{segment_var}");
+        lets.push(quote! { let path = #p { #var: crate::api::path_param(segment)? }; });
         names.push(quote! { path });
     }
     if let Some(q) = &op.query_params {
@@ -799,10 +808,10 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
     let var = format_ident!("{segment_var}");
     let arms = literals.iter().map(|lit| {
         let literal = *segments(&lit.path).last().expect("a literal path has segments");
-        let call = routed_call(lit);
+        let call = routed_call(lit, segment_var);
         quote! { #literal => #call }
     });
-    let fallback = routed_call(variable);
+    let fallback = routed_call(variable, segment_var);
     let error = &variable.error;
     let doc = format!(
         " Routes `{} {path}`: dropshot cannot route {} beside it, so this endpoint serves \
@@ -819,7 +828,8 @@ fn dispatch_method(variable: &Op, literals: &[&Op], segment_var: &str) -> TokenS
             rqctx: dropshot::RequestContext<Self::Context>,
             segment: dropshot::Path<types::#segment_struct>,
         ) -> Result<http::Response<dropshot::Body>, #error> {
-            match segment.into_inner().#var.as_str() {
+            let segment = segment.into_inner().#var;
+            match segment.as_str() {
                 #(#arms)*
                 _ => #fallback
             }
@@ -831,7 +841,7 @@ fn doc_endpoint(op: &Op) -> TokenStream {
     let (id, path, tag) = (&op.id, &op.path, &op.tag);
     let (response, error) = (&op.response, &op.error);
     let method = format_ident!("{}", op.method);
-    let params: Vec<TokenStream> = arguments(op)
+    let params: Vec<TokenStream> = arguments(op, false)
         .into_iter()
         .map(|arg| {
             let ty: syn::FnArg = syn::parse2(arg).expect("argument parses");

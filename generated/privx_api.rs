@@ -2100,7 +2100,10 @@ pub trait PrivxApi {
     async fn token_create(
         rqctx: dropshot::RequestContext<Self::Context>,
         body: dropshot::TypedBody<types::TokenRequest>,
-    ) -> Result<dropshot::HttpResponseOk<types::TokenResponse>, crate::api::OAuthError>;
+    ) -> Result<
+        crate::api::HttpResponseOk<types::TokenResponse>,
+        crate::api::OAuthError,
+    >;
     /// Get extender listeners
     ///
     /// Get extender connection listeners. `count` is the total number of listeners; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -2110,7 +2113,7 @@ pub trait PrivxApi {
     async fn listener_list(
         rqctx: dropshot::RequestContext<Self::Context>,
         query: dropshot::Query<types::ListenerListQuery>,
-    ) -> Result<dropshot::HttpResponseOk<types::ListenerList>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::ListenerList>, crate::api::ApiError>;
     /// Create extender connection listener
     ///
     /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -2136,7 +2139,7 @@ pub trait PrivxApi {
     async fn listener_view(
         rqctx: dropshot::RequestContext<Self::Context>,
         path: dropshot::Path<types::ListenerViewPath>,
-    ) -> Result<dropshot::HttpResponseOk<types::Listener>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::Listener>, crate::api::ApiError>;
     /// Update an extender connection listener
     ///
     /// Update an extender connection listener. The request body is the listener object: `network`, `destination` and `source` are updated; `closed_in_sec`, when given, keeps the listener open that many seconds from now (the keep-open request). `id`, `address`, `created`, `updated`, `author` and `updated_by` are read-only and ignored. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -2200,7 +2203,7 @@ pub trait PrivxApi {
     async fn user_list(
         rqctx: dropshot::RequestContext<Self::Context>,
         query: dropshot::Query<types::UserListQuery>,
-    ) -> Result<dropshot::HttpResponseOk<types::UserList>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::UserList>, crate::api::ApiError>;
     /// Create a new user.
     ///
     /// Create a new local user. `username` must be unique among local users; a duplicate is rejected with 400 and error code VALUE_DUPLICATE. Unknown fields in the request body are accepted.
@@ -2225,7 +2228,8 @@ pub trait PrivxApi {
         rqctx: dropshot::RequestContext<Self::Context>,
         segment: dropshot::Path<types::UserViewRouteSegment>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        match segment.into_inner().user_id.as_str() {
+        let segment = segment.into_inner().user_id;
+        match segment.as_str() {
             "tags" => {
                 let query = <dropshot::Query<
                     types::UserTagsListQuery,
@@ -2238,10 +2242,9 @@ pub trait PrivxApi {
                 )
             }
             _ => {
-                let path = <dropshot::Path<
-                    types::UserViewPath,
-                > as dropshot::SharedExtractor>::from_request(&rqctx)
-                    .await?;
+                let path = types::UserViewPath {
+                    user_id: crate::api::path_param(segment)?,
+                };
                 Ok(
                     dropshot::HttpResponse::to_result(
                         Self::user_view(rqctx, path).await?,
@@ -2257,9 +2260,9 @@ pub trait PrivxApi {
     /// Served at `GET /local-user-store/api/v1/users/{user_id}` through a routing endpoint.
     fn user_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserViewPath>,
+        path: types::UserViewPath,
     ) -> impl std::future::Future<
-        Output = Result<dropshot::HttpResponseOk<types::User>, crate::api::ApiError>,
+        Output = Result<crate::api::HttpResponseOk<types::User>, crate::api::ApiError>,
     > + Send;
     /// Get list of host's tags.
     ///
@@ -2271,7 +2274,7 @@ pub trait PrivxApi {
         query: dropshot::Query<types::UserTagsListQuery>,
     ) -> impl std::future::Future<
         Output = Result<
-            dropshot::HttpResponseOk<::std::vec::Vec<::std::string::String>>,
+            crate::api::HttpResponseOk<::std::vec::Vec<::std::string::String>>,
             crate::api::ApiError,
         >,
     > + Send;
@@ -2315,7 +2318,7 @@ pub trait PrivxApi {
     tags = ["settings"]}]
     async fn service_options_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-    ) -> Result<dropshot::HttpResponseOk<types::ServiceOptions>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceOptions>, crate::api::ApiError>;
     /// Get user's webauthn credentials
     ///
     /// Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
@@ -2327,7 +2330,7 @@ pub trait PrivxApi {
         path: dropshot::Path<types::WebauthnCredentialListPath>,
         query: dropshot::Query<types::WebauthnCredentialListQuery>,
     ) -> Result<
-        dropshot::HttpResponseOk<types::WebauthnCredentialList>,
+        crate::api::HttpResponseOk<types::WebauthnCredentialList>,
         crate::api::ApiError,
     >;
     /// Get user's webauthn credential
@@ -2340,7 +2343,7 @@ pub trait PrivxApi {
         rqctx: dropshot::RequestContext<Self::Context>,
         path: dropshot::Path<types::WebauthnCredentialViewPath>,
     ) -> Result<
-        dropshot::HttpResponseOk<types::WebauthnCredential>,
+        crate::api::HttpResponseOk<types::WebauthnCredential>,
         crate::api::ApiError,
     >;
     /// Update user's webauthn credential meta data
@@ -2372,7 +2375,7 @@ pub trait PrivxApi {
     tags = ["test-control"]}]
     async fn state_export(
         rqctx: dropshot::RequestContext<Self::Context>,
-    ) -> Result<dropshot::HttpResponseOk<types::Fixtures>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::Fixtures>, crate::api::ApiError>;
     /// Reset the state
     ///
     /// Empties the store, or (`to: fixtures`) empties it and loads the fixtures the server was started with. The bootstrap admin, the OAuth client and the token signing key survive. Test-control API only.
@@ -2402,7 +2405,7 @@ pub trait PrivxApi {
     async fn journal_list(
         rqctx: dropshot::RequestContext<Self::Context>,
         query: dropshot::Query<types::JournalListQuery>,
-    ) -> Result<dropshot::HttpResponseOk<types::JournalList>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::JournalList>, crate::api::ApiError>;
     /// Clear the request journal
     ///
     /// Forgets every journal entry. Test-control API only.
@@ -2420,7 +2423,7 @@ pub trait PrivxApi {
     tags = ["test-control"]}]
     async fn fault_list(
         rqctx: dropshot::RequestContext<Self::Context>,
-    ) -> Result<dropshot::HttpResponseOk<types::FaultList>, crate::api::ApiError>;
+    ) -> Result<crate::api::HttpResponseOk<types::FaultList>, crate::api::ApiError>;
     /// Inject a fault
     ///
     /// Makes calls of an operation wait `latency_ms` first and/or answer `status` with a PrivX envelope, for the next `count` calls or until cleared. The fault applies before authorization, like a network or gateway fault would. Test-control API only.
@@ -2638,7 +2641,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (dropshot::Path<types::UserViewPath>,),
-                    Result<dropshot::HttpResponseOk<types::User>, crate::api::ApiError>,
+                    Result<crate::api::HttpResponseOk<types::User>, crate::api::ApiError>,
                 >(
                         "user_view".to_string(),
                         dropshot::Method::GET,
@@ -2663,7 +2666,9 @@ pub fn openapi_document() -> serde_json::Value {
                 dropshot::ApiEndpoint::new_for_types::<
                     (dropshot::Query<types::UserTagsListQuery>,),
                     Result<
-                        dropshot::HttpResponseOk<::std::vec::Vec<::std::string::String>>,
+                        crate::api::HttpResponseOk<
+                            ::std::vec::Vec<::std::string::String>,
+                        >,
                         crate::api::ApiError,
                     >,
                 >(

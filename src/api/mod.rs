@@ -1,7 +1,8 @@
 //! The API as the spec defines it: the generated types, the `PrivxApi` trait, the table of
 //! operations and their scopes, and the few hand-written pieces the generated code names
-//! (`super::...`): dropshot has no 200-with-no-body response, no optional JSON body and no
-//! `Location` header type, and the generated OpenAPI document is assembled here.
+//! (`crate::api::...`): dropshot has no 200-with-no-body response, no optional JSON body and
+//! no `Location` header type, its 200 response cannot carry JSON that is already encoded, and
+//! the generated OpenAPI document is assembled here.
 //!
 //! This is the only module through which generated code enters the crate.
 
@@ -65,6 +66,32 @@ pub struct Operation {
     pub scopes: &'static [&'static str],
 }
 
+/// A `200 OK` with a JSON body of the spec's type `T`: a value of it, or JSON the store already
+/// holds in exactly `T`'s form, sent as it is (a hot read then neither decodes nor re-encodes
+/// the record). Published exactly as dropshot's own `HttpResponseOk<T>`.
+pub enum HttpResponseOk<T> {
+    Value(T),
+    Stored(Vec<u8>),
+}
+
+impl<T: JsonSchema + Serialize + Send + Sync + 'static> HttpResponse for HttpResponseOk<T> {
+    fn to_result(self) -> Result<http::Response<dropshot::Body>, HttpError> {
+        match self {
+            Self::Value(value) => dropshot::HttpResponseOk(value).to_result(),
+            Self::Stored(json) => Ok(http::Response::builder()
+                .status(http::StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, dropshot::CONTENT_TYPE_JSON)
+                .body(json.into())?),
+        }
+    }
+    fn response_metadata() -> ApiEndpointResponse {
+        dropshot::HttpResponseOk::<T>::response_metadata()
+    }
+    fn status_code(&self) -> http::StatusCode {
+        http::StatusCode::OK
+    }
+}
+
 /// A `200 OK` with an empty body: what PrivX answers to updates, deletes and terminations.
 /// (dropshot's `HttpResponseUpdatedNoContent` is a 204, which the PrivX SDKs reject.)
 pub struct HttpResponseOkEmpty;
@@ -122,6 +149,16 @@ impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtracto
         }
         metadata
     }
+}
+
+/// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
+/// it (with its 400 when it does not parse): routing endpoints read the segment once and hand
+/// the operation its parameter.
+pub fn path_param<T: DeserializeOwned>(segment: String) -> Result<T, HttpError> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
+        HttpError::for_bad_request(None, format!("bad parameter in URL path: {e}"))
+    })
 }
 
 /// The OpenAPI document of an API description, as JSON.

@@ -367,8 +367,10 @@ impl Auth {
             return self.principal(username, password_).ok_or_else(OAuthError::invalid_grant);
         }
         let user = store.user_by_name(username)?;
-        let hash =
-            user.as_ref().and_then(|u| u.password_hash.as_deref()).unwrap_or(&self.decoy_hash);
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password.as_ref())
+            .map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
         match user {
             Some(user) if password::verify(password_, hash) => {
                 Ok((user.id, USER_SCOPES.iter().map(|s| s.to_string()).collect()))

@@ -94,6 +94,8 @@ pub struct RequestLog {
     clock: Clock,
     /// Only ever used to emit events; a panic in a subscriber leaves nothing half-changed here.
     dispatch: AssertUnwindSafe<tracing::Dispatch>,
+    /// Whether request lines are wanted (else requests only go to the journal).
+    info: bool,
     /// Whether debug lines are wanted (else the drain skips dropshot's chatter unread).
     debug: bool,
 }
@@ -120,8 +122,13 @@ impl RequestLog {
             LogFormat::Pretty => tracing::Dispatch::new(builder.compact().finish()),
             LogFormat::Json => tracing::Dispatch::new(builder.json().flatten_event(true).finish()),
         };
-        let debug = level >= tracing::Level::DEBUG;
-        let drain = RequestLog { journal, clock, dispatch: AssertUnwindSafe(dispatch), debug };
+        let drain = RequestLog {
+            journal,
+            clock,
+            dispatch: AssertUnwindSafe(dispatch),
+            info: level >= tracing::Level::INFO,
+            debug: level >= tracing::Level::DEBUG,
+        };
         slog::Logger::root(drain.fuse(), slog::o!())
     }
 }
@@ -185,11 +192,13 @@ impl Drain for RequestLog {
         let mut fields = Fields::default();
         let _ = record.kv().serialize(record, &mut fields);
         let _ = inherited.serialize(record, &mut fields);
+        if completed {
+            self.completed(fields);
+            return Ok(());
+        }
         tracing::dispatcher::with_default(&self.dispatch, || {
             let request_id = &fields.request_id;
-            if completed {
-                self.completed(fields);
-            } else if warning {
+            if warning {
                 tracing::warn!(request_id = %request_id, "{}", record.msg());
             } else {
                 tracing::debug!(request_id = %request_id, "{}", record.msg());
@@ -216,16 +225,20 @@ impl RequestLog {
             subject: subject.map(|s| s.to_string()),
             request_id: fields.request_id,
         };
-        tracing::info!(
-            request_id = %entry.request_id,
-            method = %entry.method,
-            path = %entry.path,
-            query = entry.query.as_deref().unwrap_or(""),
-            status = entry.status,
-            latency_ms = entry.latency_ms,
-            subject = entry.subject.as_deref().unwrap_or("-"),
-            "request"
-        );
+        if self.info {
+            tracing::dispatcher::with_default(&self.dispatch, || {
+                tracing::info!(
+                    request_id = %entry.request_id,
+                    method = %entry.method,
+                    path = %entry.path,
+                    query = entry.query.as_deref().unwrap_or(""),
+                    status = entry.status,
+                    latency_ms = entry.latency_ms,
+                    subject = entry.subject.as_deref().unwrap_or("-"),
+                    "request"
+                );
+            });
+        }
         self.journal.push(entry);
     }
 }

@@ -13,18 +13,15 @@ pub mod test_control;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dropshot::{
-    HttpResponseCreated, HttpResponseHeaders, HttpResponseOk, Path, Query, RequestContext,
-    TypedBody,
-};
+use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::api::types::ErrorCode;
 use crate::api::{
-    types, ApiError, HttpResponseOkEmpty, LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
-    SortDir, OPERATIONS,
+    types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
+    OptionalJsonBody, PrivxApi, SortDir, OPERATIONS,
 };
 use crate::clock::Clock;
 use crate::password;
@@ -241,7 +238,7 @@ impl PrivxApi for PrivxApiImpl {
             }
         };
         let (access_token, expires_in) = ctx.auth.issue(subject, &scopes, ctx.now());
-        Ok(HttpResponseOk(types::TokenResponse {
+        Ok(HttpResponseOk::Value(types::TokenResponse {
             access_token,
             token_type: "Bearer".to_string(),
             expires_in,
@@ -261,7 +258,7 @@ impl PrivxApi for PrivxApiImpl {
         let listing =
             ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
         let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::ListenerList { count: Some(count(listing.count)), items }))
+        Ok(HttpResponseOk::Value(types::ListenerList { count: Some(count(listing.count)), items }))
     }
 
     async fn listener_create(
@@ -295,7 +292,7 @@ impl PrivxApi for PrivxApiImpl {
         ctx.begin(&rqctx, "listener_view").await?;
         let now = ctx.now();
         let record = ctx.store.listener_get(path.into_inner().id, now)?;
-        Ok(HttpResponseOk(listener(&record, now)?))
+        Ok(HttpResponseOk::Value(listener(&record, now)?))
     }
 
     async fn listener_update(
@@ -384,7 +381,7 @@ impl PrivxApi for PrivxApiImpl {
         ctx.begin(&rqctx, "user_list").await?;
         let q = query.into_inner();
         let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-        Ok(HttpResponseOk(types::UserList {
+        Ok(HttpResponseOk::Value(types::UserList {
             count: Some(count(listing.count)),
             items: listing.items,
         }))
@@ -411,11 +408,11 @@ impl PrivxApi for PrivxApiImpl {
 
     async fn user_view(
         rqctx: RequestContext<Context>,
-        path: Path<types::UserViewPath>,
+        path: types::UserViewPath,
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx, "user_view").await?;
-        Ok(HttpResponseOk(ctx.store.user_get(path.into_inner().user_id)?))
+        Ok(HttpResponseOk::Stored(ctx.store.user_json(path.user_id)?))
     }
 
     async fn user_tags_list(
@@ -430,7 +427,7 @@ impl PrivxApi for PrivxApiImpl {
             descending(q.sortdir),
             page(q.offset, q.limit),
         )?;
-        Ok(HttpResponseOk(tags))
+        Ok(HttpResponseOk::Value(tags))
     }
 
     async fn user_update(
@@ -477,7 +474,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         ctx.begin(&rqctx, "service_options_view").await?;
         let stored = ctx.store.setting(SERVICE_OPTIONS)?;
-        Ok(HttpResponseOk(stored.unwrap_or_else(default_service_options)))
+        Ok(HttpResponseOk::Value(stored.unwrap_or_else(default_service_options)))
     }
 
     async fn webauthn_credential_list(
@@ -497,7 +494,10 @@ impl PrivxApi for PrivxApiImpl {
             page(q.offset, q.limit),
         )?;
         let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
-        Ok(HttpResponseOk(types::WebauthnCredentialList { count: count(listing.count), items }))
+        Ok(HttpResponseOk::Value(types::WebauthnCredentialList {
+            count: count(listing.count),
+            items,
+        }))
     }
 
     async fn webauthn_credential_view(
@@ -509,7 +509,7 @@ impl PrivxApi for PrivxApiImpl {
         let p = path.into_inner();
         let (user_id, id) =
             (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
-        Ok(HttpResponseOk(convert(&ctx.store.credential_get(user_id, id)?)?))
+        Ok(HttpResponseOk::Value(convert(&ctx.store.credential_get(user_id, id)?)?))
     }
 
     async fn webauthn_credential_update(
@@ -549,7 +549,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         ctx.test_control()?;
         ctx.begin(&rqctx, "state_export").await?;
-        Ok(HttpResponseOk(convert(&ctx.store.export()?)?))
+        Ok(HttpResponseOk::Value(convert(&ctx.store.export()?)?))
     }
 
     async fn state_reset(
@@ -616,7 +616,7 @@ impl PrivxApi for PrivxApiImpl {
                 subject: e.subject,
             })
             .collect();
-        Ok(HttpResponseOk(types::JournalList { count, items }))
+        Ok(HttpResponseOk::Value(types::JournalList { count, items }))
     }
 
     async fn journal_clear(
@@ -641,7 +641,7 @@ impl PrivxApi for PrivxApiImpl {
             .into_iter()
             .map(|(operation_id, fault)| types::FaultEntry { operation_id, fault })
             .collect();
-        Ok(HttpResponseOk(types::FaultList { items }))
+        Ok(HttpResponseOk::Value(types::FaultList { items }))
     }
 
     async fn fault_set(

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::listeners::DEFAULT_KEEP_OPEN_SEC;
 use super::{
-    all, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord, Stamp, Store,
-    StoreError, UserProfile, UserRecord,
+    all, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord, PasswordHash, Stamp,
+    Store, StoreError, UserProfile, UserRecord,
 };
 
 /// The fixtures (and export) document. Every part is optional.
@@ -151,7 +151,7 @@ impl Store {
         }
         for user in fixtures.users {
             let (created, updated, author, updated_by) = user.stamps.or(stamp);
-            let password_hash = user.password_hash.or_else(|| user.password.map(|p| hash(&p)));
+            let hash = user.password_hash.or_else(|| user.password.map(|p| hash(&p)));
             self.user_insert_absent(&UserRecord {
                 id: user.id,
                 created,
@@ -159,11 +159,11 @@ impl Store {
                 author,
                 updated_by,
                 profile: user.profile,
-                password_created: password_hash
-                    .as_ref()
-                    .map(|_| user.password_created.unwrap_or(stamp.now)),
-                password_hash,
                 password_change_required: user.password_change_required,
+                password: hash.map(|hash| PasswordHash {
+                    hash,
+                    created: user.password_created.unwrap_or(stamp.now),
+                }),
             })?;
         }
         for c in fixtures.webauthn_credentials {
@@ -213,15 +213,15 @@ impl Store {
         let users = self
             .users
             .iter()
-            .values()
-            .map(|value| {
-                let u: UserRecord = serde_json::from_slice(&value?)?;
+            .map(|entry| {
+                let (id, json) = entry?;
+                let u = self.user_with_password(&id, &json)?;
                 Ok(FixtureUser {
                     id: u.id,
                     profile: u.profile,
                     password: None,
-                    password_hash: u.password_hash,
-                    password_created: u.password_created,
+                    password_created: u.password.as_ref().map(|p| p.created),
+                    password_hash: u.password.map(|p| p.hash),
                     password_change_required: u.password_change_required,
                     stamps: FixtureStamps::of(u.created, u.updated, u.author, u.updated_by),
                 })

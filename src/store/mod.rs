@@ -8,7 +8,8 @@
 //!
 //! | tree          | key                                   | value                            |
 //! |---------------|---------------------------------------|----------------------------------|
-//! | `users`       | user id                               | [`UserRecord`]                   |
+//! | `users`       | user id                               | [`UserRecord`]: the API's `User` |
+//! | `passwords`   | user id                               | [`PasswordHash`]                 |
 //! | `usernames`   | username, lower-cased (UTF-8)         | user id: the uniqueness index    |
 //! | `tag_counts`  | tag (UTF-8)                           | how many users carry it, u64 BE  |
 //! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
@@ -16,12 +17,20 @@
 //! | `connections` | connection id                         | [`ConnectionRecord`]             |
 //! | `settings`    | setting name (UTF-8)                  | the settings document            |
 //! | `meta`        | `user_count`                          | number of users, u64 big-endian  |
+//! | `meta`        | `layout`                              | this layout's version, u64 BE    |
 //! | `meta`        | `auth.` + name                        | server secrets (signing key, the |
 //! |               |                                       | admin and OAuth client hashes)   |
 //!
-//! A user and its index entries (`usernames`, `tag_counts`, `meta`) change together in one
-//! sled transaction, so the indexes always agree with the records; the distinct tags are the
-//! keys of `tag_counts`, so listing them costs the number of tags, not of users.
+//! A user's JSON in `users` is exactly what the API answers for it, so reading a user is one
+//! lookup and no decoding; its password (only ever a hash) is therefore kept apart, in
+//! `passwords`. A user, its password and its index entries (`usernames`, `tag_counts`,
+//! `meta`) change together in one sled transaction, so the indexes always agree with the
+//! records; the distinct tags are the keys of `tag_counts`, so listing them costs the number of
+//! tags, not of users.
+//!
+//! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; opening
+//! such a store moves each hash to `passwords` (idempotently, so an interrupted upgrade just
+//! runs again) and records version 2.
 //!
 //! # Durability and consistency
 //!
@@ -134,6 +143,7 @@ pub struct ConnectionRecord {
 pub struct Store {
     db: sled::Db,
     users: sled::Tree,
+    passwords: sled::Tree,
     usernames: sled::Tree,
     tag_counts: sled::Tree,
     credentials: sled::Tree,
@@ -168,6 +178,9 @@ impl Drop for FlushRound<'_> {
 }
 
 const USER_COUNT: &[u8] = b"user_count";
+const LAYOUT: &[u8] = b"layout";
+/// The layout this code reads and writes (see "Layout versions").
+const LAYOUT_VERSION: u64 = 2;
 /// Server secrets live in `meta` under this prefix.
 const SECRET_PREFIX: &str = "auth.";
 
@@ -175,8 +188,9 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
-        Ok(Self {
+        let store = Self {
             users: db.open_tree("users")?,
+            passwords: db.open_tree("passwords")?,
             usernames: db.open_tree("usernames")?,
             tag_counts: db.open_tree("tag_counts")?,
             credentials: db.open_tree("credentials")?,
@@ -192,7 +206,37 @@ impl Store {
                 flushes: std::sync::atomic::AtomicU64::new(0),
             },
             db,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    /// Brings a store of an earlier layout to this one (see "Layout versions").
+    fn upgrade(&self) -> Result<(), StoreError> {
+        match self.meta.get(LAYOUT)?.map(|v| read_u64(&v)) {
+            Some(LAYOUT_VERSION) => return Ok(()),
+            Some(version) => {
+                return Err(StoreError::Storage(sled::Error::Unsupported(format!(
+                    "store layout {version} is newer than this server's ({LAYOUT_VERSION})"
+                ))))
+            }
+            None => {}
+        }
+        for entry in self.users.iter() {
+            let (id, json) = entry?;
+            let mut user: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&json)?;
+            let (Some(hash), created) =
+                (user.remove("password_hash"), user.remove("password_created"))
+            else {
+                continue;
+            };
+            let password = serde_json::json!({"hash": hash, "created": created});
+            self.passwords.insert(&id, serde_json::to_vec(&password)?)?;
+            self.users.insert(&id, serde_json::to_vec(&user)?)?;
+        }
+        self.meta.insert(LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+        self.flush()
     }
 
     /// Writes everything to disk.
@@ -269,6 +313,7 @@ impl Store {
         let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
         for tree in [
             &self.users,
+            &self.passwords,
             &self.usernames,
             &self.tag_counts,
             &self.credentials,
@@ -327,6 +372,11 @@ impl Store {
     fn connection_insert_absent(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         insert_absent(&self.connections, record.id.as_bytes(), record)
     }
+}
+
+/// A count or version stored as a big-endian u64.
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {

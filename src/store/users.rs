@@ -1,4 +1,5 @@
-//! Local users, with their username index, tag index and count kept in step transactionally.
+//! Local users, with their password, username index, tag index and count kept in step
+//! transactionally.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -7,7 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use uuid::Uuid;
 
-use super::{abort, get_json, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
+use super::{abort, get_json, read_u64, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
 
 /// The fields of a user that a client sets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -39,7 +40,8 @@ pub struct UserProfile {
     pub locale: Option<String>,
 }
 
-/// A stored user. The password exists only as an argon2id hash (PHC string).
+/// A user. Its JSON is exactly the API's `User` (what `GET /users/{id}` answers), so that is
+/// what the `users` tree holds and reads serve as they are; the password is kept apart.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRecord {
     pub id: Uuid,
@@ -49,16 +51,15 @@ pub struct UserRecord {
     pub updated_by: Uuid,
     #[serde(flatten)]
     pub profile: UserProfile,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_created: Option<DateTime<Utc>>,
     #[serde(default)]
     pub password_change_required: bool,
+    /// In the `passwords` tree, never in the user's JSON.
+    #[serde(skip)]
+    pub password: Option<PasswordHash>,
 }
 
-/// A new password: its hash and when it was set.
-#[derive(Debug, Clone)]
+/// A password: only its argon2id hash (PHC string), and when it was set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PasswordHash {
     pub hash: String,
     pub created: DateTime<Utc>,
@@ -82,9 +83,17 @@ fn validate(profile: &UserProfile) -> Result<(), StoreError> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
+/// A user record from its stored JSON and its stored password, if it has one.
+fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, StoreError> {
+    let mut user: UserRecord = serde_json::from_slice(json)?;
+    user.password = password.map(serde_json::from_slice).transpose()?;
+    Ok(user)
+}
+
 /// The trees a user write touches, inside one transaction.
 struct UserTx<'a> {
     users: &'a TransactionalTree,
+    passwords: &'a TransactionalTree,
     usernames: &'a TransactionalTree,
     tag_counts: &'a TransactionalTree,
     meta: &'a TransactionalTree,
@@ -92,12 +101,11 @@ struct UserTx<'a> {
 
 impl UserTx<'_> {
     fn get(&self, id: Uuid) -> TxResult<Option<UserRecord>> {
-        match self.users.get(id.as_bytes())? {
-            Some(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).or_else(|e| abort(StoreError::Corrupt(e)))
-            }
-            None => Ok(None),
-        }
+        let Some(json) = self.users.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let password = self.passwords.get(id.as_bytes())?;
+        user_record(&json, password.as_deref()).map(Some).or_else(abort)
     }
 
     /// Writes `new` in place of `old`, keeping every index in step.
@@ -122,13 +130,21 @@ impl UserTx<'_> {
         }
         self.usernames.insert(name, new.id.as_bytes())?;
         self.count_tags(&new.profile.tags, 1)?;
-        let bytes = serde_json::to_vec(new).or_else(|e| abort(StoreError::Corrupt(e)))?;
-        self.users.insert(new.id.as_bytes(), bytes)?;
+        let json = serde_json::to_vec(new).or_else(|e| abort(StoreError::Corrupt(e)))?;
+        self.users.insert(new.id.as_bytes(), json)?;
+        match &new.password {
+            Some(password) => {
+                let json = serde_json::to_vec(password).or_else(|e| abort(e.into()))?;
+                self.passwords.insert(new.id.as_bytes(), json)?
+            }
+            None => self.passwords.remove(new.id.as_bytes())?,
+        };
         Ok(())
     }
 
     fn remove(&self, old: &UserRecord) -> TxResult<()> {
         self.users.remove(old.id.as_bytes())?;
+        self.passwords.remove(old.id.as_bytes())?;
         self.usernames.remove(username_key(&old.profile.username))?;
         self.count_tags(&old.profile.tags, -1)?;
         self.add_to_count(-1)
@@ -155,19 +171,14 @@ impl UserTx<'_> {
     }
 }
 
-fn read_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
 impl Store {
     /// Runs `f` in one transaction over the user trees.
     fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        Ok((&self.users, &self.usernames, &self.tag_counts, &self.meta).transaction(
-            |(users, usernames, tag_counts, meta)| {
-                f(&UserTx { users, usernames, tag_counts, meta })
-            },
-        )?)
+        let trees = (&self.users, &self.passwords, &self.usernames, &self.tag_counts, &self.meta);
+        Ok(trees.transaction(|(users, passwords, usernames, tag_counts, meta)| {
+            f(&UserTx { users, passwords, usernames, tag_counts, meta })
+        })?)
     }
 
     /// Creates a user; the username must be free.
@@ -186,9 +197,8 @@ impl Store {
             author: stamp.actor,
             updated_by: stamp.actor,
             profile,
-            password_created: password.as_ref().map(|p| p.created),
-            password_hash: password.map(|p| p.hash),
             password_change_required: false,
+            password,
         };
         self.user_tx(|tx| tx.put(None, &record))?;
         Ok(record)
@@ -203,22 +213,32 @@ impl Store {
         })
     }
 
-    /// A user, decoded as `T`: a [`UserRecord`], or any type with the same JSON field names
-    /// (the HTTP layer reads its API type straight from the stored bytes).
-    pub fn user_get<T: DeserializeOwned>(&self, id: Uuid) -> Result<T, StoreError> {
-        get_json(&self.users, id.as_bytes())?.ok_or_else(|| StoreError::not_found("user", id))
+    /// A user's JSON as stored, which is the API's `User` (see [`UserRecord`]).
+    pub fn user_json(&self, id: Uuid) -> Result<Vec<u8>, StoreError> {
+        let json = self.users.get(id.as_bytes())?;
+        json.map(|json| json.to_vec()).ok_or_else(|| StoreError::not_found("user", id))
     }
 
-    /// The user with `username`, if there is one.
+    /// The user stored under `id` as `json`, with its password.
+    pub(super) fn user_with_password(
+        &self,
+        id: &[u8],
+        json: &[u8],
+    ) -> Result<UserRecord, StoreError> {
+        user_record(json, self.passwords.get(id)?.as_deref())
+    }
+
+    /// The user with `username`, with its password, if there is one.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        match self.usernames.get(username_key(username))? {
-            Some(id) => get_json(&self.users, &id),
-            None => Ok(None),
-        }
+        let Some(id) = self.usernames.get(username_key(username))? else {
+            return Ok(None);
+        };
+        let json = self.users.get(&id)?.ok_or_else(corrupt_index)?;
+        self.user_with_password(&id, &json).map(Some)
     }
 
-    /// Users in creation order, filtered by exact `username` and/or `id`, decoded as `T` (see
-    /// [`Store::user_get`]).
+    /// Users in creation order, filtered by exact `username` and/or `id`, decoded as `T`: the
+    /// API's `User`, or any type with the same JSON field names.
     pub fn user_list<T: DeserializeOwned>(
         &self,
         username: Option<&str>,
@@ -270,19 +290,11 @@ impl Store {
         stamp: Stamp,
     ) -> Result<(), StoreError> {
         validate(&profile)?;
-        self.user_tx(|tx| {
-            let Some(old) = tx.get(id)? else {
-                return abort(StoreError::not_found("user", id));
-            };
-            let mut new = old.clone();
-            new.profile = profile.clone();
-            new.updated = stamp.now;
-            new.updated_by = stamp.actor;
+        self.user_change(id, stamp, |user| {
+            user.profile = profile.clone();
             if let Some(password) = &password {
-                new.password_hash = Some(password.hash.clone());
-                new.password_created = Some(password.created);
+                user.password = Some(password.clone());
             }
-            tx.put(Some(&old), &new)
         })
     }
 
@@ -292,8 +304,26 @@ impl Store {
         password: PasswordHash,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
-        let profile = self.user_get::<UserRecord>(id)?.profile;
-        self.user_update(id, profile, Some(password), stamp)
+        self.user_change(id, stamp, |user| user.password = Some(password.clone()))
+    }
+
+    /// Applies `change` to user `id` and stamps the change.
+    fn user_change(
+        &self,
+        id: Uuid,
+        stamp: Stamp,
+        change: impl Fn(&mut UserRecord),
+    ) -> Result<(), StoreError> {
+        self.user_tx(|tx| {
+            let Some(old) = tx.get(id)? else {
+                return abort(StoreError::not_found("user", id));
+            };
+            let mut new = old.clone();
+            change(&mut new);
+            new.updated = stamp.now;
+            new.updated_by = stamp.actor;
+            tx.put(Some(&old), &new)
+        })
     }
 
     /// Deletes a user, its index entries and its WebAuthn credentials.

@@ -1,9 +1,10 @@
-//! State survives a restart, and loading the same fixtures again changes nothing.
+//! State survives a restart (and an upgrade of the store's layout), and loading the same
+//! fixtures again changes nothing.
 
 use privx_mock::client::types;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with_fixtures, user_request};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_fixtures, user_request};
 
 #[tokio::test]
 async fn writes_survive_a_restart() {
@@ -59,4 +60,50 @@ async fn the_example_fixtures_load() {
     let app = spawn_app_with_fixtures(serde_json::from_str(&text).unwrap()).await;
     let users = app.client.user_list().send().await.unwrap().into_inner();
     assert!(users.count.unwrap() >= 2);
+}
+
+/// A store of the first layout (each password hash inside its user's record) opens upgraded:
+/// the password still logs in, the user reads back without any trace of it, and the upgrade
+/// holds over a restart.
+#[tokio::test]
+async fn a_store_of_the_first_layout_is_upgraded_when_opened() {
+    let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0009".parse::<uuid::Uuid>().unwrap();
+    let hash = privx_mock::password::hash("legacy-password");
+    let mut app = spawn_app_with(|config| {
+        let db = sled::open(&config.data_dir).unwrap();
+        let record = json!({
+            "id": id, "created": "2025-01-02T03:04:05Z", "updated": "2025-01-02T03:04:05Z",
+            "author": id, "updated_by": id, "username": "legacy", "tags": ["old"],
+            "password_hash": hash, "password_created": "2025-01-02T03:04:05Z",
+            "password_change_required": false,
+        });
+        let users = db.open_tree("users").unwrap();
+        users.insert(id.as_bytes(), serde_json::to_vec(&record).unwrap()).unwrap();
+        db.open_tree("usernames").unwrap().insert("legacy", id.as_bytes()).unwrap();
+        db.open_tree("tag_counts").unwrap().insert("old", &1u64.to_be_bytes()).unwrap();
+        db.open_tree("meta").unwrap().insert("user_count", &1u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    })
+    .await;
+    for round in ["upgraded", "after a restart"] {
+        app.token("legacy", "legacy-password").await;
+        let url = app.url(&format!("/local-user-store/api/v1/users/{id}"));
+        let raw = app.http.get(url).send().await.unwrap().text().await.unwrap();
+        let user: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(user["username"], "legacy", "{round}: {raw}");
+        assert_eq!(user["created"], "2025-01-02T03:04:05Z", "{round}: {raw}");
+        assert!(!raw.contains("password_hash") && !raw.contains("argon2"), "{round}: {raw}");
+        app.restart().await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_a_newer_layout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    db.open_tree("meta").unwrap().insert("layout", &99u64.to_be_bytes()).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let error = privx_mock::store::Store::open(dir.path()).err().expect("refused");
+    assert!(error.to_string().contains("newer"), "{error}");
 }
