@@ -18,15 +18,16 @@
 //! | `settings`    | setting name (UTF-8)                  | the settings document            |
 //! | `meta`        | `user_count`                          | number of users, u64 big-endian  |
 //! | `meta`        | `layout`                              | this layout's version, u64 BE    |
+//! | `meta`        | `pending_writes`                      | a batch being written (`batch`)  |
 //! | `meta`        | `auth.` + name                        | server secrets (signing key, the |
 //! |               |                                       | admin and OAuth client hashes)   |
 //!
 //! A user's JSON in `users` is exactly what the API answers for it, so reading a user is one
 //! lookup and no decoding; its password (only ever a hash) is therefore kept apart, in
 //! `passwords`. A user, its password and its index entries (`usernames`, `tag_counts`,
-//! `meta`) change together in one sled transaction, so the indexes always agree with the
-//! records; the distinct tags are the keys of `tag_counts`, so listing them costs the number of
-//! tags, not of users.
+//! `meta`) change together as one batch (see [`batch`]: sled's own transactions cost two disk
+//! syncs each), so the indexes always agree with the records, also after a crash; the distinct
+//! tags are the keys of `tag_counts`, so listing them costs the number of tags, not of users.
 //!
 //! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; opening
 //! such a store moves each hash to `passwords` (idempotently, so an interrupted upgrade just
@@ -42,6 +43,7 @@
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address.
 
+mod batch;
 mod fixtures;
 mod listeners;
 mod users;
@@ -52,7 +54,6 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
 pub use fixtures::Fixtures;
@@ -79,20 +80,6 @@ impl StoreError {
     fn not_found(kind: &'static str, id: impl ToString) -> Self {
         Self::NotFound { kind, id: id.to_string() }
     }
-}
-
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(error: TransactionError<StoreError>) -> Self {
-        match error {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => Self::Storage(e),
-        }
-    }
-}
-
-/// Aborts a sled transaction with a store error.
-fn abort<T>(error: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
-    Err(ConflictableTransactionError::Abort(error))
 }
 
 /// A page request: skip `offset` matches, return at most `limit`.
@@ -207,6 +194,7 @@ impl Store {
             },
             db,
         };
+        batch::recover(&store.db, &store.meta)?;
         store.upgrade()?;
         Ok(store)
     }

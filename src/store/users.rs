@@ -1,14 +1,13 @@
-//! Local users, with their password, username index, tag index and count kept in step
-//! transactionally.
+//! Local users, with their password, username index, tag index and count kept in step by
+//! writing each change as one [`Batch`].
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 use uuid::Uuid;
 
-use super::{abort, get_json, read_u64, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
+use super::batch::Batch;
+use super::{get_json, read_u64, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
 
 /// The fields of a user that a client sets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -81,8 +80,6 @@ fn validate(profile: &UserProfile) -> Result<(), StoreError> {
     Ok(())
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
-
 /// A user record from its stored JSON and its stored password, if it has one.
 fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, StoreError> {
     let mut user: UserRecord = serde_json::from_slice(json)?;
@@ -90,30 +87,28 @@ fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, Store
     Ok(user)
 }
 
-/// The trees a user write touches, inside one transaction.
+/// The trees a user write touches, through one [`Batch`].
 struct UserTx<'a> {
-    users: &'a TransactionalTree,
-    passwords: &'a TransactionalTree,
-    usernames: &'a TransactionalTree,
-    tag_counts: &'a TransactionalTree,
-    meta: &'a TransactionalTree,
+    store: &'a Store,
+    batch: Batch,
 }
 
 impl UserTx<'_> {
-    fn get(&self, id: Uuid) -> TxResult<Option<UserRecord>> {
-        let Some(json) = self.users.get(id.as_bytes())? else {
+    fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+        let Some(json) = self.batch.get(&self.store.users, id.as_bytes())? else {
             return Ok(None);
         };
-        let password = self.passwords.get(id.as_bytes())?;
-        user_record(&json, password.as_deref()).map(Some).or_else(abort)
+        let password = self.batch.get(&self.store.passwords, id.as_bytes())?;
+        user_record(&json, password.as_deref()).map(Some)
     }
 
     /// Writes `new` in place of `old`, keeping every index in step.
-    fn put(&self, old: Option<&UserRecord>, new: &UserRecord) -> TxResult<()> {
+    fn put(&mut self, old: Option<&UserRecord>, new: &UserRecord) -> Result<(), StoreError> {
+        let store = self.store;
         let name = username_key(&new.profile.username);
-        if let Some(holder) = self.usernames.get(&name)? {
+        if let Some(holder) = self.batch.get(&store.usernames, &name)? {
             if holder.as_ref() != new.id.as_bytes() {
-                return abort(StoreError::Duplicate {
+                return Err(StoreError::Duplicate {
                     property: "username",
                     value: new.profile.username.clone(),
                 });
@@ -122,63 +117,65 @@ impl UserTx<'_> {
         if let Some(old) = old {
             let old_name = username_key(&old.profile.username);
             if old_name != name {
-                self.usernames.remove(old_name)?;
+                self.batch.remove(&store.usernames, old_name);
             }
             self.count_tags(&old.profile.tags, -1)?;
         } else {
             self.add_to_count(1)?;
         }
-        self.usernames.insert(name, new.id.as_bytes())?;
+        self.batch.insert(&store.usernames, name, new.id.as_bytes());
         self.count_tags(&new.profile.tags, 1)?;
-        let json = serde_json::to_vec(new).or_else(|e| abort(StoreError::Corrupt(e)))?;
-        self.users.insert(new.id.as_bytes(), json)?;
-        match &new.password {
-            Some(password) => {
-                let json = serde_json::to_vec(password).or_else(|e| abort(e.into()))?;
-                self.passwords.insert(new.id.as_bytes(), json)?
-            }
-            None => self.passwords.remove(new.id.as_bytes())?,
-        };
+        self.batch.insert(&store.users, new.id.as_bytes(), serde_json::to_vec(new)?);
+        // A user never loses its password by an update, so only a new one is written.
+        let old_password = old.and_then(|o| o.password.as_ref());
+        if let Some(password) = new.password.as_ref().filter(|&p| old_password != Some(p)) {
+            self.batch.insert(&store.passwords, new.id.as_bytes(), serde_json::to_vec(password)?);
+        }
         Ok(())
     }
 
-    fn remove(&self, old: &UserRecord) -> TxResult<()> {
-        self.users.remove(old.id.as_bytes())?;
-        self.passwords.remove(old.id.as_bytes())?;
-        self.usernames.remove(username_key(&old.profile.username))?;
+    fn remove(&mut self, old: &UserRecord) -> Result<(), StoreError> {
+        let store = self.store;
+        self.batch.remove(&store.users, old.id.as_bytes());
+        self.batch.remove(&store.passwords, old.id.as_bytes());
+        self.batch.remove(&store.usernames, username_key(&old.profile.username));
         self.count_tags(&old.profile.tags, -1)?;
         self.add_to_count(-1)
     }
 
     /// Adds `delta` to the number of users carrying each of `tags`; a tag nobody carries any
     /// more leaves the index.
-    fn count_tags(&self, tags: &[String], delta: i64) -> TxResult<()> {
+    fn count_tags(&mut self, tags: &[String], delta: i64) -> Result<(), StoreError> {
+        let tree = &self.store.tag_counts;
         for tag in tags {
-            let count = self.tag_counts.get(tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
+            let count = self.batch.get(tree, tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
             match count.saturating_add_signed(delta) {
-                0 => self.tag_counts.remove(tag.as_bytes())?,
-                n => self.tag_counts.insert(tag.as_bytes(), &n.to_be_bytes())?,
+                0 => self.batch.remove(tree, tag.as_bytes()),
+                n => self.batch.insert(tree, tag.as_bytes(), n.to_be_bytes()),
             };
         }
         Ok(())
     }
 
-    fn add_to_count(&self, delta: i64) -> TxResult<()> {
-        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
-        let count = count.saturating_add_signed(delta);
-        self.meta.insert(USER_COUNT, &count.to_be_bytes())?;
+    fn add_to_count(&mut self, delta: i64) -> Result<(), StoreError> {
+        let meta = &self.store.meta;
+        let count = self.batch.get(meta, USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        self.batch.insert(meta, USER_COUNT, count.saturating_add_signed(delta).to_be_bytes());
         Ok(())
     }
 }
 
 impl Store {
-    /// Runs `f` in one transaction over the user trees.
-    fn user_tx<T>(&self, f: impl Fn(&UserTx) -> TxResult<T>) -> Result<T, StoreError> {
+    /// Runs `f` on the user trees, then writes what it wrote all at once (nothing if it fails).
+    fn user_tx<T>(
+        &self,
+        f: impl FnOnce(&mut UserTx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        let trees = (&self.users, &self.passwords, &self.usernames, &self.tag_counts, &self.meta);
-        Ok(trees.transaction(|(users, passwords, usernames, tag_counts, meta)| {
-            f(&UserTx { users, passwords, usernames, tag_counts, meta })
-        })?)
+        let mut tx = UserTx { store: self, batch: Batch::new(&self.meta) };
+        let out = f(&mut tx)?;
+        tx.batch.apply()?;
+        Ok(out)
     }
 
     /// Creates a user; the username must be free.
@@ -316,7 +313,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.user_tx(|tx| {
             let Some(old) = tx.get(id)? else {
-                return abort(StoreError::not_found("user", id));
+                return Err(StoreError::not_found("user", id));
             };
             let mut new = old.clone();
             change(&mut new);
@@ -330,7 +327,7 @@ impl Store {
     pub fn user_delete(&self, id: Uuid) -> Result<(), StoreError> {
         self.user_tx(|tx| match tx.get(id)? {
             Some(old) => tx.remove(&old),
-            None => abort(StoreError::not_found("user", id)),
+            None => Err(StoreError::not_found("user", id)),
         })?;
         self.credentials_delete_of_user(id)
     }

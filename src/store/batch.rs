@@ -1,0 +1,200 @@
+//! Writes across several trees that land together, or not at all, after a crash.
+//!
+//! sled 0.34 makes a transaction (or a `Batch`) atomic by writing and syncing its log buffer
+//! twice per commit (`pin_log` rolls the I/O buffer before and after the commit), so every
+//! user write cost two synchronous disk writes, more than all the rest of a create together,
+//! and they could not be shared between concurrent writers.
+//!
+//! A [`Batch`] does it with single-key writes only, which sled logs in order and recovers as
+//! a prefix of that order (a write past a gap in the log is dropped):
+//!
+//! 1. the whole batch, every key with its new value, goes into `meta` under `pending_writes`;
+//! 2. each write is applied to its tree;
+//! 3. `pending_writes` is removed.
+//!
+//! A crash before 1 is durable leaves none of the writes; after it, opening the store applies
+//! the pending batch again ([`recover`]). Values are absolute (a count's new value, not "+1"),
+//! so applying a batch twice is the same as applying it once. The caller serializes batches
+//! (the users lock), so each one reads a state no other batch is changing, and reads its own
+//! writes through [`Batch::get`].
+
+use sled::IVec;
+
+use super::StoreError;
+
+const PENDING: &[u8] = b"pending_writes";
+
+struct Write {
+    tree: sled::Tree,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Writes collected for one atomic change; nothing is written before [`Batch::apply`].
+pub(super) struct Batch {
+    meta: sled::Tree,
+    writes: Vec<Write>,
+}
+
+impl Batch {
+    /// A batch that keeps its pending record in `meta`.
+    pub(super) fn new(meta: &sled::Tree) -> Self {
+        Self { meta: meta.clone(), writes: Vec::new() }
+    }
+
+    /// The value of `key` in `tree` as this batch would leave it.
+    pub(super) fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        let pending =
+            self.writes.iter().rev().find(|w| w.tree.name() == tree.name() && w.key == key);
+        match pending {
+            Some(write) => Ok(write.value.as_deref().map(IVec::from)),
+            None => Ok(tree.get(key)?),
+        }
+    }
+
+    pub(super) fn insert(
+        &mut self,
+        tree: &sled::Tree,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Vec<u8>>,
+    ) {
+        self.writes.push(Write {
+            tree: tree.clone(),
+            key: key.as_ref().to_vec(),
+            value: Some(value.into()),
+        });
+    }
+
+    pub(super) fn remove(&mut self, tree: &sled::Tree, key: impl AsRef<[u8]>) {
+        self.writes.push(Write { tree: tree.clone(), key: key.as_ref().to_vec(), value: None });
+    }
+
+    /// Writes the batch (see the module docs for why it survives a crash whole or not at all).
+    pub(super) fn apply(self) -> Result<(), StoreError> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        self.meta.insert(PENDING, encode(&self.writes))?;
+        for write in &self.writes {
+            write_one(&write.tree, &write.key, write.value.as_deref())?;
+        }
+        self.meta.remove(PENDING)?;
+        Ok(())
+    }
+}
+
+fn write_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
+    match value {
+        Some(value) => tree.insert(key, value)?,
+        None => tree.remove(key)?,
+    };
+    Ok(())
+}
+
+/// Applies the batch a crash interrupted, if there is one.
+pub(super) fn recover(db: &sled::Db, meta: &sled::Tree) -> Result<(), StoreError> {
+    let Some(pending) = meta.get(PENDING)? else {
+        return Ok(());
+    };
+    for (tree, key, value) in decode(&pending).ok_or_else(malformed)? {
+        write_one(&db.open_tree(tree)?, key, value)?;
+    }
+    meta.remove(PENDING)?;
+    db.flush()?;
+    Ok(())
+}
+
+fn malformed() -> StoreError {
+    StoreError::Corrupt(serde::de::Error::custom("malformed pending_writes record"))
+}
+
+/// Each write as: tree name, key, and value (absent for a removal), each a u32 big-endian
+/// length and its bytes, with a 0/1 byte before the value.
+fn encode(writes: &[Write]) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let mut out = Vec::new();
+    for write in writes {
+        field(&mut out, &write.tree.name());
+        field(&mut out, &write.key);
+        match &write.value {
+            Some(value) => {
+                out.push(1);
+                field(&mut out, value);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+type Decoded<'a> = Vec<(&'a [u8], &'a [u8], Option<&'a [u8]>)>;
+
+fn decode(mut bytes: &[u8]) -> Option<Decoded<'_>> {
+    fn field<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        let (value, rest) = rest.split_at_checked(len)?;
+        *bytes = rest;
+        Some(value)
+    }
+    let mut writes = Vec::new();
+    while !bytes.is_empty() {
+        let tree = field(&mut bytes)?;
+        let key = field(&mut bytes)?;
+        let (&flag, rest) = bytes.split_first()?;
+        bytes = rest;
+        let value = match flag {
+            0 => None,
+            1 => Some(field(&mut bytes)?),
+            _ => return None,
+        };
+        writes.push((tree, key, value));
+    }
+    Some(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash after the pending record was written but before all its writes were: opening
+    /// applies them all, and removals stay removals.
+    #[test]
+    fn an_interrupted_batch_is_finished_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let (meta, users) = (db.open_tree("meta").unwrap(), db.open_tree("users").unwrap());
+            users.insert("gone", "old").unwrap();
+            let mut batch = Batch::new(&meta);
+            batch.insert(&users, "a", "1");
+            batch.remove(&users, "gone");
+            batch.insert(&meta, "count", 7u64.to_be_bytes());
+            assert_eq!(batch.get(&users, b"a").unwrap().as_deref(), Some(&b"1"[..]));
+            assert_eq!(batch.get(&users, b"gone").unwrap(), None, "reads see the batch");
+            // The crash: only step 1 happened.
+            meta.insert(PENDING, encode(&batch.writes)).unwrap();
+            db.flush().unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        recover(&db, &meta).unwrap();
+        let users = db.open_tree("users").unwrap();
+        assert_eq!(users.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(users.get("gone").unwrap(), None);
+        assert_eq!(meta.get("count").unwrap().as_deref(), Some(&7u64.to_be_bytes()[..]));
+        assert_eq!(meta.get(PENDING).unwrap(), None, "the record goes once applied");
+    }
+
+    #[test]
+    fn a_malformed_pending_record_is_reported_not_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert(PENDING, &[0, 0, 0, 9, 1][..]).unwrap();
+        assert!(matches!(recover(&db, &meta), Err(StoreError::Corrupt(_))));
+    }
+}
