@@ -58,8 +58,8 @@ class Process:
         os.unlink(self.log.name)
 
 
-def privx(server, data_dir, *extra):
-    argv = [server, "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-level", "error",
+def privx(server, data_dir, *extra, wrapper=()):
+    argv = [*wrapper, server, "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-level", "error",
             "--admin-password", ADMIN_PASSWORD, "--oauth-client-secret", CLIENT_SECRET, *extra]
     return Process(argv, "privx-mock listening on ")
 
@@ -162,8 +162,11 @@ def main():
     parser.add_argument("--server", required=True)
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--prism", required=True)
+    parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        return profile(args)
     results = {"connections": CONNECTIONS, "seconds": SECONDS, "users": USERS, "scenarios": {}, "growth": []}
 
     # This server, with USERS users.
@@ -314,6 +317,84 @@ def plot(r):
     size.legend()
     fig.tight_layout()
     fig.savefig(OUT / "growth.png", dpi=100)
+
+
+PROFILE_REQUESTS = 3000
+
+
+def callgrind(name):
+    """valgrind counting instructions into target/bench/callgrind-NAME.out, off until switched on."""
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={OUT}/callgrind-{name}.out"]
+
+
+def count_instructions(process, poke, on):
+    """Switches counting on or off. callgrind takes the command when the process next runs, so
+    poke it with requests until it has (a few requests more or less in a few thousand)."""
+    ctl = subprocess.Popen(["callgrind_control", "-i", "on" if on else "off", str(process.proc.pid)],
+                           stdout=subprocess.DEVNULL)
+    while ctl.poll() is None:
+        poke()
+        time.sleep(0.01)
+
+
+def instructions_per_request(name, process, poke, load):
+    """Instructions the process spent per request of `load` (which returns how many it sent),
+    counted without its start-up and shut-down; the annotated profile goes to profile-NAME.txt."""
+    count_instructions(process, poke, True)
+    requests = load()
+    count_instructions(process, poke, False)
+    process.stop()
+    out = OUT / f"callgrind-{name}.out"
+    # With counting switched on and off, the header's summary is 0 and the totals come last.
+    total = max(int(line.split()[1]) for line in out.read_text(errors="replace").splitlines()
+                if line.startswith(("summary:", "totals:")))
+    annotated = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], check=True,
+                               capture_output=True, text=True).stdout
+    (OUT / f"profile-{name}.txt").write_text("\n".join(annotated.splitlines()[:80]) + "\n")
+    return total / requests
+
+
+def profile(args):
+    """Counts the instructions of a get-user request (this server and the ceiling) and of a
+    durable create with valgrind --tool=callgrind: repeatable whatever else the machine does."""
+    directory = store_with_users(args.server, USERS)
+    user_id = f"{USERS // 2:08x}-0000-4000-8000-{USERS // 2:012x}"
+    rows = {}
+
+    def fixed_load(url, token):
+        argv = ["taskset", "-c", LOAD_CORE, "oha", "-n", str(PROFILE_REQUESTS), "-c", "4", "--no-tui",
+                "--output-format", "json", "-H", f"Authorization: Bearer {token}", url]
+        subprocess.run(argv, check=True, capture_output=True)
+        return PROFILE_REQUESTS
+
+    server = privx(args.server, directory / "data", wrapper=callgrind("get-user"))
+    token = token_for(server.url)
+    url = f"{server.url}{USERS_PATH}/{user_id}"
+    (OUT / "user.json").write_bytes(get(url, token))
+    rows["get user by id"] = instructions_per_request("get-user", server, lambda: get(url, token),
+                                                       lambda: fixed_load(url, token))
+
+    ceiling = Process([*callgrind("ceiling"), args.ceiling, "127.0.0.1:0", str(OUT / "user.json")],
+                      "ceiling listening on ")
+    top_url = f"{ceiling.url}{USERS_PATH}/{user_id}"
+    rows["ceiling: get user by id"] = instructions_per_request(
+        "ceiling", ceiling, lambda: get(top_url, token), lambda: fixed_load(top_url, token))
+
+    server = privx(args.server, directory / "data", wrapper=callgrind("create-user"))
+    token = token_for(server.url)
+    url = f"{server.url}{USERS_PATH}/{user_id}"
+    rows["create user (durable)"] = instructions_per_request(
+        "create-user", server, lambda: get(url, token),
+        lambda: wrk_creates(f"{server.url}{USERS_PATH}", token)["ok"])
+    shutil.rmtree(directory)
+
+    top = rows["ceiling: get user by id"]
+    lines = [f"# Instructions per request (valgrind --tool=callgrind, {USERS} users)", "",
+             "| scenario | instructions per request | vs the ceiling's get |", "|---|---|---|"]
+    lines += [f"| {name} | {n:,.0f} | {n / top:.2f}x |" for name, n in rows.items()]
+    lines += ["", "Where they go: `target/bench/profile-*.txt` (callgrind_annotate --inclusive=yes)."]
+    (OUT / "profile.md").write_text("\n".join(lines) + "\n")
+    print((OUT / "profile.md").read_text())
 
 
 if __name__ == "__main__":

@@ -154,23 +154,35 @@ const VERIFIED_TOKENS_MAX: usize = 4096;
 /// kept (a garbage token cannot crowd out good ones), expiry is still checked on every use,
 /// and the signing key does not change while the server runs, so remembering a token gives
 /// the same answer as verifying it again.
+///
+/// Entries are found by the token's last 16 characters, which are signature (random to
+/// anyone without the key) and so make a cheap, even hash key; the whole token must match.
 #[derive(Default)]
-struct VerifiedTokens(RwLock<HashMap<String, Arc<Caller>>>);
+struct VerifiedTokens(RwLock<HashMap<[u8; 16], (Box<str>, Arc<Caller>)>>);
 
 impl VerifiedTokens {
+    fn key(token: &str) -> Option<[u8; 16]> {
+        token.as_bytes().last_chunk().copied()
+    }
+
     fn get(&self, token: &str) -> Option<Arc<Caller>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
+        let tokens = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let (known, caller) = tokens.get(&Self::key(token)?)?;
+        (**known == *token).then(|| caller.clone())
     }
 
     fn insert(&self, token: &str, caller: Arc<Caller>, now: i64) {
+        let Some(key) = Self::key(token) else {
+            return;
+        };
         let mut tokens = self.0.write().unwrap_or_else(|p| p.into_inner());
         if tokens.len() >= VERIFIED_TOKENS_MAX {
-            tokens.retain(|_, c| c.expires > now);
+            tokens.retain(|_, (_, c)| c.expires > now);
             if tokens.len() >= VERIFIED_TOKENS_MAX {
                 tokens.clear();
             }
         }
-        tokens.insert(token.to_string(), caller);
+        tokens.insert(key, (token.into(), caller));
     }
 }
 
