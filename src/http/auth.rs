@@ -158,7 +158,10 @@ const VERIFIED_TOKENS_MAX: usize = 4096;
 /// Entries are found by the token's last 16 characters, which are signature (random to
 /// anyone without the key) and so make a cheap, even hash key; the whole token must match.
 #[derive(Default)]
-struct VerifiedTokens(RwLock<HashMap<[u8; 16], (Box<str>, Arc<Caller>)>>);
+struct VerifiedTokens(RwLock<HashMap<[u8; 16], VerifiedToken>>);
+
+/// A whole verified token and what it says.
+type VerifiedToken = (Box<str>, Arc<Caller>);
 
 impl VerifiedTokens {
     fn key(token: &str) -> Option<[u8; 16]> {
