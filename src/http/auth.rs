@@ -5,8 +5,8 @@
 //! key is given in the config or generated at first start and kept in the store, so tokens
 //! survive a restart. A client sends the same token on every call until it expires, so a token
 //! is verified (signature and claims) once and remembered: checking the signature and decoding
-//! the claims cost more than the rest of a read request together (see the README's profile). Which scopes an operation accepts comes from the spec (the generated
-//! `OPERATIONS` table): any one of them suffices.
+//! the claims cost more than the rest of a read request together. Which scopes an operation
+//! accepts comes from the spec (the generated `OPERATIONS` table): any one of them suffices.
 //!
 //! Principals: the bootstrap admin (scopes `admin` and `user`), local users (`user`), and API
 //! clients from the config file (the scopes listed for them). Every password and secret is

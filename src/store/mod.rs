@@ -205,7 +205,8 @@ impl Store {
             Some(LAYOUT_VERSION) => return Ok(()),
             Some(version) => {
                 return Err(StoreError::Storage(sled::Error::Unsupported(format!(
-                    "store layout {version} is newer than this server's ({LAYOUT_VERSION})"
+                    "store layout {version} is not this server's ({LAYOUT_VERSION}): written by \
+                     a newer server?"
                 ))))
             }
             None => {}
@@ -219,7 +220,10 @@ impl Store {
             else {
                 continue;
             };
-            let password = serde_json::json!({"hash": hash, "created": created});
+            let password = PasswordHash {
+                hash: serde_json::from_value(hash)?,
+                created: serde_json::from_value(created.unwrap_or_default())?,
+            };
             self.passwords.insert(&id, serde_json::to_vec(&password)?)?;
             self.users.insert(&id, serde_json::to_vec(&user)?)?;
         }
