@@ -136,12 +136,14 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { property, message } => {
                 Self::bad_request(ErrorCode::InvalidRequestData, message, Some(property))
             }
-            StoreError::Storage(_) | StoreError::Corrupt(_) => Self::new(
-                ErrorStatusCode::INTERNAL_SERVER_ERROR,
-                ErrorCode::DatabaseError,
-                error.to_string(),
-                None,
-            ),
+            StoreError::Storage(_) | StoreError::Corrupt(_) | StoreError::InUse { .. } => {
+                Self::new(
+                    ErrorStatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::DatabaseError,
+                    error.to_string(),
+                    None,
+                )
+            }
         }
     }
 }

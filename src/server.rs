@@ -105,18 +105,20 @@ fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
         .with_context(|| format!("loading fixtures {}", path.display()))
 }
 
+fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+    Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
+}
+
 /// `--export FILE`: writes the whole state of the store in `data_dir` to `file` as JSON.
 pub fn export(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = open_store(data_dir)?;
     let json = serde_json::to_vec_pretty(&store.export()?)?;
     std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
 }
 
 /// `--import FILE`: loads an export (or fixtures) into the store in `data_dir`.
 pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
-    let store = Store::open(data_dir)
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = open_store(data_dir)?;
     load(&store, file, &Clock::default())
 }
 
@@ -143,8 +145,10 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
 
 /// Opens the store, loads the fixtures (if any) and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
-    let store = Store::open(&config.data_dir)
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
+    // runtime's own threads stay free meanwhile.
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
     let (auth, generated) = Auth::bootstrap(&config.auth, &store, &config.clock)
         .context("setting up authentication")?;
     for line in generated.lines {

@@ -40,6 +40,12 @@
 //! one flush per round rather than one each. User writes and user listings take `users_lock`
 //! (exclusive and shared), so a listing's `count` and `items` come from one state.
 //!
+//! Opening waits (up to [`LOCK_WAIT`]) for sled's lock on the `db` file: sled 0.34 releases it
+//! from a background thread a moment after the last handle of the previous `Db` is dropped
+//! (spacejam/sled#1234), so a restart in the same process, or right after the previous server
+//! exited, would otherwise be refused at random. A store held for longer is in use by another
+//! server, and opening says so.
+//!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address.
 
@@ -74,6 +80,8 @@ pub enum StoreError {
     Storage(#[from] sled::Error),
     #[error("corrupt record: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the store {} is in use by another process (waited {wait:?} for it)", path.display())]
+    InUse { path: std::path::PathBuf, wait: std::time::Duration },
 }
 
 impl StoreError {
@@ -164,6 +172,31 @@ impl Drop for FlushRound<'_> {
     }
 }
 
+/// How long opening waits for another handle to let go of the store.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Returns once no one holds the lock sled takes on `dir/db` (an exclusive `flock`), or
+/// `InUse` after [`LOCK_WAIT`]. The lock is taken blocking, in a thread of its own, so it is
+/// granted the moment it is released; a thread that outlives the wait lets go as soon as it
+/// gets the lock. Ours is released again before sled takes its own.
+fn wait_until_unlocked(dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join("db");
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(sled::Error::Io(e).into()),
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let locked = file.lock();
+        let _ = sender.send(locked.map(|()| file));
+    });
+    match receiver.recv_timeout(LOCK_WAIT) {
+        Ok(locked) => locked.map(drop).map_err(|e| sled::Error::Io(e).into()),
+        Err(_) => Err(StoreError::InUse { path, wait: LOCK_WAIT }),
+    }
+}
+
 const USER_COUNT: &[u8] = b"user_count";
 const LAYOUT: &[u8] = b"layout";
 /// The layout this code reads and writes (see "Layout versions").
@@ -172,8 +205,10 @@ const LAYOUT_VERSION: u64 = 2;
 const SECRET_PREFIX: &str = "auth.";
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, once no other handle holds it (see "Durability
+    /// and consistency").
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        wait_until_unlocked(dir)?;
         let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
         let store = Self {
             users: db.open_tree("users")?,

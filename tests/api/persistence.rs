@@ -107,3 +107,43 @@ async fn a_store_of_a_newer_layout_is_refused() {
     let error = privx_mock::store::Store::open(dir.path()).err().expect("refused");
     assert!(error.to_string().contains("newer"), "{error}");
 }
+
+/// sled lets go of its lock from a background thread a moment after the previous handle is
+/// dropped; opening waits for that instead of failing. Here the test holds the lock itself and
+/// lets go only once the kernel shows the opener queued behind it.
+#[test]
+fn opening_waits_for_the_previous_holder_to_let_go() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(privx_mock::store::Store::open(dir.path()).unwrap());
+    let held = std::fs::File::open(dir.path().join("db")).unwrap();
+    held.lock().unwrap();
+    let inode = format!(":{}", held.metadata().unwrap().ino());
+    let path = dir.path().to_path_buf();
+    let opener = std::thread::spawn(move || privx_mock::store::Store::open(&path).map(drop));
+
+    let queued = || {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        locks.lines().any(|line| {
+            line.contains("->") && line.split_whitespace().any(|field| field.ends_with(&inode))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !queued() {
+        assert!(std::time::Instant::now() < deadline, "the opener never waited for the lock");
+        assert!(!opener.is_finished(), "the opener gave up while the lock was held");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    drop(held);
+    opener.join().unwrap().expect("opens once the lock is released");
+}
+
+#[test]
+fn a_store_in_use_is_refused_after_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let _running = privx_mock::store::Store::open(dir.path()).unwrap();
+    let started = std::time::Instant::now();
+    let error = privx_mock::store::Store::open(dir.path()).err().expect("refused");
+    assert!(error.to_string().contains("in use by another process"), "{error}");
+    assert!(started.elapsed() >= privx_mock::store::LOCK_WAIT, "it waited first");
+}
