@@ -42,9 +42,9 @@
 //!
 //! Opening waits (up to [`LOCK_WAIT`]) for sled's lock on the `db` file: sled 0.34 releases it
 //! from a background thread a moment after the last handle of the previous `Db` is dropped
-//! (spacejam/sled#1234), so a restart in the same process, or right after the previous server
-//! exited, would otherwise be refused at random. A store held for longer is in use by another
-//! server, and opening says so.
+//! (spacejam/sled#1234), so reopening in the same process right after a close (every restart in
+//! the tests), or starting while the previous server is still exiting, would otherwise be
+//! refused at random. A store held for longer is in use by another server, and opening says so.
 //!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address.
@@ -80,8 +80,8 @@ pub enum StoreError {
     Storage(#[from] sled::Error),
     #[error("corrupt record: {0}")]
     Corrupt(#[from] serde_json::Error),
-    #[error("the store {} is in use by another process (waited {wait:?} for it)", path.display())]
-    InUse { path: std::path::PathBuf, wait: std::time::Duration },
+    #[error("the store {} is in use by another process (waited {LOCK_WAIT:?} for it)", path.display())]
+    InUse { path: std::path::PathBuf },
 }
 
 impl StoreError {
@@ -193,7 +193,7 @@ fn wait_until_unlocked(dir: &Path) -> Result<(), StoreError> {
     });
     match receiver.recv_timeout(LOCK_WAIT) {
         Ok(locked) => locked.map(drop).map_err(|e| sled::Error::Io(e).into()),
-        Err(_) => Err(StoreError::InUse { path, wait: LOCK_WAIT }),
+        Err(_) => Err(StoreError::InUse { path }),
     }
 }
 
