@@ -231,8 +231,8 @@ fn generate_server(spec: &OpenAPI) -> Result<TokenStream, Vec<String>> {
         }
     }
     let operations = ops.iter().map(|op| {
-        let (id, method, path, scopes) = (&op.id, &op.method, &op.path, &op.scopes);
-        quote! { crate::api::Operation { operation_id: #id, method: #method, path: #path, scopes: &[#(#scopes),*] } }
+        let (id, method, path, tag, scopes) = (&op.id, &op.method, &op.path, &op.tag, &op.scopes);
+        quote! { crate::api::Operation { operation_id: #id, method: #method, path: #path, tag: #tag, scopes: &[#(#scopes),*] } }
     });
     let optional_bodies = ops.iter().filter(|op| op.body_optional).map(|op| {
         let (method, path) = (op.method.to_lowercase(), &op.path);
@@ -794,8 +794,13 @@ fn routed_call(op: &Op, segment_var: &str) -> TokenStream {
         lets.push(quote! { let query = <dropshot::Query<#q> as dropshot::SharedExtractor>::from_request(&rqctx).await?; });
         names.push(quote! { query });
     }
+    let id = &op.id;
     quote! {{
         #(#lets)*
+        // The routing endpoint's own operationId names no operation: the routed one runs
+        // under its own, as if dropshot had routed to it.
+        let mut rqctx = rqctx;
+        rqctx.endpoint.operation_id = #id.to_string();
         Ok(dropshot::HttpResponse::to_result(Self::#name(rqctx, #(#names),*).await?)?)
     }}
 }

@@ -2235,6 +2235,8 @@ pub trait PrivxApi {
                     types::UserTagsListQuery,
                 > as dropshot::SharedExtractor>::from_request(&rqctx)
                     .await?;
+                let mut rqctx = rqctx;
+                rqctx.endpoint.operation_id = "user_tags_list".to_string();
                 Ok(
                     dropshot::HttpResponse::to_result(
                         Self::user_tags_list(rqctx, query).await?,
@@ -2245,6 +2247,8 @@ pub trait PrivxApi {
                 let path = types::UserViewPath {
                     user_id: crate::api::path_param(segment)?,
                 };
+                let mut rqctx = rqctx;
+                rqctx.endpoint.operation_id = "user_view".to_string();
                 Ok(
                     dropshot::HttpResponse::to_result(
                         Self::user_view(rqctx, path).await?,
@@ -2453,174 +2457,203 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         operation_id: "token_create",
         method: "POST",
         path: "/auth/api/v1/oauth/token",
+        tag: "auth",
         scopes: &[],
     },
     crate::api::Operation {
         operation_id: "listener_list",
         method: "GET",
         path: "/extender-service/api/v1/listeners",
+        tag: "listeners",
         scopes: &["admin", "service"],
     },
     crate::api::Operation {
         operation_id: "listener_create",
         method: "POST",
         path: "/extender-service/api/v1/listeners",
+        tag: "listeners",
         scopes: &["admin", "service"],
     },
     crate::api::Operation {
         operation_id: "listener_view",
         method: "GET",
         path: "/extender-service/api/v1/listeners/{id}",
+        tag: "listeners",
         scopes: &["admin", "service"],
     },
     crate::api::Operation {
         operation_id: "listener_update",
         method: "PUT",
         path: "/extender-service/api/v1/listeners/{id}",
+        tag: "listeners",
         scopes: &["admin", "service"],
     },
     crate::api::Operation {
         operation_id: "listener_delete",
         method: "DELETE",
         path: "/extender-service/api/v1/listeners/{id}",
+        tag: "listeners",
         scopes: &["admin", "service"],
     },
     crate::api::Operation {
         operation_id: "connection_terminate",
         method: "POST",
         path: "/connection-manager/api/v1/terminate/connection/{connection_id}",
+        tag: "connections",
         scopes: &["admin", "connectionsTerminate", "service"],
     },
     crate::api::Operation {
         operation_id: "connection_terminate_host",
         method: "POST",
         path: "/connection-manager/api/v1/terminate/host/{host_id}",
+        tag: "connections",
         scopes: &["admin", "connectionsTerminate", "service"],
     },
     crate::api::Operation {
         operation_id: "connection_terminate_user",
         method: "POST",
         path: "/connection-manager/api/v1/terminate/user/{user_id}",
+        tag: "connections",
         scopes: &["admin", "connectionsTerminate", "service"],
     },
     crate::api::Operation {
         operation_id: "user_list",
         method: "GET",
         path: "/local-user-store/api/v1/users",
+        tag: "users",
         scopes: &["admin", "service", "usersView"],
     },
     crate::api::Operation {
         operation_id: "user_create",
         method: "POST",
         path: "/local-user-store/api/v1/users",
+        tag: "users",
         scopes: &["admin", "service", "usersManage"],
     },
     crate::api::Operation {
         operation_id: "user_tags_list",
         method: "GET",
         path: "/local-user-store/api/v1/users/tags",
+        tag: "users",
         scopes: &["admin", "hostsManage", "service"],
     },
     crate::api::Operation {
         operation_id: "user_view",
         method: "GET",
         path: "/local-user-store/api/v1/users/{user_id}",
+        tag: "users",
         scopes: &["admin", "service", "usersView"],
     },
     crate::api::Operation {
         operation_id: "user_update",
         method: "PUT",
         path: "/local-user-store/api/v1/users/{user_id}",
+        tag: "users",
         scopes: &["admin", "service", "usersManage"],
     },
     crate::api::Operation {
         operation_id: "user_delete",
         method: "DELETE",
         path: "/local-user-store/api/v1/users/{user_id}",
+        tag: "users",
         scopes: &["admin", "service", "usersManage"],
     },
     crate::api::Operation {
         operation_id: "user_password_set",
         method: "PUT",
         path: "/local-user-store/api/v1/users/{user_id}/password",
+        tag: "users",
         scopes: &["admin", "service", "usersManage"],
     },
     crate::api::Operation {
         operation_id: "service_options_view",
         method: "GET",
         path: "/host-store/api/v1/settings/default_service_options",
+        tag: "settings",
         scopes: &["admin", "hostsManage", "service"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_list",
         method: "GET",
         path: "/auth/api/v1/users/{user_id}/webauthn/credentials",
+        tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_view",
         method: "GET",
         path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_update",
         method: "PUT",
         path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_delete",
         method: "DELETE",
         path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "state_export",
         method: "GET",
         path: "/test-control/api/v1/state",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "state_reset",
         method: "POST",
         path: "/test-control/api/v1/state/reset",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "fixtures_load",
         method: "POST",
         path: "/test-control/api/v1/state/fixtures",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "journal_list",
         method: "GET",
         path: "/test-control/api/v1/journal",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "journal_clear",
         method: "DELETE",
         path: "/test-control/api/v1/journal",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "fault_list",
         method: "GET",
         path: "/test-control/api/v1/faults",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "fault_set",
         method: "PUT",
         path: "/test-control/api/v1/faults/{operation_id}",
+        tag: "test-control",
         scopes: &["admin"],
     },
     crate::api::Operation {
         operation_id: "fault_clear",
         method: "DELETE",
         path: "/test-control/api/v1/faults/{operation_id}",
+        tag: "test-control",
         scopes: &["admin"],
     },
 ];

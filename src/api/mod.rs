@@ -63,6 +63,8 @@ pub struct Operation {
     pub operation_id: &'static str,
     pub method: &'static str,
     pub path: &'static str,
+    /// The operation's (first) tag in the spec, which groups it, e.g. `test-control`.
+    pub tag: &'static str,
     pub scopes: &'static [&'static str],
 }
 

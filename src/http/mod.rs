@@ -47,26 +47,21 @@ impl Context {
         self.clock.now()
     }
 
-    /// The start of every operation: the fault injected into it (test-control API), then the
-    /// caller, if its bearer token carries a scope the spec accepts for `operation_id`.
-    async fn begin(
-        &self,
-        rqctx: &RequestContext<Context>,
-        operation_id: &str,
-    ) -> Result<Arc<Caller>, ApiError> {
+    /// The start of every operation, named by the operationId dropshot (or the generated
+    /// routing endpoint) put on the request: the 404 of a test-control operation while that
+    /// API is off, the fault injected into it (test-control API), then the caller, if its
+    /// bearer token carries a scope the spec accepts for the operation.
+    async fn begin(&self, rqctx: &RequestContext<Context>) -> Result<Arc<Caller>, ApiError> {
+        let operation_id = rqctx.endpoint.operation_id.as_str();
+        if self.test_control.is_none() && test_control::is_test_control(operation_id) {
+            return Err(ApiError::not_found(
+                "the test-control API is off (start the server with --test-control)",
+            ));
+        }
         self.faults.apply(operation_id).await?;
         let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
         self.journal.note_subject(&rqctx.request_id, caller.subject);
         Ok(caller)
-    }
-
-    /// The test-control settings, or the 404 of an API that is off.
-    fn test_control(&self) -> Result<&test_control::TestControl, ApiError> {
-        self.test_control.as_ref().ok_or_else(|| {
-            ApiError::not_found(
-                "the test-control API is off (start the server with --test-control)",
-            )
-        })
     }
 
     /// Runs a store write stamped with the caller and the time, and makes it durable before
@@ -251,7 +246,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::ListenerListQuery>,
     ) -> Result<HttpResponseOk<types::ListenerList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "listener_list").await?;
+        ctx.begin(&rqctx).await?;
         let q = query.into_inner();
         let sort: ListenerSort = convert(&q.sortkey)?;
         let now = ctx.now();
@@ -267,7 +262,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::Listener>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "listener_create").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let body = body.into_inner();
         let fields = convert(&body)?;
         let record = ctx
@@ -289,7 +284,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerViewPath>,
     ) -> Result<HttpResponseOk<types::Listener>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "listener_view").await?;
+        ctx.begin(&rqctx).await?;
         let now = ctx.now();
         let record = ctx.store.listener_get(path.into_inner().id, now)?;
         Ok(HttpResponseOk::Value(listener(&record, now)?))
@@ -301,7 +296,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Listener>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "listener_update").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let body = body.into_inner();
         let update = |fields: &mut ListenerFields| {
             if let Some(network) = body.network.clone() {
@@ -325,7 +320,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "listener_delete").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let id = path.into_inner().id;
         ctx.write(&caller, |stamp| ctx.store.listener_delete(id, stamp.now)).await?;
         Ok(HttpResponseOkEmpty)
@@ -337,7 +332,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "connection_terminate").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let id = path.into_inner().connection_id;
         ctx.write(&caller, |stamp| ctx.store.connection_terminate(id, stamp)).await?;
         Ok(HttpResponseOkEmpty)
@@ -349,7 +344,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "connection_terminate_host").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let host_id = path.into_inner().host_id;
         ctx.write(&caller, |stamp| {
             ctx.store.connections_terminate(|c| c.host_id == host_id, stamp)
@@ -364,7 +359,7 @@ impl PrivxApi for PrivxApiImpl {
         _body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "connection_terminate_user").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let user_id = path.into_inner().user_id;
         ctx.write(&caller, |stamp| {
             ctx.store.connections_terminate(|c| c.user_id == user_id, stamp)
@@ -378,7 +373,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::UserListQuery>,
     ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "user_list").await?;
+        ctx.begin(&rqctx).await?;
         let q = query.into_inner();
         let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
         Ok(HttpResponseOk::Value(types::UserList {
@@ -393,7 +388,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseHeaders<HttpResponseCreated<types::CreatedId>, LocationHeader>, ApiError>
     {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "user_create").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let body = body.into_inner();
         let password = request_password(&body, ctx.now());
         let profile = convert(&body)?;
@@ -411,7 +406,7 @@ impl PrivxApi for PrivxApiImpl {
         path: types::UserViewPath,
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "user_view").await?;
+        ctx.begin(&rqctx).await?;
         Ok(HttpResponseOk::Stored(ctx.store.user_json(path.user_id)?))
     }
 
@@ -420,7 +415,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::UserTagsListQuery>,
     ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "user_tags_list").await?;
+        ctx.begin(&rqctx).await?;
         let q = query.into_inner();
         let tags = ctx.store.user_tags(
             q.query.as_deref(),
@@ -436,7 +431,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::UserRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "user_update").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let body = body.into_inner();
         let password = request_password(&body, ctx.now());
         let (id, profile) = (path.into_inner().user_id, convert(&body)?);
@@ -449,7 +444,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::UserDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "user_delete").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let id = path.into_inner().user_id;
         ctx.write(&caller, |_| ctx.store.user_delete(id)).await?;
         Ok(HttpResponseOkEmpty)
@@ -461,7 +456,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Password>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "user_password_set").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let id = parse_id("user", &path.into_inner().user_id)?;
         let password = hash_password(&body.into_inner().password, ctx.now());
         ctx.write(&caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
@@ -472,7 +467,7 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
         let ctx = rqctx.context();
-        ctx.begin(&rqctx, "service_options_view").await?;
+        ctx.begin(&rqctx).await?;
         let stored = ctx.store.setting(SERVICE_OPTIONS)?;
         Ok(HttpResponseOk::Value(stored.unwrap_or_else(default_service_options)))
     }
@@ -483,7 +478,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::WebauthnCredentialListQuery>,
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "webauthn_credential_list").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let user_id = own_user(&caller, &path.into_inner().user_id)?;
         let q = query.into_inner();
         let sort: CredentialSort = convert(&q.sortkey)?;
@@ -505,7 +500,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialViewPath>,
     ) -> Result<HttpResponseOk<types::WebauthnCredential>, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "webauthn_credential_view").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let p = path.into_inner();
         let (user_id, id) =
             (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
@@ -518,7 +513,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::WebauthnCredentialUpdate>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "webauthn_credential_update").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let p = path.into_inner();
         let (user_id, id) =
             (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
@@ -535,7 +530,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx, "webauthn_credential_delete").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let p = path.into_inner();
         let (user_id, id) =
             (own_user(&caller, &p.user_id)?, parse_id("webauthn credential", &p.id)?);
@@ -547,8 +542,7 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "state_export").await?;
+        ctx.begin(&rqctx).await?;
         Ok(HttpResponseOk::Value(convert(&ctx.store.export()?)?))
     }
 
@@ -557,8 +551,8 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::StateReset>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let fixtures = ctx.test_control()?.fixtures.clone();
-        let caller = ctx.begin(&rqctx, "state_reset").await?;
+        let caller = ctx.begin(&rqctx).await?;
+        let fixtures = ctx.test_control.as_ref().and_then(|t| t.fixtures.clone());
         let fixtures = match body.into_inner().to {
             types::StateResetTo::Empty => None,
             types::StateResetTo::Fixtures => fixtures,
@@ -578,8 +572,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Fixtures>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        let caller = ctx.begin(&rqctx, "fixtures_load").await?;
+        let caller = ctx.begin(&rqctx).await?;
         let fixtures: Fixtures =
             serde_json::to_value(body.into_inner()).and_then(serde_json::from_value).map_err(
                 |e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None),
@@ -594,8 +587,7 @@ impl PrivxApi for PrivxApiImpl {
         query: Query<types::JournalListQuery>,
     ) -> Result<HttpResponseOk<types::JournalList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "journal_list").await?;
+        ctx.begin(&rqctx).await?;
         let q = query.into_inner();
         let entries = ctx.journal.entries(|e| {
             q.path.as_deref().is_none_or(|p| e.path.starts_with(p))
@@ -623,8 +615,7 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "journal_clear").await?;
+        ctx.begin(&rqctx).await?;
         ctx.journal.clear();
         Ok(HttpResponseOkEmpty)
     }
@@ -633,8 +624,7 @@ impl PrivxApi for PrivxApiImpl {
         rqctx: RequestContext<Context>,
     ) -> Result<HttpResponseOk<types::FaultList>, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "fault_list").await?;
+        ctx.begin(&rqctx).await?;
         let items = ctx
             .faults
             .list()
@@ -650,8 +640,7 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::Fault>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "fault_set").await?;
+        ctx.begin(&rqctx).await?;
         let operation_id = path.into_inner().operation_id;
         if !OPERATIONS.iter().any(|o| o.operation_id == operation_id) {
             return Err(ApiError::not_found(format!("no operation {operation_id}")));
@@ -678,8 +667,7 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::FaultClearPath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        ctx.test_control()?;
-        ctx.begin(&rqctx, "fault_clear").await?;
+        ctx.begin(&rqctx).await?;
         let operation_id = path.into_inner().operation_id;
         ctx.faults.clear(&operation_id);
         Ok(HttpResponseOkEmpty)

@@ -9,13 +9,18 @@ use std::sync::Mutex;
 use dropshot::ErrorStatusCode;
 
 use crate::api::types::{ErrorCode, Fault};
-use crate::api::ApiError;
+use crate::api::{ApiError, OPERATIONS};
 
 /// Present when the server was started with `--test-control`.
 #[derive(Debug, Clone, Default)]
 pub struct TestControl {
     /// The fixtures file the server started with: what `reset` to fixtures loads.
     pub fixtures: Option<PathBuf>,
+}
+
+/// Whether `operation_id` belongs to the test-control API: the spec's `test-control` tag decides.
+pub fn is_test_control(operation_id: &str) -> bool {
+    OPERATIONS.iter().any(|o| o.operation_id == operation_id && o.tag == "test-control")
 }
 
 /// The faults in force, by operationId.
