@@ -664,13 +664,13 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct ListenerListQuery {
-        ///Maximum number of objects to return
+        ///Number of items to return
         #[serde(default = "defaults::default_u64::<u32, 50>")]
         pub limit: u32,
-        ///Offset from which to start fetching objects
+        ///Offset where to start fetching the items
         #[serde(default)]
         pub offset: u32,
-        ///Sorting direction. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+        ///Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub sortdir: ::std::option::Option<crate::api::SortDir>,
         ///Sorting key

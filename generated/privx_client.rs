@@ -4928,9 +4928,9 @@ Get extender connection listeners. `count` is the total number of listeners; `it
 Sends a `GET` request to `/extender-service/api/v1/listeners`
 
 Arguments:
-- `limit`: Maximum number of objects to return
-- `offset`: Offset from which to start fetching objects
-- `sortdir`: Sorting direction. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+- `limit`: Number of items to return
+- `offset`: Offset where to start fetching the items
+- `sortdir`: Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
 - `sortkey`: Sorting key
 ```ignore
 let response = client.listener_list()
