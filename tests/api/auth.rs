@@ -4,14 +4,14 @@
 
 use chrono::Utc;
 use jsonwebtoken::{EncodingKey, Header};
-use privx_mock::api::OPERATIONS;
+use privx_mock::api::{Operation, OPERATIONS};
 use privx_mock::client::types;
 use privx_mock::http::auth::Claims;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    assert_envelope, bearer_client, spawn_app, spawn_app_with, spawn_app_with_fixtures,
+    assert_envelope, bearer_client, repo_path, spawn_app, spawn_app_with, spawn_app_with_fixtures,
     user_request, TestApp, ADMIN, API_CLIENT, API_CLIENT_SCOPES, OAUTH_CLIENT, SIGNING_KEY,
 };
 
@@ -188,86 +188,216 @@ async fn bad_credentials_get_rfc_6749_errors() {
     }
 }
 
-async fn spawn_app_with_fixtures_and_test_control(fixtures: Value) -> TestApp {
-    crate::helpers::spawn(Some(fixtures), |config| config.test_control = true).await
+/// The spec as JSON, where the examples of the matrix come from.
+fn spec() -> Value {
+    let text = std::fs::read_to_string(repo_path("spec/privx.yaml")).expect("spec/privx.yaml");
+    serde_yaml::from_str(&text).expect("the spec is YAML")
 }
 
-/// A request that exercises `operation_id` against the fixtures, and must succeed.
-fn request_for(operation_id: &str) -> (&'static str, String, Option<Value>) {
-    let users = "/local-user-store/api/v1/users";
-    let listeners = "/extender-service/api/v1/listeners";
-    let terminate = "/connection-manager/api/v1/terminate";
-    let credentials = format!("/auth/api/v1/users/{ALICE}/webauthn/credentials");
-    let control = "/test-control/api/v1";
-    match operation_id {
-        "listener_list" => ("GET", listeners.into(), None),
-        "listener_create" => {
-            ("POST", listeners.into(), Some(json!({"network": "tcp", "destination": "d"})))
-        }
-        "listener_view" => ("GET", format!("{listeners}/{LISTENER}"), None),
-        "listener_update" => ("PUT", format!("{listeners}/{LISTENER}"), Some(json!({}))),
-        "listener_delete" => ("DELETE", format!("{listeners}/{LISTENER}"), None),
-        "connection_terminate" => ("POST", format!("{terminate}/connection/{CONNECTION}"), None),
-        "connection_terminate_host" => ("POST", format!("{terminate}/host/{HOST}"), None),
-        "connection_terminate_user" => ("POST", format!("{terminate}/user/{ALICE}"), None),
-        "user_list" => ("GET", users.into(), None),
-        "user_create" => ("POST", users.into(), Some(json!({"username": "new"}))),
-        "user_view" => ("GET", format!("{users}/{ALICE}"), None),
-        "user_update" => ("PUT", format!("{users}/{ALICE}"), Some(json!({"username": "alice2"}))),
-        "user_delete" => ("DELETE", format!("{users}/{ALICE}"), None),
-        "user_password_set" => {
-            ("PUT", format!("{users}/{ALICE}/password"), Some(json!({"password": "pw"})))
-        }
-        "user_tags_list" => ("GET", format!("{users}/tags"), None),
-        "service_options_view" => {
-            ("GET", "/host-store/api/v1/settings/default_service_options".into(), None)
-        }
-        "webauthn_credential_list" => ("GET", credentials, None),
-        "webauthn_credential_view" => ("GET", format!("{credentials}/{ALICE_KEY}"), None),
-        "webauthn_credential_update" => {
-            ("PUT", format!("{credentials}/{ALICE_KEY}"), Some(json!({"name": "n"})))
-        }
-        "webauthn_credential_delete" => ("DELETE", format!("{credentials}/{ALICE_KEY}"), None),
-        "state_export" => ("GET", format!("{control}/state"), None),
-        "state_reset" => ("POST", format!("{control}/state/reset"), Some(json!({"to": "empty"}))),
-        "fixtures_load" => ("POST", format!("{control}/state/fixtures"), Some(json!({}))),
-        "journal_list" => ("GET", format!("{control}/journal"), None),
-        "journal_clear" => ("DELETE", format!("{control}/journal"), None),
-        "fault_list" => ("GET", format!("{control}/faults"), None),
-        "fault_set" => {
-            ("PUT", format!("{control}/faults/user_list"), Some(json!({"latency_ms": 1})))
-        }
-        "fault_clear" => ("DELETE", format!("{control}/faults/user_list"), None),
-        other => panic!("no test request for operation {other}: add one"),
+/// `value` itself, or the part of the spec its `$ref` points at.
+fn resolved<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str() {
+        Some(reference) => spec
+            .pointer(reference.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{reference} points at nothing in the spec")),
+        None => value,
     }
 }
 
-async fn send(app: &TestApp, operation_id: &str, token: Option<&str>) -> u16 {
-    let (method, path, body) = request_for(operation_id);
-    let mut request = app.anonymous.request(method.parse().unwrap(), app.url(&path));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+/// Checks that `example` is valid against `schema` (with the spec's components beside it).
+fn check_example(spec: &Value, schema: &Value, example: &Value) -> Result<(), String> {
+    let root = json!({ "allOf": [schema], "components": spec["components"] });
+    let validator = jsonschema::draft4::new(&root).expect("the spec's schemas compile");
+    let errors: Vec<String> = validator.iter_errors(example).map(|e| e.to_string()).collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("its example {example} does not match its schema: {errors:?}"))
     }
-    if let Some(body) = body {
-        request = request.json(&body);
+}
+
+/// The request the spec's examples make of one operation: what each example request must
+/// succeed with against a server loaded with `EXAMPLES`.
+struct ExampleRequest {
+    operation: &'static Operation,
+    /// The path's segments, variables replaced by their examples.
+    segments: Vec<String>,
+    /// Required query parameters and their examples.
+    query: Vec<(String, String)>,
+    /// The media type and example of the request body.
+    body: Option<(String, Value)>,
+    /// The example of the `user_id` path parameter: whose resources the request is about.
+    user_id: Option<String>,
+}
+
+/// The fixtures the spec's path parameter and request body examples refer to.
+const EXAMPLES: &str = "tests/fixtures/examples.json";
+
+fn examples() -> Value {
+    let text = std::fs::read_to_string(repo_path(EXAMPLES)).expect(EXAMPLES);
+    serde_json::from_str(&text).expect("the example fixtures are JSON")
+}
+
+/// An example's value as it goes into a URL.
+fn url_text(example: &Value) -> String {
+    example.as_str().map_or_else(|| example.to_string(), str::to_string)
+}
+
+/// The examples of an operation's path parameters and required query parameters, as
+/// (location, name, example); a missing or invalid example is added to `problems`.
+fn parameter_examples(
+    spec: &Value,
+    item: &Value,
+    op: &Value,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String, Value)> {
+    let mut examples = Vec::new();
+    let shared = item["parameters"].as_array().into_iter().flatten();
+    for parameter in shared.chain(op["parameters"].as_array().into_iter().flatten()) {
+        let parameter = resolved(spec, parameter);
+        let name = parameter["name"].as_str().unwrap_or_default();
+        let location = parameter["in"].as_str().unwrap_or_default();
+        if location != "path" && parameter["required"] != true {
+            continue;
+        }
+        let Some(example) = parameter.get("example") else {
+            problems.push(format!("{location} parameter `{name}` needs an `example`"));
+            continue;
+        };
+        if let Err(e) = check_example(spec, &parameter["schema"], example) {
+            problems.push(format!("{location} parameter `{name}`: {e}"));
+        }
+        examples.push((location.to_string(), name.to_string(), example.clone()));
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    if status >= 400 {
-        let text = response.text().await.unwrap();
-        let envelope: Result<types::Error, _> = serde_json::from_str(&text);
-        assert!(envelope.is_ok(), "{operation_id}: {status} without a PrivX envelope: {text}");
+    examples
+}
+
+/// The media type and example of an operation's request body, if it has one; a missing or
+/// invalid example is added to `problems`.
+fn body_example(spec: &Value, op: &Value, problems: &mut Vec<String>) -> Option<(String, Value)> {
+    let body = resolved(spec, op.get("requestBody")?);
+    let (media, content) = body["content"].as_object()?.iter().next()?;
+    let Some(example) = content.get("example") else {
+        problems.push(format!("the {media} request body needs an `example`"));
+        return None;
+    };
+    if let Err(e) = check_example(spec, &content["schema"], example) {
+        problems.push(format!("the {media} request body: {e}"));
     }
-    status
+    Some((media.clone(), example.clone()))
+}
+
+impl ExampleRequest {
+    /// Builds the request from the spec, or says which examples the operation lacks.
+    fn from_spec(spec: &Value, operation: &'static Operation) -> Result<Self, Vec<String>> {
+        let item = &spec["paths"][operation.path];
+        let op = &item[operation.method.to_lowercase()];
+        let mut problems = Vec::new();
+        let parameters = parameter_examples(spec, item, op, &mut problems);
+        let body = body_example(spec, op, &mut problems);
+        if !problems.is_empty() {
+            let (method, path) = (operation.method, operation.path);
+            return Err(problems.into_iter().map(|p| format!("{method} {path}: {p}")).collect());
+        }
+        let path_example =
+            |name: &str| parameters.iter().find(|(location, n, _)| location == "path" && n == name);
+        let segments = operation.path.split('/').filter(|s| !s.is_empty()).map(|segment| {
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => url_text(&path_example(name).expect("a declared parameter").2),
+                None => segment.to_string(),
+            }
+        });
+        let query = parameters.iter().filter(|(location, ..)| location == "query");
+        Ok(Self {
+            operation,
+            segments: segments.collect(),
+            query: query.map(|(_, name, example)| (name.clone(), url_text(example))).collect(),
+            body,
+            user_id: path_example("user_id").map(|(.., example)| url_text(example)),
+        })
+    }
+
+    /// The request, not yet authorized, to the server at `app`.
+    fn build(&self, app: &TestApp) -> reqwest::RequestBuilder {
+        let mut url = reqwest::Url::parse(&app.base_url).expect("a base URL");
+        url.path_segments_mut().expect("a base URL").pop_if_empty().extend(&self.segments);
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&self.query);
+        }
+        let method = self.operation.method.parse().expect("an HTTP method");
+        let request = app.anonymous.request(method, url);
+        match &self.body {
+            None => request,
+            Some((media, example)) if media == "application/x-www-form-urlencoded" => {
+                request.form(example)
+            }
+            Some((_, example)) => request.json(example),
+        }
+    }
+
+    /// Sends the request with `token`; answers the status, after checking that a failure
+    /// carries the PrivX envelope.
+    async fn send(&self, app: &TestApp, token: Option<&str>) -> u16 {
+        let mut request = self.build(app);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let text = response.text().await.unwrap();
+            let envelope: Result<types::Error, _> = serde_json::from_str(&text);
+            let id = self.operation.operation_id;
+            assert!(envelope.is_ok(), "{id}: {status} without a PrivX envelope: {text}");
+        }
+        status
+    }
+}
+
+/// The example request of every operation, or a failure naming each example to add.
+fn example_requests() -> Vec<ExampleRequest> {
+    let spec = spec();
+    let mut requests = Vec::new();
+    let mut problems = Vec::new();
+    for operation in OPERATIONS {
+        match ExampleRequest::from_spec(&spec, operation) {
+            Ok(request) => requests.push(request),
+            Err(mut missing) => problems.append(&mut missing),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "every operation is tested from its examples in spec/privx.yaml, which must name \
+         records of {EXAMPLES}; add these:\n  {}",
+        problems.join("\n  ")
+    );
+    requests
+}
+
+async fn spawn_app_with_examples() -> TestApp {
+    crate::helpers::spawn(Some(examples()), |config| config.test_control = true).await
 }
 
 /// Every operation × {no token, garbage, expired, another key, an unrelated scope, each
-/// listed scope} gives 401/401/401/401/403/2xx.
+/// listed scope} gives 401/401/401/401/403/2xx, with the request the spec's examples make.
+/// The token endpoint, which takes no bearer token, answers its example too.
 #[tokio::test]
 async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
-    let shared = spawn_app_with_fixtures_and_test_control(fixtures()).await;
-    for op in OPERATIONS.iter().filter(|op| !op.scopes.is_empty()) {
+    let requests = example_requests();
+    let shared = spawn_app_with_examples().await;
+    // The caller is the user the request is about (a `user` token reaches only its own
+    // WebAuthn credentials), or else a user of the example world.
+    let someone = examples()["users"][0]["id"].as_str().expect("an example user").to_string();
+    for request in &requests {
+        let op = request.operation;
         let id = op.operation_id;
+        if op.scopes.is_empty() {
+            let basic = request.build(&shared).basic_auth(OAUTH_CLIENT.0, Some(OAUTH_CLIENT.1));
+            let status = basic.send().await.unwrap().status().as_u16();
+            assert!((200..300).contains(&status), "{id} with the OAuth client: {status}");
+            continue;
+        }
+        let caller = request.user_id.as_deref().unwrap_or(&someone);
         let unrelated: Vec<&str> = ["rolesView", "user", "admin"]
             .into_iter()
             .filter(|s| !op.scopes.contains(s))
@@ -276,27 +406,27 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
         let rejected = [
             (None, 401, "no token"),
             (Some("not-a-jwt".to_string()), 401, "a garbage token"),
-            (Some(mint(ALICE, op.scopes, -10, SIGNING_KEY)), 401, "an expired token"),
+            (Some(mint(caller, op.scopes, -10, SIGNING_KEY)), 401, "an expired token"),
             (
-                Some(mint(ALICE, op.scopes, 600, "another-key")),
+                Some(mint(caller, op.scopes, 600, "another-key")),
                 401,
                 "a token signed with another key",
             ),
-            (Some(mint(ALICE, &unrelated, 600, SIGNING_KEY)), 403, "an unrelated scope"),
+            (Some(mint(caller, &unrelated, 600, SIGNING_KEY)), 403, "an unrelated scope"),
         ];
         for (token, status, what) in rejected {
-            assert_eq!(send(&shared, id, token.as_deref()).await, status, "{id} with {what}");
+            assert_eq!(request.send(&shared, token.as_deref()).await, status, "{id} with {what}");
         }
         for scope in op.scopes {
-            // Writes get a fresh server each, so every one finds its fixture.
+            // Writes get a fresh server each, so every one finds the records its example names.
             let fresh;
-            let app = if request_for(id).0 == "GET" {
+            let app = if op.method == "GET" {
                 &shared
             } else {
-                fresh = spawn_app_with_fixtures_and_test_control(fixtures()).await;
+                fresh = spawn_app_with_examples().await;
                 &fresh
             };
-            let status = send(app, id, Some(&mint(ALICE, &[scope], 600, SIGNING_KEY))).await;
+            let status = request.send(app, Some(&mint(caller, &[scope], 600, SIGNING_KEY))).await;
             assert!((200..300).contains(&status), "{id} with scope {scope}: {status}");
         }
     }
