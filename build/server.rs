@@ -212,21 +212,7 @@ fn render(
     type_stream: TokenStream,
     located: &[Located],
 ) -> TokenStream {
-    let mut trait_items = Vec::new();
-    let mut doc_endpoints = Vec::new();
-    for route in routes {
-        match route {
-            Route::Plain(op) => trait_items.push(endpoint_method(op, &signatures[op.id.as_str()])),
-            Route::Dispatch { variable, literals, segment_var } => {
-                let sig = |op: &Operation| &signatures[op.id.as_str()];
-                trait_items.push(routes::dispatch_method(variable, literals, segment_var, sig));
-                for op in std::iter::once(variable).chain(literals.iter()) {
-                    trait_items.push(routes::routed_method(op, sig(op)));
-                    doc_endpoints.push(routes::doc_endpoint(op, sig(op)));
-                }
-            }
-        }
-    }
+    let (trait_items, doc_endpoints) = trait_items(routes, signatures);
     let operations = spec.operations.iter().map(|op| {
         let (id, method, path, tag, scopes) = (&op.id, &op.method, &op.path, &op.tag, &op.scopes);
         quote! { crate::api::Operation { operation_id: #id, method: #method, path: #path, tag: #tag, scopes: &[#(#scopes),*] } }
@@ -273,6 +259,30 @@ fn render(
 
         #locations
     }
+}
+
+/// The methods of the `PrivxApi` trait, and the endpoints `openapi_document()` publishes for
+/// the operations that routing endpoints serve.
+fn trait_items(
+    routes: &[Route],
+    signatures: &HashMap<&str, Signature>,
+) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let sig = |op: &Operation| &signatures[op.id.as_str()];
+    let mut items = Vec::new();
+    let mut doc_endpoints = Vec::new();
+    for route in routes {
+        match route {
+            Route::Plain(op) => items.push(endpoint_method(op, sig(op))),
+            Route::Dispatch { variable, literals, segment_var } => {
+                items.push(routes::dispatch_method(variable, literals, segment_var, sig));
+                for op in std::iter::once(variable).chain(literals.iter()) {
+                    items.push(routes::routed_method(op, sig(op)));
+                    doc_endpoints.push(routes::doc_endpoint(op, sig(op)));
+                }
+            }
+        }
+    }
+    (items, doc_endpoints)
 }
 
 /// The operation's summary and description as doc attributes.
