@@ -3,7 +3,7 @@
 //! from, and the one `$ref` resolver of the generator and its tests.
 //!
 //! `reader.rs` fills it from the OpenAPI document and refuses what the generator cannot
-//! serve. This file stands alone (it names no sibling module) so that a test can include it.
+//! serve. `tests/api/spec_drift.rs` resolves references with [`resolve`] too.
 
 use openapiv3::{Components, Parameter, ReferenceOr, RequestBody, Response, Schema};
 
