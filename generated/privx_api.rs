@@ -2738,3 +2738,15 @@ pub fn openapi_document() -> serde_json::Value {
     );
     document
 }
+/// The `Location` header of each create operation's `201 Created`: the path of the
+/// operation that reads the created resource.
+pub mod locations {
+    /// The `Location` of what `listener_create` creates: the path `listener_view` reads it at.
+    pub fn listener_create(id: impl std::fmt::Display) -> String {
+        format!("/extender-service/api/v1/listeners/{id}")
+    }
+    /// The `Location` of what `user_create` creates: the path `user_view` reads it at.
+    pub fn user_create(user_id: impl std::fmt::Display) -> String {
+        format!("/local-user-store/api/v1/users/{user_id}")
+    }
+}

@@ -8,509 +8,17 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
-    ///ID of the created resource
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct CreatedId {
-        ///ID of the created resource
-        pub id: ::uuid::Uuid,
-    }
-    impl CreatedId {
-        pub fn builder() -> builder::CreatedId {
-            Default::default()
-        }
-    }
-    ///DB service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct DbOptions {
-        ///Maximum number of bytes allowed in download direction per connection. Set to zero to disable byte count limiting.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub max_bytes_download: ::std::option::Option<i64>,
-        ///Maximum number of bytes allowed in upload direction per connection. Set to zero to disable byte count limiting.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub max_bytes_upload: ::std::option::Option<i64>,
-    }
-    impl DbOptions {
-        pub fn builder() -> builder::DbOptions {
-            Default::default()
-        }
-    }
-    ///Error envelope of every 4xx and 5xx response. `property` names the offending field of a bad request; `details` nests errors of the same shape.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct Error {
-        ///An array of errors describing the error in more detail
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub details: ::std::vec::Vec<Error>,
-        pub error_code: ErrorCode,
-        ///Textual, human readable error message
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub error_message: ::std::option::Option<::std::string::String>,
-        ///The property name causing the error
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub property: ::std::option::Option<::std::string::String>,
-    }
-    impl Error {
-        pub fn builder() -> builder::Error {
-            Default::default()
-        }
-    }
-    ///Standard error code denoting the error type
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum ErrorCode {
-        #[serde(rename = "GENERAL_ERROR")]
-        GeneralError,
-        #[serde(rename = "BAD_REQUEST")]
-        BadRequest,
-        #[serde(rename = "PERMISSION_DENIED")]
-        PermissionDenied,
-        #[serde(rename = "INVALID_REQUEST_DATA")]
-        InvalidRequestData,
-        #[serde(rename = "REQUIRED_VALUE_MISSING")]
-        RequiredValueMissing,
-        #[serde(rename = "VALUE_OUT_OF_BOUNDS")]
-        ValueOutOfBounds,
-        #[serde(rename = "VALUE_INCORRECT_TYPE")]
-        ValueIncorrectType,
-        #[serde(rename = "VALUE_INCORRECT_FORMAT")]
-        ValueIncorrectFormat,
-        #[serde(rename = "VALUE_DUPLICATE")]
-        ValueDuplicate,
-        #[serde(rename = "CONFIGURATION_ERROR")]
-        ConfigurationError,
-        #[serde(rename = "OUT_OF_RESOURCES")]
-        OutOfResources,
-        #[serde(rename = "MAX_LOAD")]
-        MaxLoad,
-        #[serde(rename = "TOO_MANY_CONNECTIONS")]
-        TooManyConnections,
-        #[serde(rename = "DATABASE_ERROR")]
-        DatabaseError,
-        #[serde(rename = "CACHE_ERROR")]
-        CacheError,
-        #[serde(rename = "INTRA_SERVICE_COMMUNICATION_ERROR")]
-        IntraServiceCommunicationError,
-    }
-    impl ::std::fmt::Display for ErrorCode {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::GeneralError => f.write_str("GENERAL_ERROR"),
-                Self::BadRequest => f.write_str("BAD_REQUEST"),
-                Self::PermissionDenied => f.write_str("PERMISSION_DENIED"),
-                Self::InvalidRequestData => f.write_str("INVALID_REQUEST_DATA"),
-                Self::RequiredValueMissing => f.write_str("REQUIRED_VALUE_MISSING"),
-                Self::ValueOutOfBounds => f.write_str("VALUE_OUT_OF_BOUNDS"),
-                Self::ValueIncorrectType => f.write_str("VALUE_INCORRECT_TYPE"),
-                Self::ValueIncorrectFormat => f.write_str("VALUE_INCORRECT_FORMAT"),
-                Self::ValueDuplicate => f.write_str("VALUE_DUPLICATE"),
-                Self::ConfigurationError => f.write_str("CONFIGURATION_ERROR"),
-                Self::OutOfResources => f.write_str("OUT_OF_RESOURCES"),
-                Self::MaxLoad => f.write_str("MAX_LOAD"),
-                Self::TooManyConnections => f.write_str("TOO_MANY_CONNECTIONS"),
-                Self::DatabaseError => f.write_str("DATABASE_ERROR"),
-                Self::CacheError => f.write_str("CACHE_ERROR"),
-                Self::IntraServiceCommunicationError => {
-                    f.write_str("INTRA_SERVICE_COMMUNICATION_ERROR")
-                }
-            }
-        }
-    }
-    impl ::std::str::FromStr for ErrorCode {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "GENERAL_ERROR" => Ok(Self::GeneralError),
-                "BAD_REQUEST" => Ok(Self::BadRequest),
-                "PERMISSION_DENIED" => Ok(Self::PermissionDenied),
-                "INVALID_REQUEST_DATA" => Ok(Self::InvalidRequestData),
-                "REQUIRED_VALUE_MISSING" => Ok(Self::RequiredValueMissing),
-                "VALUE_OUT_OF_BOUNDS" => Ok(Self::ValueOutOfBounds),
-                "VALUE_INCORRECT_TYPE" => Ok(Self::ValueIncorrectType),
-                "VALUE_INCORRECT_FORMAT" => Ok(Self::ValueIncorrectFormat),
-                "VALUE_DUPLICATE" => Ok(Self::ValueDuplicate),
-                "CONFIGURATION_ERROR" => Ok(Self::ConfigurationError),
-                "OUT_OF_RESOURCES" => Ok(Self::OutOfResources),
-                "MAX_LOAD" => Ok(Self::MaxLoad),
-                "TOO_MANY_CONNECTIONS" => Ok(Self::TooManyConnections),
-                "DATABASE_ERROR" => Ok(Self::DatabaseError),
-                "CACHE_ERROR" => Ok(Self::CacheError),
-                "INTRA_SERVICE_COMMUNICATION_ERROR" => {
-                    Ok(Self::IntraServiceCommunicationError)
-                }
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ErrorCode {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ErrorCode {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///A fault for one operation. At least one of `latency_ms` and `status`.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct Fault {
-        ///Only for this many calls (default until cleared)
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<::std::num::NonZeroU64>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub error_code: ::std::option::Option<ErrorCode>,
-        ///The envelope's message (default says the fault is injected)
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub error_message: ::std::option::Option<::std::string::String>,
-        ///Wait this long before handling each call
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub latency_ms: ::std::option::Option<i64>,
-        ///Answer this status (with a PrivX envelope) instead
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub status: ::std::option::Option<i64>,
-    }
-    impl Fault {
-        pub fn builder() -> builder::Fault {
-            Default::default()
-        }
-    }
-    ///`FaultEntry`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct FaultEntry {
-        pub fault: Fault,
-        pub operation_id: ::std::string::String,
-    }
-    impl FaultEntry {
-        pub fn builder() -> builder::FaultEntry {
-            Default::default()
-        }
-    }
-    ///`FaultList`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct FaultList {
-        pub items: ::std::vec::Vec<FaultEntry>,
-    }
-    impl FaultList {
-        pub fn builder() -> builder::FaultList {
-            Default::default()
-        }
-    }
-    ///A fixtures document: the `--fixtures` file format, also what the state export answers. Each list holds records as described in the README.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct Fixtures {
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub connections: ::std::vec::Vec<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub listeners: ::std::vec::Vec<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
-        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
-        pub secrets: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
-        pub settings: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub users: ::std::vec::Vec<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub webauthn_credentials: ::std::vec::Vec<
-            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        >,
-    }
-    impl Fixtures {
-        pub fn builder() -> builder::Fixtures {
-            Default::default()
-        }
-    }
-    ///One answered request.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct JournalEntry {
-        ///Time from receiving the request to answering it
-        pub latency_ms: f64,
-        pub method: ::std::string::String,
-        pub path: ::std::string::String,
-        ///The query string, if there was one
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub query: ::std::option::Option<::std::string::String>,
-        ///The request id (also in the x-request-id header)
-        pub request_id: ::std::string::String,
-        pub status: i64,
-        ///The caller's token subject, if the token was valid
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub subject: ::std::option::Option<::std::string::String>,
-        ///When the answer went out
-        pub time: ::chrono::DateTime<::chrono::offset::Utc>,
-    }
-    impl JournalEntry {
-        pub fn builder() -> builder::JournalEntry {
-            Default::default()
-        }
-    }
-    ///`JournalList`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct JournalList {
-        ///Entries kept that match
-        pub count: i64,
-        pub items: ::std::vec::Vec<JournalEntry>,
-    }
-    impl JournalList {
-        pub fn builder() -> builder::JournalList {
-            Default::default()
-        }
-    }
-    ///Extender connection listener object
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct Listener {
-        ///Listener address as IP:port.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub address: ::std::option::Option<::std::string::String>,
-        ///ID of the service who originally authored the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub author: ::std::option::Option<::uuid::Uuid>,
-        ///Number of seconds until the listener and all ongoing connections will be closed automatically unless a keep open request is sent before that. In an update, keeps the listener open that many seconds from now (at most a year).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub closed_in_sec: ::std::option::Option<::std::num::NonZeroU64>,
-        ///When the object was created
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Destination address including extender prefix, hostname and port
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub destination: ::std::option::Option<ListenerDestination>,
-        ///A unique identifier for the listener
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub id: ::std::option::Option<::uuid::Uuid>,
-        ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub network: ::std::option::Option<ListenerNetwork>,
-        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub source: ::std::vec::Vec<::std::string::String>,
-        ///When the object was updated
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///ID of the service who updated the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated_by: ::std::option::Option<::uuid::Uuid>,
-    }
-    impl Listener {
-        pub fn builder() -> builder::Listener {
-            Default::default()
-        }
-    }
-    ///Request body for creating an extender connection listener
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct ListenerCreate {
-        ///Destination address including extender prefix, hostname and port
-        pub destination: ListenerCreateDestination,
-        ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
-        ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-        pub network: ListenerCreateNetwork,
-        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub source: ::std::vec::Vec<::std::string::String>,
-    }
-    impl ListenerCreate {
-        pub fn builder() -> builder::ListenerCreate {
-            Default::default()
-        }
-    }
-    ///Destination address including extender prefix, hostname and port
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct ListenerCreateDestination(::std::string::String);
-    impl ::std::ops::Deref for ListenerCreateDestination {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<ListenerCreateDestination> for ::std::string::String {
-        fn from(value: ListenerCreateDestination) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for ListenerCreateDestination {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListenerCreateDestination {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateDestination {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for ListenerCreateDestination {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct ListenerCreateNetwork(::std::string::String);
-    impl ::std::ops::Deref for ListenerCreateNetwork {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<ListenerCreateNetwork> for ::std::string::String {
-        fn from(value: ListenerCreateNetwork) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for ListenerCreateNetwork {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListenerCreateNetwork {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateNetwork {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for ListenerCreateNetwork {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///Destination address including extender prefix, hostname and port
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct ListenerDestination(::std::string::String);
-    impl ::std::ops::Deref for ListenerDestination {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<ListenerDestination> for ::std::string::String {
-        fn from(value: ListenerDestination) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for ListenerDestination {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListenerDestination {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListenerDestination {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for ListenerDestination {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///A page of extender connection listeners
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct ListenerList {
-        ///Total number of listeners
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub items: ::std::vec::Vec<Listener>,
-    }
-    impl ListenerList {
-        pub fn builder() -> builder::ListenerList {
-            Default::default()
-        }
-    }
+    /// The server's schema types, which the client shares.
+    pub use crate::api::types::{
+        CreatedId, DbOptions, Error, ErrorCode, Fault, FaultEntry, FaultList, Fixtures,
+        JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
+        ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
+        OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
+        ServiceOptions, SshOptions, StateReset, StateResetTo, TerminateRequest,
+        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserList, UserPassword,
+        UserPasswordPassword, UserRequest, UserRequestUsername, UserUsername, VncOptions,
+        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+    };
     ///`ListenerListSortkey`
     #[derive(
         ::serde::Deserialize,
@@ -589,853 +97,6 @@ pub mod types {
     impl ::std::default::Default for ListenerListSortkey {
         fn default() -> Self {
             ListenerListSortkey::Id
-        }
-    }
-    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct ListenerNetwork(::std::string::String);
-    impl ::std::ops::Deref for ListenerNetwork {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<ListenerNetwork> for ::std::string::String {
-        fn from(value: ListenerNetwork) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for ListenerNetwork {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for ListenerNetwork {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for ListenerNetwork {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for ListenerNetwork {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///OAuth2 error reply (RFC 6749 section 5.2).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct OAuthError {
-        ///The OAuth2 error code.
-        pub error: OAuthErrorError,
-        ///Human readable explanation.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub error_description: ::std::option::Option<::std::string::String>,
-    }
-    impl OAuthError {
-        pub fn builder() -> builder::OAuthError {
-            Default::default()
-        }
-    }
-    ///The OAuth2 error code.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum OAuthErrorError {
-        #[serde(rename = "invalid_request")]
-        InvalidRequest,
-        #[serde(rename = "invalid_client")]
-        InvalidClient,
-        #[serde(rename = "invalid_grant")]
-        InvalidGrant,
-        #[serde(rename = "unauthorized_client")]
-        UnauthorizedClient,
-        #[serde(rename = "unsupported_grant_type")]
-        UnsupportedGrantType,
-        #[serde(rename = "invalid_scope")]
-        InvalidScope,
-        #[serde(rename = "server_error")]
-        ServerError,
-    }
-    impl ::std::fmt::Display for OAuthErrorError {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::InvalidRequest => f.write_str("invalid_request"),
-                Self::InvalidClient => f.write_str("invalid_client"),
-                Self::InvalidGrant => f.write_str("invalid_grant"),
-                Self::UnauthorizedClient => f.write_str("unauthorized_client"),
-                Self::UnsupportedGrantType => f.write_str("unsupported_grant_type"),
-                Self::InvalidScope => f.write_str("invalid_scope"),
-                Self::ServerError => f.write_str("server_error"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for OAuthErrorError {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "invalid_request" => Ok(Self::InvalidRequest),
-                "invalid_client" => Ok(Self::InvalidClient),
-                "invalid_grant" => Ok(Self::InvalidGrant),
-                "unauthorized_client" => Ok(Self::UnauthorizedClient),
-                "unsupported_grant_type" => Ok(Self::UnsupportedGrantType),
-                "invalid_scope" => Ok(Self::InvalidScope),
-                "server_error" => Ok(Self::ServerError),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for OAuthErrorError {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for OAuthErrorError {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///A user's password. Write-only; the server never returns it.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct Password {
-        ///When the password was created
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Password
-        pub password: PasswordPassword,
-    }
-    impl Password {
-        pub fn builder() -> builder::Password {
-            Default::default()
-        }
-    }
-    ///Password
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct PasswordPassword(::std::string::String);
-    impl ::std::ops::Deref for PasswordPassword {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<PasswordPassword> for ::std::string::String {
-        fn from(value: PasswordPassword) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for PasswordPassword {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for PasswordPassword {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for PasswordPassword {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for PasswordPassword {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///RDP service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct RdpOptions {
-        ///audio
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub audio: ::std::option::Option<bool>,
-        ///clipboard
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub clipboard: ::std::option::Option<bool>,
-        ///file transfer
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_transfer: ::std::option::Option<bool>,
-    }
-    impl RdpOptions {
-        pub fn builder() -> builder::RdpOptions {
-            Default::default()
-        }
-    }
-    ///Default service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct ServiceOptions {
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub db: ::std::option::Option<DbOptions>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub rdp: ::std::option::Option<RdpOptions>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub ssh: ::std::option::Option<SshOptions>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub vnc: ::std::option::Option<VncOptions>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub web: ::std::option::Option<WebOptions>,
-    }
-    impl ServiceOptions {
-        pub fn builder() -> builder::ServiceOptions {
-            Default::default()
-        }
-    }
-    ///SSH service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct SshOptions {
-        ///exec channel
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub exec: ::std::option::Option<bool>,
-        ///File transfer channel
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_transfer: ::std::option::Option<bool>,
-        ///other options
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub other: ::std::option::Option<bool>,
-        ///Shell channel
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub shell: ::std::option::Option<bool>,
-        ///tunnels
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub tunnels: ::std::option::Option<bool>,
-        ///x11
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub x11: ::std::option::Option<bool>,
-    }
-    impl SshOptions {
-        pub fn builder() -> builder::SshOptions {
-            Default::default()
-        }
-    }
-    ///What to reset the state to.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct StateReset {
-        ///An empty store, or the fixtures the server was started with.
-        pub to: StateResetTo,
-    }
-    impl StateReset {
-        pub fn builder() -> builder::StateReset {
-            Default::default()
-        }
-    }
-    ///An empty store, or the fixtures the server was started with.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum StateResetTo {
-        #[serde(rename = "empty")]
-        Empty,
-        #[serde(rename = "fixtures")]
-        Fixtures,
-    }
-    impl ::std::fmt::Display for StateResetTo {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Empty => f.write_str("empty"),
-                Self::Fixtures => f.write_str("fixtures"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for StateResetTo {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "empty" => Ok(Self::Empty),
-                "fixtures" => Ok(Self::Fixtures),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for StateResetTo {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for StateResetTo {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    #[serde(transparent)]
-    pub struct TerminateRequest(pub ::serde_json::Value);
-    impl ::std::ops::Deref for TerminateRequest {
-        type Target = ::serde_json::Value;
-        fn deref(&self) -> &::serde_json::Value {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<TerminateRequest> for ::serde_json::Value {
-        fn from(value: TerminateRequest) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<::serde_json::Value> for TerminateRequest {
-        fn from(value: ::serde_json::Value) -> Self {
-            Self(value)
-        }
-    }
-    ///OAuth2 token request (form-encoded).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct TokenRequest {
-        ///Client credentials grant - the API client id, when not sent as HTTP Basic authorization.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub client_id: ::std::option::Option<::std::string::String>,
-        ///Client credentials grant - the API client secret.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub client_secret: ::std::option::Option<::std::string::String>,
-        ///The OAuth2 grant.
-        pub grant_type: TokenRequestGrantType,
-        ///Password grant - its password (or secret).
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<::std::string::String>,
-        ///Space-separated scopes to narrow the token to; by default it carries every scope the caller has.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub scope: ::std::option::Option<::std::string::String>,
-        ///Password grant - the user (or API client) to log in as.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub username: ::std::option::Option<::std::string::String>,
-    }
-    impl TokenRequest {
-        pub fn builder() -> builder::TokenRequest {
-            Default::default()
-        }
-    }
-    ///The OAuth2 grant.
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Copy,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd
-    )]
-    pub enum TokenRequestGrantType {
-        #[serde(rename = "password")]
-        Password,
-        #[serde(rename = "client_credentials")]
-        ClientCredentials,
-    }
-    impl ::std::fmt::Display for TokenRequestGrantType {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            match *self {
-                Self::Password => f.write_str("password"),
-                Self::ClientCredentials => f.write_str("client_credentials"),
-            }
-        }
-    }
-    impl ::std::str::FromStr for TokenRequestGrantType {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            match value {
-                "password" => Ok(Self::Password),
-                "client_credentials" => Ok(Self::ClientCredentials),
-                _ => Err("invalid value".into()),
-            }
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for TokenRequestGrantType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for TokenRequestGrantType {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    ///OAuth2 access token reply (RFC 6749 section 5.1).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct TokenResponse {
-        ///The bearer token (a signed JWT).
-        pub access_token: ::std::string::String,
-        ///Seconds until the token expires.
-        pub expires_in: i64,
-        ///Space-separated scopes the token carries.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub scope: ::std::option::Option<::std::string::String>,
-        ///Always `Bearer`.
-        pub token_type: ::std::string::String,
-    }
-    impl TokenResponse {
-        pub fn builder() -> builder::TokenResponse {
-            Default::default()
-        }
-    }
-    ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct User {
-        ///ID of the user who originally authored the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub author: ::std::option::Option<::uuid::Uuid>,
-        ///A comment describing the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
-        ///Company
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub company: ::std::option::Option<::std::string::String>,
-        ///When the object was created
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Department
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub department: ::std::option::Option<::std::string::String>,
-        ///Display name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub display_name: ::std::option::Option<::std::string::String>,
-        ///Email address
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub email: ::std::option::Option<::std::string::String>,
-        ///Full name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub full_name: ::std::option::Option<::std::string::String>,
-        ///A unique identifier for the user
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub id: ::std::option::Option<::uuid::Uuid>,
-        ///Job title
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub job_title: ::std::option::Option<::std::string::String>,
-        ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub locale: ::std::option::Option<::std::string::String>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<Password>,
-        ///Password change required
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password_change_required: ::std::option::Option<bool>,
-        ///Array of tag strings
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub tags: ::std::vec::Vec<::std::string::String>,
-        ///Phone number
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub telephone: ::std::option::Option<::std::string::String>,
-        ///Unix account name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub unix_account: ::std::option::Option<::std::string::String>,
-        ///When the object was created
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///ID of the user who updated the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated_by: ::std::option::Option<::uuid::Uuid>,
-        ///A unique principal name for the user, a username or an email address
-        pub username: UserUsername,
-        ///Windows account name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub windows_account: ::std::option::Option<::std::string::String>,
-    }
-    impl User {
-        pub fn builder() -> builder::User {
-            Default::default()
-        }
-    }
-    ///A page of local users
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct UserList {
-        ///Total number of matching users
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub items: ::std::vec::Vec<User>,
-    }
-    impl UserList {
-        pub fn builder() -> builder::UserList {
-            Default::default()
-        }
-    }
-    ///The password of a user being created or updated. Like Password, but `password` may be left out (the Go SDK sends an empty object for a user without a password): then the password is not set or not changed.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct UserPassword {
-        ///When the password was created
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Password
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<UserPasswordPassword>,
-    }
-    impl UserPassword {
-        pub fn builder() -> builder::UserPassword {
-            Default::default()
-        }
-    }
-    ///Password
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UserPasswordPassword(::std::string::String);
-    impl ::std::ops::Deref for UserPasswordPassword {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UserPasswordPassword> for ::std::string::String {
-        fn from(value: UserPasswordPassword) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UserPasswordPassword {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UserPasswordPassword {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UserPasswordPassword {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UserPasswordPassword {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///Request body for creating or updating a local user. Unknown fields are accepted (the Go SDK also sends first_name, last_name and attributes).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct UserRequest {
-        ///A comment describing the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
-        ///Company
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub company: ::std::option::Option<::std::string::String>,
-        ///Department
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub department: ::std::option::Option<::std::string::String>,
-        ///Display name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub display_name: ::std::option::Option<::std::string::String>,
-        ///Email address
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub email: ::std::option::Option<::std::string::String>,
-        ///Full name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub full_name: ::std::option::Option<::std::string::String>,
-        ///Job title
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub job_title: ::std::option::Option<::std::string::String>,
-        ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub locale: ::std::option::Option<::std::string::String>,
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub password: ::std::option::Option<UserPassword>,
-        ///Array of tag strings
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub tags: ::std::vec::Vec<::std::string::String>,
-        ///Phone number
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub telephone: ::std::option::Option<::std::string::String>,
-        ///Unix account name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub unix_account: ::std::option::Option<::std::string::String>,
-        ///A unique principal name for the user, a username or an email address
-        pub username: UserRequestUsername,
-        ///Windows account name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub windows_account: ::std::option::Option<::std::string::String>,
-    }
-    impl UserRequest {
-        pub fn builder() -> builder::UserRequest {
-            Default::default()
-        }
-    }
-    ///A unique principal name for the user, a username or an email address
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UserRequestUsername(::std::string::String);
-    impl ::std::ops::Deref for UserRequestUsername {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UserRequestUsername> for ::std::string::String {
-        fn from(value: UserRequestUsername) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UserRequestUsername {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UserRequestUsername {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UserRequestUsername {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UserRequestUsername {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///A unique principal name for the user, a username or an email address
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct UserUsername(::std::string::String);
-    impl ::std::ops::Deref for UserUsername {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<UserUsername> for ::std::string::String {
-        fn from(value: UserUsername) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for UserUsername {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() < 1usize {
-                return Err("shorter than 1 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for UserUsername {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String> for UserUsername {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for UserUsername {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
-    ///VNC service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct VncOptions {
-        ///clipboard
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub clipboard: ::std::option::Option<bool>,
-        ///file transfer
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_transfer: ::std::option::Option<bool>,
-    }
-    impl VncOptions {
-        pub fn builder() -> builder::VncOptions {
-            Default::default()
-        }
-    }
-    ///WEB service options
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct WebOptions {
-        ///audio
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub audio: ::std::option::Option<bool>,
-        ///clipboard
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub clipboard: ::std::option::Option<bool>,
-        ///file transfer
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub file_transfer: ::std::option::Option<bool>,
-    }
-    impl WebOptions {
-        pub fn builder() -> builder::WebOptions {
-            Default::default()
-        }
-    }
-    ///Webauthn credential
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct WebauthnCredential {
-        ///ID of the user who originally authored the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub author: ::std::option::Option<::uuid::Uuid>,
-        ///Optional comment
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
-        ///Creation timestamp
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Webauthn credential ID
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub credential_id: ::std::option::Option<::std::string::String>,
-        ///Credential UUID
-        pub id: ::uuid::Uuid,
-        ///Timestamp of last login event using this credential
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub last_used: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Credential name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
-        ///Update timestamp
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///ID of the user who updated the object
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub updated_by: ::std::option::Option<::uuid::Uuid>,
-    }
-    impl WebauthnCredential {
-        pub fn builder() -> builder::WebauthnCredential {
-            Default::default()
-        }
-    }
-    ///A page of a user's webauthn credentials
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-    pub struct WebauthnCredentialList {
-        ///Total count
-        pub count: i64,
-        pub items: ::std::vec::Vec<WebauthnCredential>,
-    }
-    impl WebauthnCredentialList {
-        pub fn builder() -> builder::WebauthnCredentialList {
-            Default::default()
         }
     }
     ///`WebauthnCredentialListSortkey`
@@ -1525,3296 +186,6 @@ pub mod types {
     impl ::std::default::Default for WebauthnCredentialListSortkey {
         fn default() -> Self {
             WebauthnCredentialListSortkey::Id
-        }
-    }
-    ///Update user's webauthn credential meta data
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
-    pub struct WebauthnCredentialUpdate {
-        ///Optional comment
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
-        ///Credential name
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
-    }
-    impl WebauthnCredentialUpdate {
-        pub fn builder() -> builder::WebauthnCredentialUpdate {
-            Default::default()
-        }
-    }
-    /// Types for composing complex structures.
-    pub mod builder {
-        #[derive(Clone, Debug)]
-        pub struct CreatedId {
-            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
-        }
-        impl ::std::default::Default for CreatedId {
-            fn default() -> Self {
-                Self {
-                    id: Err("no value supplied for id".to_string()),
-                }
-            }
-        }
-        impl CreatedId {
-            pub fn id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::uuid::Uuid>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.id = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for id: {e}"));
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<CreatedId> for super::CreatedId {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: CreatedId,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self { id: value.id? })
-            }
-        }
-        impl ::std::convert::From<super::CreatedId> for CreatedId {
-            fn from(value: super::CreatedId) -> Self {
-                Self { id: Ok(value.id) }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct DbOptions {
-            max_bytes_download: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-            max_bytes_upload: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for DbOptions {
-            fn default() -> Self {
-                Self {
-                    max_bytes_download: Ok(Default::default()),
-                    max_bytes_upload: Ok(Default::default()),
-                }
-            }
-        }
-        impl DbOptions {
-            pub fn max_bytes_download<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.max_bytes_download = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for max_bytes_download: {e}"
-                        )
-                    });
-                self
-            }
-            pub fn max_bytes_upload<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.max_bytes_upload = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for max_bytes_upload: {e}"
-                        )
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<DbOptions> for super::DbOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: DbOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    max_bytes_download: value.max_bytes_download?,
-                    max_bytes_upload: value.max_bytes_upload?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::DbOptions> for DbOptions {
-            fn from(value: super::DbOptions) -> Self {
-                Self {
-                    max_bytes_download: Ok(value.max_bytes_download),
-                    max_bytes_upload: Ok(value.max_bytes_upload),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct Error {
-            details: ::std::result::Result<
-                ::std::vec::Vec<super::Error>,
-                ::std::string::String,
-            >,
-            error_code: ::std::result::Result<super::ErrorCode, ::std::string::String>,
-            error_message: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            property: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for Error {
-            fn default() -> Self {
-                Self {
-                    details: Ok(Default::default()),
-                    error_code: Err("no value supplied for error_code".to_string()),
-                    error_message: Ok(Default::default()),
-                    property: Ok(Default::default()),
-                }
-            }
-        }
-        impl Error {
-            pub fn details<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::Error>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.details = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for details: {e}")
-                    });
-                self
-            }
-            pub fn error_code<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::ErrorCode>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error_code = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for error_code: {e}")
-                    });
-                self
-            }
-            pub fn error_message<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error_message = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for error_message: {e}")
-                    });
-                self
-            }
-            pub fn property<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.property = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for property: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<Error> for super::Error {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: Error,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    details: value.details?,
-                    error_code: value.error_code?,
-                    error_message: value.error_message?,
-                    property: value.property?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::Error> for Error {
-            fn from(value: super::Error) -> Self {
-                Self {
-                    details: Ok(value.details),
-                    error_code: Ok(value.error_code),
-                    error_message: Ok(value.error_message),
-                    property: Ok(value.property),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct Fault {
-            count: ::std::result::Result<
-                ::std::option::Option<::std::num::NonZeroU64>,
-                ::std::string::String,
-            >,
-            error_code: ::std::result::Result<
-                ::std::option::Option<super::ErrorCode>,
-                ::std::string::String,
-            >,
-            error_message: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            latency_ms: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-            status: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for Fault {
-            fn default() -> Self {
-                Self {
-                    count: Ok(Default::default()),
-                    error_code: Ok(Default::default()),
-                    error_message: Ok(Default::default()),
-                    latency_ms: Ok(Default::default()),
-                    status: Ok(Default::default()),
-                }
-            }
-        }
-        impl Fault {
-            pub fn count<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::num::NonZeroU64>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.count = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for count: {e}")
-                    });
-                self
-            }
-            pub fn error_code<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::ErrorCode>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error_code = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for error_code: {e}")
-                    });
-                self
-            }
-            pub fn error_message<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error_message = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for error_message: {e}")
-                    });
-                self
-            }
-            pub fn latency_ms<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.latency_ms = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for latency_ms: {e}")
-                    });
-                self
-            }
-            pub fn status<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.status = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for status: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<Fault> for super::Fault {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: Fault,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    count: value.count?,
-                    error_code: value.error_code?,
-                    error_message: value.error_message?,
-                    latency_ms: value.latency_ms?,
-                    status: value.status?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::Fault> for Fault {
-            fn from(value: super::Fault) -> Self {
-                Self {
-                    count: Ok(value.count),
-                    error_code: Ok(value.error_code),
-                    error_message: Ok(value.error_message),
-                    latency_ms: Ok(value.latency_ms),
-                    status: Ok(value.status),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct FaultEntry {
-            fault: ::std::result::Result<super::Fault, ::std::string::String>,
-            operation_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for FaultEntry {
-            fn default() -> Self {
-                Self {
-                    fault: Err("no value supplied for fault".to_string()),
-                    operation_id: Err("no value supplied for operation_id".to_string()),
-                }
-            }
-        }
-        impl FaultEntry {
-            pub fn fault<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::Fault>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.fault = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for fault: {e}")
-                    });
-                self
-            }
-            pub fn operation_id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.operation_id = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for operation_id: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<FaultEntry> for super::FaultEntry {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: FaultEntry,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    fault: value.fault?,
-                    operation_id: value.operation_id?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::FaultEntry> for FaultEntry {
-            fn from(value: super::FaultEntry) -> Self {
-                Self {
-                    fault: Ok(value.fault),
-                    operation_id: Ok(value.operation_id),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct FaultList {
-            items: ::std::result::Result<
-                ::std::vec::Vec<super::FaultEntry>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for FaultList {
-            fn default() -> Self {
-                Self {
-                    items: Err("no value supplied for items".to_string()),
-                }
-            }
-        }
-        impl FaultList {
-            pub fn items<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::FaultEntry>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.items = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for items: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<FaultList> for super::FaultList {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: FaultList,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self { items: value.items? })
-            }
-        }
-        impl ::std::convert::From<super::FaultList> for FaultList {
-            fn from(value: super::FaultList) -> Self {
-                Self { items: Ok(value.items) }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct Fixtures {
-            connections: ::std::result::Result<
-                ::std::vec::Vec<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                ::std::string::String,
-            >,
-            listeners: ::std::result::Result<
-                ::std::vec::Vec<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                ::std::string::String,
-            >,
-            secrets: ::std::result::Result<
-                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                ::std::string::String,
-            >,
-            settings: ::std::result::Result<
-                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                ::std::string::String,
-            >,
-            users: ::std::result::Result<
-                ::std::vec::Vec<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                ::std::string::String,
-            >,
-            webauthn_credentials: ::std::result::Result<
-                ::std::vec::Vec<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for Fixtures {
-            fn default() -> Self {
-                Self {
-                    connections: Ok(Default::default()),
-                    listeners: Ok(Default::default()),
-                    secrets: Ok(Default::default()),
-                    settings: Ok(Default::default()),
-                    users: Ok(Default::default()),
-                    webauthn_credentials: Ok(Default::default()),
-                }
-            }
-        }
-        impl Fixtures {
-            pub fn connections<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::vec::Vec<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.connections = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for connections: {e}")
-                    });
-                self
-            }
-            pub fn listeners<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::vec::Vec<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.listeners = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for listeners: {e}")
-                    });
-                self
-            }
-            pub fn secrets<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.secrets = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for secrets: {e}")
-                    });
-                self
-            }
-            pub fn settings<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.settings = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for settings: {e}")
-                    });
-                self
-            }
-            pub fn users<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::vec::Vec<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.users = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for users: {e}")
-                    });
-                self
-            }
-            pub fn webauthn_credentials<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::vec::Vec<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    >,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.webauthn_credentials = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for webauthn_credentials: {e}"
-                        )
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<Fixtures> for super::Fixtures {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: Fixtures,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    connections: value.connections?,
-                    listeners: value.listeners?,
-                    secrets: value.secrets?,
-                    settings: value.settings?,
-                    users: value.users?,
-                    webauthn_credentials: value.webauthn_credentials?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::Fixtures> for Fixtures {
-            fn from(value: super::Fixtures) -> Self {
-                Self {
-                    connections: Ok(value.connections),
-                    listeners: Ok(value.listeners),
-                    secrets: Ok(value.secrets),
-                    settings: Ok(value.settings),
-                    users: Ok(value.users),
-                    webauthn_credentials: Ok(value.webauthn_credentials),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct JournalEntry {
-            latency_ms: ::std::result::Result<f64, ::std::string::String>,
-            method: ::std::result::Result<::std::string::String, ::std::string::String>,
-            path: ::std::result::Result<::std::string::String, ::std::string::String>,
-            query: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            request_id: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
-            status: ::std::result::Result<i64, ::std::string::String>,
-            subject: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            time: ::std::result::Result<
-                ::chrono::DateTime<::chrono::offset::Utc>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for JournalEntry {
-            fn default() -> Self {
-                Self {
-                    latency_ms: Err("no value supplied for latency_ms".to_string()),
-                    method: Err("no value supplied for method".to_string()),
-                    path: Err("no value supplied for path".to_string()),
-                    query: Ok(Default::default()),
-                    request_id: Err("no value supplied for request_id".to_string()),
-                    status: Err("no value supplied for status".to_string()),
-                    subject: Ok(Default::default()),
-                    time: Err("no value supplied for time".to_string()),
-                }
-            }
-        }
-        impl JournalEntry {
-            pub fn latency_ms<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<f64>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.latency_ms = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for latency_ms: {e}")
-                    });
-                self
-            }
-            pub fn method<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.method = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for method: {e}")
-                    });
-                self
-            }
-            pub fn path<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.path = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for path: {e}")
-                    });
-                self
-            }
-            pub fn query<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.query = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for query: {e}")
-                    });
-                self
-            }
-            pub fn request_id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.request_id = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for request_id: {e}")
-                    });
-                self
-            }
-            pub fn status<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<i64>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.status = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for status: {e}")
-                    });
-                self
-            }
-            pub fn subject<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.subject = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for subject: {e}")
-                    });
-                self
-            }
-            pub fn time<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::chrono::DateTime<::chrono::offset::Utc>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.time = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for time: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<JournalEntry> for super::JournalEntry {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: JournalEntry,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    latency_ms: value.latency_ms?,
-                    method: value.method?,
-                    path: value.path?,
-                    query: value.query?,
-                    request_id: value.request_id?,
-                    status: value.status?,
-                    subject: value.subject?,
-                    time: value.time?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::JournalEntry> for JournalEntry {
-            fn from(value: super::JournalEntry) -> Self {
-                Self {
-                    latency_ms: Ok(value.latency_ms),
-                    method: Ok(value.method),
-                    path: Ok(value.path),
-                    query: Ok(value.query),
-                    request_id: Ok(value.request_id),
-                    status: Ok(value.status),
-                    subject: Ok(value.subject),
-                    time: Ok(value.time),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct JournalList {
-            count: ::std::result::Result<i64, ::std::string::String>,
-            items: ::std::result::Result<
-                ::std::vec::Vec<super::JournalEntry>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for JournalList {
-            fn default() -> Self {
-                Self {
-                    count: Err("no value supplied for count".to_string()),
-                    items: Err("no value supplied for items".to_string()),
-                }
-            }
-        }
-        impl JournalList {
-            pub fn count<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<i64>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.count = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for count: {e}")
-                    });
-                self
-            }
-            pub fn items<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::JournalEntry>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.items = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for items: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<JournalList> for super::JournalList {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: JournalList,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    count: value.count?,
-                    items: value.items?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::JournalList> for JournalList {
-            fn from(value: super::JournalList) -> Self {
-                Self {
-                    count: Ok(value.count),
-                    items: Ok(value.items),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct Listener {
-            address: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            author: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            closed_in_sec: ::std::result::Result<
-                ::std::option::Option<::std::num::NonZeroU64>,
-                ::std::string::String,
-            >,
-            created: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            destination: ::std::result::Result<
-                ::std::option::Option<super::ListenerDestination>,
-                ::std::string::String,
-            >,
-            id: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            network: ::std::result::Result<
-                ::std::option::Option<super::ListenerNetwork>,
-                ::std::string::String,
-            >,
-            source: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
-                ::std::string::String,
-            >,
-            updated: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            updated_by: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for Listener {
-            fn default() -> Self {
-                Self {
-                    address: Ok(Default::default()),
-                    author: Ok(Default::default()),
-                    closed_in_sec: Ok(Default::default()),
-                    created: Ok(Default::default()),
-                    destination: Ok(Default::default()),
-                    id: Ok(Default::default()),
-                    network: Ok(Default::default()),
-                    source: Ok(Default::default()),
-                    updated: Ok(Default::default()),
-                    updated_by: Ok(Default::default()),
-                }
-            }
-        }
-        impl Listener {
-            pub fn address<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.address = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for address: {e}")
-                    });
-                self
-            }
-            pub fn author<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.author = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for author: {e}")
-                    });
-                self
-            }
-            pub fn closed_in_sec<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::num::NonZeroU64>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.closed_in_sec = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for closed_in_sec: {e}")
-                    });
-                self
-            }
-            pub fn created<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.created = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for created: {e}")
-                    });
-                self
-            }
-            pub fn destination<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::ListenerDestination>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.destination = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for destination: {e}")
-                    });
-                self
-            }
-            pub fn id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.id = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for id: {e}"));
-                self
-            }
-            pub fn network<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::ListenerNetwork>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.network = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for network: {e}")
-                    });
-                self
-            }
-            pub fn source<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.source = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for source: {e}")
-                    });
-                self
-            }
-            pub fn updated<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated: {e}")
-                    });
-                self
-            }
-            pub fn updated_by<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated_by = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated_by: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<Listener> for super::Listener {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: Listener,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    address: value.address?,
-                    author: value.author?,
-                    closed_in_sec: value.closed_in_sec?,
-                    created: value.created?,
-                    destination: value.destination?,
-                    id: value.id?,
-                    network: value.network?,
-                    source: value.source?,
-                    updated: value.updated?,
-                    updated_by: value.updated_by?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::Listener> for Listener {
-            fn from(value: super::Listener) -> Self {
-                Self {
-                    address: Ok(value.address),
-                    author: Ok(value.author),
-                    closed_in_sec: Ok(value.closed_in_sec),
-                    created: Ok(value.created),
-                    destination: Ok(value.destination),
-                    id: Ok(value.id),
-                    network: Ok(value.network),
-                    source: Ok(value.source),
-                    updated: Ok(value.updated),
-                    updated_by: Ok(value.updated_by),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct ListenerCreate {
-            destination: ::std::result::Result<
-                super::ListenerCreateDestination,
-                ::std::string::String,
-            >,
-            keep_open_sec: ::std::result::Result<
-                ::std::option::Option<::std::num::NonZeroU64>,
-                ::std::string::String,
-            >,
-            network: ::std::result::Result<
-                super::ListenerCreateNetwork,
-                ::std::string::String,
-            >,
-            source: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for ListenerCreate {
-            fn default() -> Self {
-                Self {
-                    destination: Err("no value supplied for destination".to_string()),
-                    keep_open_sec: Ok(Default::default()),
-                    network: Err("no value supplied for network".to_string()),
-                    source: Ok(Default::default()),
-                }
-            }
-        }
-        impl ListenerCreate {
-            pub fn destination<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::ListenerCreateDestination>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.destination = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for destination: {e}")
-                    });
-                self
-            }
-            pub fn keep_open_sec<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::num::NonZeroU64>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.keep_open_sec = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for keep_open_sec: {e}")
-                    });
-                self
-            }
-            pub fn network<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::ListenerCreateNetwork>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.network = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for network: {e}")
-                    });
-                self
-            }
-            pub fn source<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.source = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for source: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<ListenerCreate> for super::ListenerCreate {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: ListenerCreate,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    destination: value.destination?,
-                    keep_open_sec: value.keep_open_sec?,
-                    network: value.network?,
-                    source: value.source?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::ListenerCreate> for ListenerCreate {
-            fn from(value: super::ListenerCreate) -> Self {
-                Self {
-                    destination: Ok(value.destination),
-                    keep_open_sec: Ok(value.keep_open_sec),
-                    network: Ok(value.network),
-                    source: Ok(value.source),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct ListenerList {
-            count: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-            items: ::std::result::Result<
-                ::std::vec::Vec<super::Listener>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for ListenerList {
-            fn default() -> Self {
-                Self {
-                    count: Ok(Default::default()),
-                    items: Ok(Default::default()),
-                }
-            }
-        }
-        impl ListenerList {
-            pub fn count<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.count = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for count: {e}")
-                    });
-                self
-            }
-            pub fn items<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::Listener>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.items = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for items: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<ListenerList> for super::ListenerList {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: ListenerList,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    count: value.count?,
-                    items: value.items?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::ListenerList> for ListenerList {
-            fn from(value: super::ListenerList) -> Self {
-                Self {
-                    count: Ok(value.count),
-                    items: Ok(value.items),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct OAuthError {
-            error: ::std::result::Result<super::OAuthErrorError, ::std::string::String>,
-            error_description: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for OAuthError {
-            fn default() -> Self {
-                Self {
-                    error: Err("no value supplied for error".to_string()),
-                    error_description: Ok(Default::default()),
-                }
-            }
-        }
-        impl OAuthError {
-            pub fn error<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::OAuthErrorError>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for error: {e}")
-                    });
-                self
-            }
-            pub fn error_description<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.error_description = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for error_description: {e}"
-                        )
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<OAuthError> for super::OAuthError {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: OAuthError,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    error: value.error?,
-                    error_description: value.error_description?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::OAuthError> for OAuthError {
-            fn from(value: super::OAuthError) -> Self {
-                Self {
-                    error: Ok(value.error),
-                    error_description: Ok(value.error_description),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct Password {
-            created: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            password: ::std::result::Result<
-                super::PasswordPassword,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for Password {
-            fn default() -> Self {
-                Self {
-                    created: Ok(Default::default()),
-                    password: Err("no value supplied for password".to_string()),
-                }
-            }
-        }
-        impl Password {
-            pub fn created<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.created = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for created: {e}")
-                    });
-                self
-            }
-            pub fn password<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::PasswordPassword>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for password: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<Password> for super::Password {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: Password,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    created: value.created?,
-                    password: value.password?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::Password> for Password {
-            fn from(value: super::Password) -> Self {
-                Self {
-                    created: Ok(value.created),
-                    password: Ok(value.password),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct RdpOptions {
-            audio: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            clipboard: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            file_transfer: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for RdpOptions {
-            fn default() -> Self {
-                Self {
-                    audio: Ok(Default::default()),
-                    clipboard: Ok(Default::default()),
-                    file_transfer: Ok(Default::default()),
-                }
-            }
-        }
-        impl RdpOptions {
-            pub fn audio<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.audio = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for audio: {e}")
-                    });
-                self
-            }
-            pub fn clipboard<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.clipboard = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for clipboard: {e}")
-                    });
-                self
-            }
-            pub fn file_transfer<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.file_transfer = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for file_transfer: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<RdpOptions> for super::RdpOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: RdpOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    audio: value.audio?,
-                    clipboard: value.clipboard?,
-                    file_transfer: value.file_transfer?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::RdpOptions> for RdpOptions {
-            fn from(value: super::RdpOptions) -> Self {
-                Self {
-                    audio: Ok(value.audio),
-                    clipboard: Ok(value.clipboard),
-                    file_transfer: Ok(value.file_transfer),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct ServiceOptions {
-            db: ::std::result::Result<
-                ::std::option::Option<super::DbOptions>,
-                ::std::string::String,
-            >,
-            rdp: ::std::result::Result<
-                ::std::option::Option<super::RdpOptions>,
-                ::std::string::String,
-            >,
-            ssh: ::std::result::Result<
-                ::std::option::Option<super::SshOptions>,
-                ::std::string::String,
-            >,
-            vnc: ::std::result::Result<
-                ::std::option::Option<super::VncOptions>,
-                ::std::string::String,
-            >,
-            web: ::std::result::Result<
-                ::std::option::Option<super::WebOptions>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for ServiceOptions {
-            fn default() -> Self {
-                Self {
-                    db: Ok(Default::default()),
-                    rdp: Ok(Default::default()),
-                    ssh: Ok(Default::default()),
-                    vnc: Ok(Default::default()),
-                    web: Ok(Default::default()),
-                }
-            }
-        }
-        impl ServiceOptions {
-            pub fn db<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::DbOptions>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.db = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for db: {e}"));
-                self
-            }
-            pub fn rdp<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::RdpOptions>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.rdp = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for rdp: {e}")
-                    });
-                self
-            }
-            pub fn ssh<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::SshOptions>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.ssh = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for ssh: {e}")
-                    });
-                self
-            }
-            pub fn vnc<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::VncOptions>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.vnc = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for vnc: {e}")
-                    });
-                self
-            }
-            pub fn web<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::WebOptions>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.web = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for web: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<ServiceOptions> for super::ServiceOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: ServiceOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    db: value.db?,
-                    rdp: value.rdp?,
-                    ssh: value.ssh?,
-                    vnc: value.vnc?,
-                    web: value.web?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::ServiceOptions> for ServiceOptions {
-            fn from(value: super::ServiceOptions) -> Self {
-                Self {
-                    db: Ok(value.db),
-                    rdp: Ok(value.rdp),
-                    ssh: Ok(value.ssh),
-                    vnc: Ok(value.vnc),
-                    web: Ok(value.web),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct SshOptions {
-            exec: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            file_transfer: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            other: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            shell: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            tunnels: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            x11: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for SshOptions {
-            fn default() -> Self {
-                Self {
-                    exec: Ok(Default::default()),
-                    file_transfer: Ok(Default::default()),
-                    other: Ok(Default::default()),
-                    shell: Ok(Default::default()),
-                    tunnels: Ok(Default::default()),
-                    x11: Ok(Default::default()),
-                }
-            }
-        }
-        impl SshOptions {
-            pub fn exec<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.exec = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for exec: {e}")
-                    });
-                self
-            }
-            pub fn file_transfer<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.file_transfer = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for file_transfer: {e}")
-                    });
-                self
-            }
-            pub fn other<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.other = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for other: {e}")
-                    });
-                self
-            }
-            pub fn shell<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.shell = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for shell: {e}")
-                    });
-                self
-            }
-            pub fn tunnels<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.tunnels = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for tunnels: {e}")
-                    });
-                self
-            }
-            pub fn x11<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.x11 = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for x11: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<SshOptions> for super::SshOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: SshOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    exec: value.exec?,
-                    file_transfer: value.file_transfer?,
-                    other: value.other?,
-                    shell: value.shell?,
-                    tunnels: value.tunnels?,
-                    x11: value.x11?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::SshOptions> for SshOptions {
-            fn from(value: super::SshOptions) -> Self {
-                Self {
-                    exec: Ok(value.exec),
-                    file_transfer: Ok(value.file_transfer),
-                    other: Ok(value.other),
-                    shell: Ok(value.shell),
-                    tunnels: Ok(value.tunnels),
-                    x11: Ok(value.x11),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct StateReset {
-            to: ::std::result::Result<super::StateResetTo, ::std::string::String>,
-        }
-        impl ::std::default::Default for StateReset {
-            fn default() -> Self {
-                Self {
-                    to: Err("no value supplied for to".to_string()),
-                }
-            }
-        }
-        impl StateReset {
-            pub fn to<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::StateResetTo>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.to = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for to: {e}"));
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<StateReset> for super::StateReset {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: StateReset,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self { to: value.to? })
-            }
-        }
-        impl ::std::convert::From<super::StateReset> for StateReset {
-            fn from(value: super::StateReset) -> Self {
-                Self { to: Ok(value.to) }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct TokenRequest {
-            client_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            client_secret: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            grant_type: ::std::result::Result<
-                super::TokenRequestGrantType,
-                ::std::string::String,
-            >,
-            password: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            scope: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            username: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for TokenRequest {
-            fn default() -> Self {
-                Self {
-                    client_id: Ok(Default::default()),
-                    client_secret: Ok(Default::default()),
-                    grant_type: Err("no value supplied for grant_type".to_string()),
-                    password: Ok(Default::default()),
-                    scope: Ok(Default::default()),
-                    username: Ok(Default::default()),
-                }
-            }
-        }
-        impl TokenRequest {
-            pub fn client_id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.client_id = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for client_id: {e}")
-                    });
-                self
-            }
-            pub fn client_secret<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.client_secret = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for client_secret: {e}")
-                    });
-                self
-            }
-            pub fn grant_type<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::TokenRequestGrantType>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.grant_type = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for grant_type: {e}")
-                    });
-                self
-            }
-            pub fn password<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for password: {e}")
-                    });
-                self
-            }
-            pub fn scope<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.scope = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for scope: {e}")
-                    });
-                self
-            }
-            pub fn username<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.username = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for username: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<TokenRequest> for super::TokenRequest {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: TokenRequest,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    client_id: value.client_id?,
-                    client_secret: value.client_secret?,
-                    grant_type: value.grant_type?,
-                    password: value.password?,
-                    scope: value.scope?,
-                    username: value.username?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::TokenRequest> for TokenRequest {
-            fn from(value: super::TokenRequest) -> Self {
-                Self {
-                    client_id: Ok(value.client_id),
-                    client_secret: Ok(value.client_secret),
-                    grant_type: Ok(value.grant_type),
-                    password: Ok(value.password),
-                    scope: Ok(value.scope),
-                    username: Ok(value.username),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct TokenResponse {
-            access_token: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
-            expires_in: ::std::result::Result<i64, ::std::string::String>,
-            scope: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            token_type: ::std::result::Result<
-                ::std::string::String,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for TokenResponse {
-            fn default() -> Self {
-                Self {
-                    access_token: Err("no value supplied for access_token".to_string()),
-                    expires_in: Err("no value supplied for expires_in".to_string()),
-                    scope: Ok(Default::default()),
-                    token_type: Err("no value supplied for token_type".to_string()),
-                }
-            }
-        }
-        impl TokenResponse {
-            pub fn access_token<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.access_token = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for access_token: {e}")
-                    });
-                self
-            }
-            pub fn expires_in<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<i64>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.expires_in = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for expires_in: {e}")
-                    });
-                self
-            }
-            pub fn scope<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.scope = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for scope: {e}")
-                    });
-                self
-            }
-            pub fn token_type<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::string::String>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.token_type = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for token_type: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<TokenResponse> for super::TokenResponse {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: TokenResponse,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    access_token: value.access_token?,
-                    expires_in: value.expires_in?,
-                    scope: value.scope?,
-                    token_type: value.token_type?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::TokenResponse> for TokenResponse {
-            fn from(value: super::TokenResponse) -> Self {
-                Self {
-                    access_token: Ok(value.access_token),
-                    expires_in: Ok(value.expires_in),
-                    scope: Ok(value.scope),
-                    token_type: Ok(value.token_type),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct User {
-            author: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            comment: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            company: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            created: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            department: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            display_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            email: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            full_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            id: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            job_title: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            locale: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            password: ::std::result::Result<
-                ::std::option::Option<super::Password>,
-                ::std::string::String,
-            >,
-            password_change_required: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            tags: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
-                ::std::string::String,
-            >,
-            telephone: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            unix_account: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            updated: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            updated_by: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            username: ::std::result::Result<super::UserUsername, ::std::string::String>,
-            windows_account: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for User {
-            fn default() -> Self {
-                Self {
-                    author: Ok(Default::default()),
-                    comment: Ok(Default::default()),
-                    company: Ok(Default::default()),
-                    created: Ok(Default::default()),
-                    department: Ok(Default::default()),
-                    display_name: Ok(Default::default()),
-                    email: Ok(Default::default()),
-                    full_name: Ok(Default::default()),
-                    id: Ok(Default::default()),
-                    job_title: Ok(Default::default()),
-                    locale: Ok(Default::default()),
-                    password: Ok(Default::default()),
-                    password_change_required: Ok(Default::default()),
-                    tags: Ok(Default::default()),
-                    telephone: Ok(Default::default()),
-                    unix_account: Ok(Default::default()),
-                    updated: Ok(Default::default()),
-                    updated_by: Ok(Default::default()),
-                    username: Err("no value supplied for username".to_string()),
-                    windows_account: Ok(Default::default()),
-                }
-            }
-        }
-        impl User {
-            pub fn author<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.author = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for author: {e}")
-                    });
-                self
-            }
-            pub fn comment<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.comment = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for comment: {e}")
-                    });
-                self
-            }
-            pub fn company<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.company = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for company: {e}")
-                    });
-                self
-            }
-            pub fn created<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.created = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for created: {e}")
-                    });
-                self
-            }
-            pub fn department<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.department = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for department: {e}")
-                    });
-                self
-            }
-            pub fn display_name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.display_name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for display_name: {e}")
-                    });
-                self
-            }
-            pub fn email<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.email = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for email: {e}")
-                    });
-                self
-            }
-            pub fn full_name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.full_name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for full_name: {e}")
-                    });
-                self
-            }
-            pub fn id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.id = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for id: {e}"));
-                self
-            }
-            pub fn job_title<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.job_title = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for job_title: {e}")
-                    });
-                self
-            }
-            pub fn locale<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.locale = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for locale: {e}")
-                    });
-                self
-            }
-            pub fn password<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::Password>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for password: {e}")
-                    });
-                self
-            }
-            pub fn password_change_required<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password_change_required = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for password_change_required: {e}"
-                        )
-                    });
-                self
-            }
-            pub fn tags<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.tags = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for tags: {e}")
-                    });
-                self
-            }
-            pub fn telephone<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.telephone = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for telephone: {e}")
-                    });
-                self
-            }
-            pub fn unix_account<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.unix_account = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for unix_account: {e}")
-                    });
-                self
-            }
-            pub fn updated<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated: {e}")
-                    });
-                self
-            }
-            pub fn updated_by<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated_by = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated_by: {e}")
-                    });
-                self
-            }
-            pub fn username<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::UserUsername>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.username = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for username: {e}")
-                    });
-                self
-            }
-            pub fn windows_account<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.windows_account = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for windows_account: {e}"
-                        )
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<User> for super::User {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: User,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    author: value.author?,
-                    comment: value.comment?,
-                    company: value.company?,
-                    created: value.created?,
-                    department: value.department?,
-                    display_name: value.display_name?,
-                    email: value.email?,
-                    full_name: value.full_name?,
-                    id: value.id?,
-                    job_title: value.job_title?,
-                    locale: value.locale?,
-                    password: value.password?,
-                    password_change_required: value.password_change_required?,
-                    tags: value.tags?,
-                    telephone: value.telephone?,
-                    unix_account: value.unix_account?,
-                    updated: value.updated?,
-                    updated_by: value.updated_by?,
-                    username: value.username?,
-                    windows_account: value.windows_account?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::User> for User {
-            fn from(value: super::User) -> Self {
-                Self {
-                    author: Ok(value.author),
-                    comment: Ok(value.comment),
-                    company: Ok(value.company),
-                    created: Ok(value.created),
-                    department: Ok(value.department),
-                    display_name: Ok(value.display_name),
-                    email: Ok(value.email),
-                    full_name: Ok(value.full_name),
-                    id: Ok(value.id),
-                    job_title: Ok(value.job_title),
-                    locale: Ok(value.locale),
-                    password: Ok(value.password),
-                    password_change_required: Ok(value.password_change_required),
-                    tags: Ok(value.tags),
-                    telephone: Ok(value.telephone),
-                    unix_account: Ok(value.unix_account),
-                    updated: Ok(value.updated),
-                    updated_by: Ok(value.updated_by),
-                    username: Ok(value.username),
-                    windows_account: Ok(value.windows_account),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct UserList {
-            count: ::std::result::Result<
-                ::std::option::Option<i64>,
-                ::std::string::String,
-            >,
-            items: ::std::result::Result<
-                ::std::vec::Vec<super::User>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UserList {
-            fn default() -> Self {
-                Self {
-                    count: Ok(Default::default()),
-                    items: Ok(Default::default()),
-                }
-            }
-        }
-        impl UserList {
-            pub fn count<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<i64>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.count = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for count: {e}")
-                    });
-                self
-            }
-            pub fn items<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::User>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.items = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for items: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UserList> for super::UserList {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UserList,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    count: value.count?,
-                    items: value.items?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UserList> for UserList {
-            fn from(value: super::UserList) -> Self {
-                Self {
-                    count: Ok(value.count),
-                    items: Ok(value.items),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct UserPassword {
-            created: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            password: ::std::result::Result<
-                ::std::option::Option<super::UserPasswordPassword>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UserPassword {
-            fn default() -> Self {
-                Self {
-                    created: Ok(Default::default()),
-                    password: Ok(Default::default()),
-                }
-            }
-        }
-        impl UserPassword {
-            pub fn created<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.created = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for created: {e}")
-                    });
-                self
-            }
-            pub fn password<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<super::UserPasswordPassword>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for password: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UserPassword> for super::UserPassword {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UserPassword,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    created: value.created?,
-                    password: value.password?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UserPassword> for UserPassword {
-            fn from(value: super::UserPassword) -> Self {
-                Self {
-                    created: Ok(value.created),
-                    password: Ok(value.password),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct UserRequest {
-            comment: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            company: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            department: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            display_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            email: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            full_name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            job_title: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            locale: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            password: ::std::result::Result<
-                ::std::option::Option<super::UserPassword>,
-                ::std::string::String,
-            >,
-            tags: ::std::result::Result<
-                ::std::vec::Vec<::std::string::String>,
-                ::std::string::String,
-            >,
-            telephone: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            unix_account: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            username: ::std::result::Result<
-                super::UserRequestUsername,
-                ::std::string::String,
-            >,
-            windows_account: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for UserRequest {
-            fn default() -> Self {
-                Self {
-                    comment: Ok(Default::default()),
-                    company: Ok(Default::default()),
-                    department: Ok(Default::default()),
-                    display_name: Ok(Default::default()),
-                    email: Ok(Default::default()),
-                    full_name: Ok(Default::default()),
-                    job_title: Ok(Default::default()),
-                    locale: Ok(Default::default()),
-                    password: Ok(Default::default()),
-                    tags: Ok(Default::default()),
-                    telephone: Ok(Default::default()),
-                    unix_account: Ok(Default::default()),
-                    username: Err("no value supplied for username".to_string()),
-                    windows_account: Ok(Default::default()),
-                }
-            }
-        }
-        impl UserRequest {
-            pub fn comment<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.comment = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for comment: {e}")
-                    });
-                self
-            }
-            pub fn company<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.company = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for company: {e}")
-                    });
-                self
-            }
-            pub fn department<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.department = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for department: {e}")
-                    });
-                self
-            }
-            pub fn display_name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.display_name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for display_name: {e}")
-                    });
-                self
-            }
-            pub fn email<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.email = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for email: {e}")
-                    });
-                self
-            }
-            pub fn full_name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.full_name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for full_name: {e}")
-                    });
-                self
-            }
-            pub fn job_title<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.job_title = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for job_title: {e}")
-                    });
-                self
-            }
-            pub fn locale<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.locale = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for locale: {e}")
-                    });
-                self
-            }
-            pub fn password<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<super::UserPassword>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.password = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for password: {e}")
-                    });
-                self
-            }
-            pub fn tags<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.tags = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for tags: {e}")
-                    });
-                self
-            }
-            pub fn telephone<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.telephone = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for telephone: {e}")
-                    });
-                self
-            }
-            pub fn unix_account<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.unix_account = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for unix_account: {e}")
-                    });
-                self
-            }
-            pub fn username<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<super::UserRequestUsername>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.username = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for username: {e}")
-                    });
-                self
-            }
-            pub fn windows_account<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.windows_account = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!(
-                            "error converting supplied value for windows_account: {e}"
-                        )
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<UserRequest> for super::UserRequest {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: UserRequest,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    comment: value.comment?,
-                    company: value.company?,
-                    department: value.department?,
-                    display_name: value.display_name?,
-                    email: value.email?,
-                    full_name: value.full_name?,
-                    job_title: value.job_title?,
-                    locale: value.locale?,
-                    password: value.password?,
-                    tags: value.tags?,
-                    telephone: value.telephone?,
-                    unix_account: value.unix_account?,
-                    username: value.username?,
-                    windows_account: value.windows_account?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::UserRequest> for UserRequest {
-            fn from(value: super::UserRequest) -> Self {
-                Self {
-                    comment: Ok(value.comment),
-                    company: Ok(value.company),
-                    department: Ok(value.department),
-                    display_name: Ok(value.display_name),
-                    email: Ok(value.email),
-                    full_name: Ok(value.full_name),
-                    job_title: Ok(value.job_title),
-                    locale: Ok(value.locale),
-                    password: Ok(value.password),
-                    tags: Ok(value.tags),
-                    telephone: Ok(value.telephone),
-                    unix_account: Ok(value.unix_account),
-                    username: Ok(value.username),
-                    windows_account: Ok(value.windows_account),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct VncOptions {
-            clipboard: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            file_transfer: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for VncOptions {
-            fn default() -> Self {
-                Self {
-                    clipboard: Ok(Default::default()),
-                    file_transfer: Ok(Default::default()),
-                }
-            }
-        }
-        impl VncOptions {
-            pub fn clipboard<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.clipboard = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for clipboard: {e}")
-                    });
-                self
-            }
-            pub fn file_transfer<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.file_transfer = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for file_transfer: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<VncOptions> for super::VncOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: VncOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    clipboard: value.clipboard?,
-                    file_transfer: value.file_transfer?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::VncOptions> for VncOptions {
-            fn from(value: super::VncOptions) -> Self {
-                Self {
-                    clipboard: Ok(value.clipboard),
-                    file_transfer: Ok(value.file_transfer),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct WebOptions {
-            audio: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            clipboard: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-            file_transfer: ::std::result::Result<
-                ::std::option::Option<bool>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for WebOptions {
-            fn default() -> Self {
-                Self {
-                    audio: Ok(Default::default()),
-                    clipboard: Ok(Default::default()),
-                    file_transfer: Ok(Default::default()),
-                }
-            }
-        }
-        impl WebOptions {
-            pub fn audio<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.audio = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for audio: {e}")
-                    });
-                self
-            }
-            pub fn clipboard<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.clipboard = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for clipboard: {e}")
-                    });
-                self
-            }
-            pub fn file_transfer<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<bool>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.file_transfer = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for file_transfer: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<WebOptions> for super::WebOptions {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: WebOptions,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    audio: value.audio?,
-                    clipboard: value.clipboard?,
-                    file_transfer: value.file_transfer?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::WebOptions> for WebOptions {
-            fn from(value: super::WebOptions) -> Self {
-                Self {
-                    audio: Ok(value.audio),
-                    clipboard: Ok(value.clipboard),
-                    file_transfer: Ok(value.file_transfer),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct WebauthnCredential {
-            author: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-            comment: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            created: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            credential_id: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
-            last_used: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            updated: ::std::result::Result<
-                ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                ::std::string::String,
-            >,
-            updated_by: ::std::result::Result<
-                ::std::option::Option<::uuid::Uuid>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for WebauthnCredential {
-            fn default() -> Self {
-                Self {
-                    author: Ok(Default::default()),
-                    comment: Ok(Default::default()),
-                    created: Ok(Default::default()),
-                    credential_id: Ok(Default::default()),
-                    id: Err("no value supplied for id".to_string()),
-                    last_used: Ok(Default::default()),
-                    name: Ok(Default::default()),
-                    updated: Ok(Default::default()),
-                    updated_by: Ok(Default::default()),
-                }
-            }
-        }
-        impl WebauthnCredential {
-            pub fn author<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.author = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for author: {e}")
-                    });
-                self
-            }
-            pub fn comment<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.comment = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for comment: {e}")
-                    });
-                self
-            }
-            pub fn created<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.created = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for created: {e}")
-                    });
-                self
-            }
-            pub fn credential_id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.credential_id = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for credential_id: {e}")
-                    });
-                self
-            }
-            pub fn id<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::uuid::Uuid>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.id = value
-                    .try_into()
-                    .map_err(|e| format!("error converting supplied value for id: {e}"));
-                self
-            }
-            pub fn last_used<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.last_used = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for last_used: {e}")
-                    });
-                self
-            }
-            pub fn name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for name: {e}")
-                    });
-                self
-            }
-            pub fn updated<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<
-                    ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-                >,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated: {e}")
-                    });
-                self
-            }
-            pub fn updated_by<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::uuid::Uuid>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.updated_by = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for updated_by: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<WebauthnCredential> for super::WebauthnCredential {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: WebauthnCredential,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    author: value.author?,
-                    comment: value.comment?,
-                    created: value.created?,
-                    credential_id: value.credential_id?,
-                    id: value.id?,
-                    last_used: value.last_used?,
-                    name: value.name?,
-                    updated: value.updated?,
-                    updated_by: value.updated_by?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::WebauthnCredential> for WebauthnCredential {
-            fn from(value: super::WebauthnCredential) -> Self {
-                Self {
-                    author: Ok(value.author),
-                    comment: Ok(value.comment),
-                    created: Ok(value.created),
-                    credential_id: Ok(value.credential_id),
-                    id: Ok(value.id),
-                    last_used: Ok(value.last_used),
-                    name: Ok(value.name),
-                    updated: Ok(value.updated),
-                    updated_by: Ok(value.updated_by),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct WebauthnCredentialList {
-            count: ::std::result::Result<i64, ::std::string::String>,
-            items: ::std::result::Result<
-                ::std::vec::Vec<super::WebauthnCredential>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for WebauthnCredentialList {
-            fn default() -> Self {
-                Self {
-                    count: Err("no value supplied for count".to_string()),
-                    items: Err("no value supplied for items".to_string()),
-                }
-            }
-        }
-        impl WebauthnCredentialList {
-            pub fn count<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<i64>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.count = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for count: {e}")
-                    });
-                self
-            }
-            pub fn items<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::WebauthnCredential>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.items = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for items: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<WebauthnCredentialList>
-        for super::WebauthnCredentialList {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: WebauthnCredentialList,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    count: value.count?,
-                    items: value.items?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::WebauthnCredentialList>
-        for WebauthnCredentialList {
-            fn from(value: super::WebauthnCredentialList) -> Self {
-                Self {
-                    count: Ok(value.count),
-                    items: Ok(value.items),
-                }
-            }
-        }
-        #[derive(Clone, Debug)]
-        pub struct WebauthnCredentialUpdate {
-            comment: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-            name: ::std::result::Result<
-                ::std::option::Option<::std::string::String>,
-                ::std::string::String,
-            >,
-        }
-        impl ::std::default::Default for WebauthnCredentialUpdate {
-            fn default() -> Self {
-                Self {
-                    comment: Ok(Default::default()),
-                    name: Ok(Default::default()),
-                }
-            }
-        }
-        impl WebauthnCredentialUpdate {
-            pub fn comment<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.comment = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for comment: {e}")
-                    });
-                self
-            }
-            pub fn name<T>(mut self, value: T) -> Self
-            where
-                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
-                T::Error: ::std::fmt::Display,
-            {
-                self.name = value
-                    .try_into()
-                    .map_err(|e| {
-                        format!("error converting supplied value for name: {e}")
-                    });
-                self
-            }
-        }
-        impl ::std::convert::TryFrom<WebauthnCredentialUpdate>
-        for super::WebauthnCredentialUpdate {
-            type Error = super::error::ConversionError;
-            fn try_from(
-                value: WebauthnCredentialUpdate,
-            ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                Ok(Self {
-                    comment: value.comment?,
-                    name: value.name?,
-                })
-            }
-        }
-        impl ::std::convert::From<super::WebauthnCredentialUpdate>
-        for WebauthnCredentialUpdate {
-            fn from(value: super::WebauthnCredentialUpdate) -> Self {
-                Self {
-                    comment: Ok(value.comment),
-                    name: Ok(value.name),
-                }
-            }
         }
     }
     /// Error types.
@@ -5445,47 +816,36 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct TokenCreate<'a> {
         client: &'a super::Client,
-        body: Result<types::builder::TokenRequest, String>,
+        body: Result<crate::api::types::TokenRequest, String>,
     }
     impl<'a> TokenCreate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::TokenRequest>,
-            <V as std::convert::TryInto<types::TokenRequest>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::TokenRequest>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `TokenRequest` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: TokenRequest` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::TokenRequest,
-            ) -> types::builder::TokenRequest,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `POST` request to `/auth/api/v1/oauth/token`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::TokenResponse>, Error<types::OAuthError>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::TokenResponse>,
+            Error<crate::api::types::OAuthError>,
+        > {
             let Self { client, body } = self;
-            let body = body
-                .and_then(|v| {
-                    types::TokenRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/auth/api/v1/oauth/token", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -5609,7 +969,10 @@ pub mod builder {
         ///Sends a `GET` request to `/extender-service/api/v1/listeners`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ListenerList>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::ListenerList>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, limit, offset, sortdir, sortkey } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
             let offset = offset.map_err(Error::InvalidRequest)?;
@@ -5692,49 +1055,36 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct ListenerCreate<'a> {
         client: &'a super::Client,
-        body: Result<types::builder::ListenerCreate, String>,
+        body: Result<crate::api::types::ListenerCreate, String>,
     }
     impl<'a> ListenerCreate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::ListenerCreate>,
-            <V as std::convert::TryInto<
-                types::ListenerCreate,
-            >>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::ListenerCreate>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `ListenerCreate` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: ListenerCreate` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::ListenerCreate,
-            ) -> types::builder::ListenerCreate,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `POST` request to `/extender-service/api/v1/listeners`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::Listener>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::Listener>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, body } = self;
-            let body = body
-                .and_then(|v| {
-                    types::ListenerCreate::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/extender-service/api/v1/listeners", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -5832,7 +1182,10 @@ pub mod builder {
         ///Sends a `GET` request to `/extender-service/api/v1/listeners/{id}`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::Listener>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::Listener>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, id } = self;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
@@ -5912,14 +1265,14 @@ pub mod builder {
     pub struct ListenerUpdate<'a> {
         client: &'a super::Client,
         id: Result<::uuid::Uuid, String>,
-        body: Result<types::builder::Listener, String>,
+        body: Result<crate::api::types::Listener, String>,
     }
     impl<'a> ListenerUpdate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn id<V>(mut self, value: V) -> Self
@@ -5935,29 +1288,23 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::Listener>,
-            <V as std::convert::TryInto<types::Listener>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::Listener>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| format!("conversion to `Listener` for body failed: {}", s));
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(types::builder::Listener) -> types::builder::Listener,
-        {
-            self.body = self.body.map(f);
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: Listener` for body failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `PUT` request to `/extender-service/api/v1/listeners/{id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, id, body } = self;
             let id = id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| types::Listener::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/extender-service/api/v1/listeners/{}", client.baseurl, encode_path(&
                 id.to_string()),
@@ -6056,7 +1403,9 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/extender-service/api/v1/listeners/{id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, id } = self;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
@@ -6136,7 +1485,7 @@ pub mod builder {
     pub struct ConnectionTerminate<'a> {
         client: &'a super::Client,
         connection_id: Result<::uuid::Uuid, String>,
-        body: Result<types::TerminateRequest, String>,
+        body: Result<crate::api::types::TerminateRequest, String>,
     }
     impl<'a> ConnectionTerminate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -6160,17 +1509,20 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::TerminateRequest>,
+            V: std::convert::TryInto<crate::api::types::TerminateRequest>,
         {
             self.body = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `TerminateRequest` for body failed".to_string()
+                    "conversion to `crate :: api :: types :: TerminateRequest` for body failed"
+                        .to_string()
                 });
             self
         }
         ///Sends a `POST` request to `/connection-manager/api/v1/terminate/connection/{connection_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, connection_id, body } = self;
             let connection_id = connection_id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
@@ -6252,7 +1604,7 @@ pub mod builder {
     pub struct ConnectionTerminateHost<'a> {
         client: &'a super::Client,
         host_id: Result<::uuid::Uuid, String>,
-        body: Result<types::TerminateRequest, String>,
+        body: Result<crate::api::types::TerminateRequest, String>,
     }
     impl<'a> ConnectionTerminateHost<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -6275,17 +1627,20 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::TerminateRequest>,
+            V: std::convert::TryInto<crate::api::types::TerminateRequest>,
         {
             self.body = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `TerminateRequest` for body failed".to_string()
+                    "conversion to `crate :: api :: types :: TerminateRequest` for body failed"
+                        .to_string()
                 });
             self
         }
         ///Sends a `POST` request to `/connection-manager/api/v1/terminate/host/{host_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, host_id, body } = self;
             let host_id = host_id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
@@ -6367,7 +1722,7 @@ pub mod builder {
     pub struct ConnectionTerminateUser<'a> {
         client: &'a super::Client,
         user_id: Result<::uuid::Uuid, String>,
-        body: Result<types::TerminateRequest, String>,
+        body: Result<crate::api::types::TerminateRequest, String>,
     }
     impl<'a> ConnectionTerminateUser<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -6390,17 +1745,20 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::TerminateRequest>,
+            V: std::convert::TryInto<crate::api::types::TerminateRequest>,
         {
             self.body = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `TerminateRequest` for body failed".to_string()
+                    "conversion to `crate :: api :: types :: TerminateRequest` for body failed"
+                        .to_string()
                 });
             self
         }
         ///Sends a `POST` request to `/connection-manager/api/v1/terminate/user/{user_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id, body } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
@@ -6544,7 +1902,10 @@ pub mod builder {
         ///Sends a `GET` request to `/local-user-store/api/v1/users`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::UserList>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::UserList>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, id, limit, offset, username } = self;
             let id = id.map_err(Error::InvalidRequest)?;
             let limit = limit.map_err(Error::InvalidRequest)?;
@@ -6627,45 +1988,36 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UserCreate<'a> {
         client: &'a super::Client,
-        body: Result<types::builder::UserRequest, String>,
+        body: Result<crate::api::types::UserRequest, String>,
     }
     impl<'a> UserCreate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::UserRequest>,
-            <V as std::convert::TryInto<types::UserRequest>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::UserRequest>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `UserRequest` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: UserRequest` for body failed"
+                        .to_string()
                 });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::UserRequest,
-            ) -> types::builder::UserRequest,
-        {
-            self.body = self.body.map(f);
             self
         }
         ///Sends a `POST` request to `/local-user-store/api/v1/users`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::CreatedId>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::CreatedId>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, body } = self;
-            let body = body
-                .and_then(|v| types::UserRequest::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/local-user-store/api/v1/users", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -6806,7 +2158,7 @@ pub mod builder {
             self,
         ) -> Result<
             ResponseValue<::std::vec::Vec<::std::string::String>>,
-            Error<types::Error>,
+            Error<crate::api::types::Error>,
         > {
             let Self { client, limit, offset, query, sortdir } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
@@ -6913,7 +2265,10 @@ pub mod builder {
         ///Sends a `GET` request to `/local-user-store/api/v1/users/{user_id}`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::User>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::User>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, user_id } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let url = format!(
@@ -6993,14 +2348,14 @@ pub mod builder {
     pub struct UserUpdate<'a> {
         client: &'a super::Client,
         user_id: Result<::uuid::Uuid, String>,
-        body: Result<types::builder::UserRequest, String>,
+        body: Result<crate::api::types::UserRequest, String>,
     }
     impl<'a> UserUpdate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 user_id: Err("user_id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn user_id<V>(mut self, value: V) -> Self
@@ -7016,33 +2371,23 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::UserRequest>,
-            <V as std::convert::TryInto<types::UserRequest>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::UserRequest>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `UserRequest` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: UserRequest` for body failed"
+                        .to_string()
                 });
             self
         }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::UserRequest,
-            ) -> types::builder::UserRequest,
-        {
-            self.body = self.body.map(f);
-            self
-        }
         ///Sends a `PUT` request to `/local-user-store/api/v1/users/{user_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id, body } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| types::UserRequest::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/local-user-store/api/v1/users/{}", client.baseurl, encode_path(&
                 user_id.to_string()),
@@ -7141,7 +2486,9 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/local-user-store/api/v1/users/{user_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let url = format!(
@@ -7221,14 +2568,14 @@ pub mod builder {
     pub struct UserPasswordSet<'a> {
         client: &'a super::Client,
         user_id: Result<::std::string::String, String>,
-        body: Result<types::builder::Password, String>,
+        body: Result<crate::api::types::Password, String>,
     }
     impl<'a> UserPasswordSet<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 user_id: Err("user_id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn user_id<V>(mut self, value: V) -> Self
@@ -7245,29 +2592,23 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::Password>,
-            <V as std::convert::TryInto<types::Password>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::Password>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| format!("conversion to `Password` for body failed: {}", s));
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(types::builder::Password) -> types::builder::Password,
-        {
-            self.body = self.body.map(f);
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: Password` for body failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `PUT` request to `/local-user-store/api/v1/users/{user_id}/password`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id, body } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| types::Password::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/local-user-store/api/v1/users/{}/password", client.baseurl,
                 encode_path(& user_id.to_string()),
@@ -7353,7 +2694,10 @@ pub mod builder {
         ///Sends a `GET` request to `/host-store/api/v1/settings/default_service_options`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::ServiceOptions>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceOptions>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client } = self;
             let url = format!(
                 "{}/host-store/api/v1/settings/default_service_options", client.baseurl,
@@ -7508,7 +2852,10 @@ pub mod builder {
         ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::WebauthnCredentialList>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::WebauthnCredentialList>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, user_id, limit, offset, sortdir, sortkey } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let limit = limit.map_err(Error::InvalidRequest)?;
@@ -7633,7 +2980,10 @@ pub mod builder {
         ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::WebauthnCredential>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::WebauthnCredential>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, user_id, id } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
@@ -7715,7 +3065,7 @@ pub mod builder {
         client: &'a super::Client,
         user_id: Result<::std::string::String, String>,
         id: Result<::std::string::String, String>,
-        body: Result<types::builder::WebauthnCredentialUpdate, String>,
+        body: Result<crate::api::types::WebauthnCredentialUpdate, String>,
     }
     impl<'a> WebauthnCredentialUpdate<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -7723,7 +3073,7 @@ pub mod builder {
                 client: client,
                 user_id: Err("user_id was not initialized".to_string()),
                 id: Err("id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn user_id<V>(mut self, value: V) -> Self
@@ -7752,41 +3102,24 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::WebauthnCredentialUpdate>,
-            <V as std::convert::TryInto<
-                types::WebauthnCredentialUpdate,
-            >>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::WebauthnCredentialUpdate>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!(
-                        "conversion to `WebauthnCredentialUpdate` for body failed: {}", s
-                    )
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: WebauthnCredentialUpdate` for body failed"
+                        .to_string()
                 });
             self
         }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::WebauthnCredentialUpdate,
-            ) -> types::builder::WebauthnCredentialUpdate,
-        {
-            self.body = self.body.map(f);
-            self
-        }
         ///Sends a `PUT` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id, id, body } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::WebauthnCredentialUpdate::try_from(v)
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
@@ -7900,7 +3233,9 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, user_id, id } = self;
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
@@ -7988,7 +3323,10 @@ pub mod builder {
         ///Sends a `GET` request to `/test-control/api/v1/state`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::Fixtures>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::Fixtures>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client } = self;
             let url = format!("{}/test-control/api/v1/state", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -8063,43 +3401,33 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct StateReset<'a> {
         client: &'a super::Client,
-        body: Result<types::builder::StateReset, String>,
+        body: Result<crate::api::types::StateReset, String>,
     }
     impl<'a> StateReset<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::StateReset>,
-            <V as std::convert::TryInto<types::StateReset>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::StateReset>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `StateReset` for body failed: {}", s)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: StateReset` for body failed"
+                        .to_string()
                 });
             self
         }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::StateReset,
-            ) -> types::builder::StateReset,
-        {
-            self.body = self.body.map(f);
-            self
-        }
         ///Sends a `POST` request to `/test-control/api/v1/state/reset`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, body } = self;
-            let body = body
-                .and_then(|v| types::StateReset::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/test-control/api/v1/state/reset", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8174,39 +3502,33 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct FixturesLoad<'a> {
         client: &'a super::Client,
-        body: Result<types::builder::Fixtures, String>,
+        body: Result<crate::api::types::Fixtures, String>,
     }
     impl<'a> FixturesLoad<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::Fixtures>,
-            <V as std::convert::TryInto<types::Fixtures>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::Fixtures>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| format!("conversion to `Fixtures` for body failed: {}", s));
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(types::builder::Fixtures) -> types::builder::Fixtures,
-        {
-            self.body = self.body.map(f);
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: Fixtures` for body failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `POST` request to `/test-control/api/v1/state/fixtures`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, body } = self;
-            let body = body
-                .and_then(|v| types::Fixtures::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/test-control/api/v1/state/fixtures", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
             header_map
@@ -8330,7 +3652,10 @@ pub mod builder {
         ///Sends a `GET` request to `/test-control/api/v1/journal`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::JournalList>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::JournalList>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client, limit, path, status } = self;
             let limit = limit.map_err(Error::InvalidRequest)?;
             let path = path.map_err(Error::InvalidRequest)?;
@@ -8417,7 +3742,9 @@ pub mod builder {
             Self { client: client }
         }
         ///Sends a `DELETE` request to `/test-control/api/v1/journal`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client } = self;
             let url = format!("{}/test-control/api/v1/journal", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -8500,7 +3827,10 @@ pub mod builder {
         ///Sends a `GET` request to `/test-control/api/v1/faults`
         pub async fn send(
             self,
-        ) -> Result<ResponseValue<types::FaultList>, Error<types::Error>> {
+        ) -> Result<
+            ResponseValue<crate::api::types::FaultList>,
+            Error<crate::api::types::Error>,
+        > {
             let Self { client } = self;
             let url = format!("{}/test-control/api/v1/faults", client.baseurl,);
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -8576,14 +3906,14 @@ pub mod builder {
     pub struct FaultSet<'a> {
         client: &'a super::Client,
         operation_id: Result<::std::string::String, String>,
-        body: Result<types::builder::Fault, String>,
+        body: Result<crate::api::types::Fault, String>,
     }
     impl<'a> FaultSet<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 operation_id: Err("operation_id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
+                body: Err("body was not initialized".to_string()),
             }
         }
         pub fn operation_id<V>(mut self, value: V) -> Self
@@ -8600,29 +3930,23 @@ pub mod builder {
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<types::Fault>,
-            <V as std::convert::TryInto<types::Fault>>::Error: std::fmt::Display,
+            V: std::convert::TryInto<crate::api::types::Fault>,
         {
             self.body = value
                 .try_into()
-                .map(From::from)
-                .map_err(|s| format!("conversion to `Fault` for body failed: {}", s));
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(types::builder::Fault) -> types::builder::Fault,
-        {
-            self.body = self.body.map(f);
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: Fault` for body failed"
+                        .to_string()
+                });
             self
         }
         ///Sends a `PUT` request to `/test-control/api/v1/faults/{operation_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, operation_id, body } = self;
             let operation_id = operation_id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| types::Fault::try_from(v).map_err(|e| e.to_string()))
-                .map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
                 "{}/test-control/api/v1/faults/{}", client.baseurl, encode_path(&
                 operation_id.to_string()),
@@ -8722,7 +4046,9 @@ pub mod builder {
             self
         }
         ///Sends a `DELETE` request to `/test-control/api/v1/faults/{operation_id}`
-        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
             let Self { client, operation_id } = self;
             let operation_id = operation_id.map_err(Error::InvalidRequest)?;
             let url = format!(

@@ -21,7 +21,7 @@ pub use crate::error::{ApiError, OAuthError};
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/privx_api.rs"));
 }
-pub use generated::{openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS};
+pub use generated::{locations, openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS};
 
 /// The spec, `spec/privx.yaml`, as JSON.
 pub const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));

@@ -1,10 +1,17 @@
-//! build.rs refuses what it cannot generate correctly, with a message naming the operation.
+//! build.rs refuses what it cannot generate correctly, with a message naming the operation,
+//! and what it generates beside the API (the `Location` of created resources) is what the
+//! server serves.
 
+use privx_mock::api::locations;
+use privx_mock::client::types;
 use serde_yaml::Value;
 
+use crate::helpers::{spawn_app, user_request};
+
+/// The build script as a module; `spec_drift.rs` uses its model's `$ref` resolver.
 #[allow(dead_code)]
 #[path = "../../build.rs"]
-mod build_script;
+pub(crate) mod build_script;
 
 fn spec() -> Value {
     let text = std::fs::read_to_string(crate::helpers::repo_path("spec/privx.yaml")).unwrap();
@@ -32,7 +39,7 @@ fn the_spec_generates() {
 #[test]
 fn unsupported_constructs_fail_with_a_clear_message() {
     type Mutation = fn(&mut Value);
-    let cases: [(Mutation, &str); 7] = [
+    let cases: [(Mutation, &str); 8] = [
         (
             |s| {
                 let op = operation(s, "/local-user-store/api/v1/users", "get");
@@ -90,6 +97,14 @@ fn unsupported_constructs_fail_with_a_clear_message() {
             },
             "unsupported construct: Failed to make unique variant names",
         ),
+        (
+            |s| {
+                let item = s["paths"]["/extender-service/api/v1/listeners/{id}"].as_mapping_mut();
+                item.unwrap().remove("get");
+            },
+            "POST /extender-service/api/v1/listeners: its 201 response declares a Location \
+             header, but there is no GET operation at /extender-service/api/v1/listeners/{...}",
+        ),
     ];
     for (mutate, expected) in cases {
         let mut spec = spec();
@@ -97,4 +112,31 @@ fn unsupported_constructs_fail_with_a_clear_message() {
         let errors = errors_of(&spec, expected);
         assert!(errors.contains(expected), "expected {expected:?} in:\n{errors}");
     }
+}
+
+#[tokio::test]
+async fn location_functions_name_the_created_resource_as_the_server_does() {
+    let app = spawn_app().await;
+    let user = app.client.user_create().body(user_request("alice")).send().await.unwrap();
+    let path = locations::user_create(user.id);
+    assert_eq!(user.headers()["location"], path.as_str());
+    assert_eq!(path, format!("/local-user-store/api/v1/users/{}", user.id));
+    let read: types::User =
+        app.http.get(app.url(&path)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read.username.as_str(), "alice");
+
+    let body = types::ListenerCreate {
+        network: "tcp".try_into().unwrap(),
+        destination: "ext1/db:5432".try_into().unwrap(),
+        source: Vec::new(),
+        keep_open_sec: None,
+    };
+    let listener = app.client.listener_create().body(body).send().await.unwrap();
+    let id = listener.id.expect("a created listener has an id");
+    let path = locations::listener_create(id);
+    assert_eq!(listener.headers()["location"], path.as_str());
+    assert_eq!(path, format!("/extender-service/api/v1/listeners/{id}"));
+    let read: types::Listener =
+        app.http.get(app.url(&path)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(read.id, Some(id));
 }
