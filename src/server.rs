@@ -13,8 +13,9 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::api::{privx_api_mod, DOCS_HTML, SPEC_JSON, SPEC_YAML};
 use crate::clock::Clock;
-use crate::http::auth::{Auth, AuthConfig};
-use crate::http::journal::{Journal, LogFormat, RequestLog};
+use crate::config::{AuthConfig, LogFormat};
+use crate::http::auth::Auth;
+use crate::http::journal::{Journal, RequestLog};
 use crate::http::test_control::TestControl;
 use crate::http::{Context, PrivxApiImpl};
 use crate::password;
@@ -42,13 +43,6 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthConfig,
     pub clock: Clock,
-}
-
-/// Reads the TOML config file (see the README for its keys).
-pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
 fn static_page(content_type: &str, body: &'static str) -> Result<http::Response<Body>, HttpError> {
@@ -149,11 +143,20 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     // runtime's own threads stay free meanwhile.
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
-    let (auth, generated) = Auth::bootstrap(&config.auth, &store, &config.clock)
-        .context("setting up authentication")?;
-    for line in generated.lines {
-        eprintln!("privx-mock: generated {line}");
+    let secrets = store
+        .bootstrap_secrets(&config.auth, &config.clock)
+        .context("setting up the server's secrets")?;
+    if let Some(secret) = &secrets.generated_oauth_client_secret {
+        let id = config.auth.oauth_client_id();
+        eprintln!(
+            "privx-mock: generated OAuth client: id {id:?}, secret {secret:?} (shown only now)"
+        );
     }
+    if let Some(password) = &secrets.generated_admin_password {
+        let name = config.auth.admin_username();
+        eprintln!("privx-mock: generated admin: username {name:?}, password {password:?} (shown only now)");
+    }
+    let auth = Auth::new(&config.auth, secrets, &config.clock);
     if let Some(path) = &config.fixtures {
         load(&store, path, &config.clock)?;
     }

@@ -15,7 +15,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::{ApiError, OAuthError};
+mod error;
+pub use error::{ApiError, OAuthError};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
 mod generated {

@@ -267,7 +267,7 @@ impl Store {
             connections: self.connections()?,
             listeners,
             settings: named(&self.settings, "")?,
-            secrets: named(&self.meta, super::SECRET_PREFIX)?,
+            secrets: named(&self.meta, super::secrets::SECRET_PREFIX)?,
         })
     }
 }

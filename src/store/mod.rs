@@ -52,6 +52,7 @@
 mod batch;
 mod fixtures;
 mod listeners;
+mod secrets;
 mod users;
 mod webauthn;
 
@@ -64,10 +65,11 @@ use uuid::Uuid;
 
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
+pub use secrets::Secrets;
 pub use users::{PasswordHash, UserProfile, UserRecord};
 pub use webauthn::{CredentialRecord, CredentialSort};
 
-/// What can go wrong in the store. It knows nothing of HTTP; `crate::error` maps it.
+/// What can go wrong in the store. It knows nothing of HTTP; `crate::http` maps it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind} {id} not found")]
@@ -201,8 +203,6 @@ const USER_COUNT: &[u8] = b"user_count";
 const LAYOUT: &[u8] = b"layout";
 /// The layout this code reads and writes (see "Layout versions").
 const LAYOUT_VERSION: u64 = 2;
-/// Server secrets live in `meta` under this prefix.
-const SECRET_PREFIX: &str = "auth.";
 
 impl Store {
     /// Opens (or creates) the store in `dir`, once no other handle holds it (see "Durability
@@ -320,18 +320,6 @@ impl Store {
     fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
         self.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
         Ok(())
-    }
-
-    /// The server secret `name` (a signing key, a password hash...), if one was kept.
-    pub fn secret<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.meta, format!("{SECRET_PREFIX}{name}").as_bytes())
-    }
-
-    /// Keeps the server secret `name`, durably.
-    pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.meta
-            .insert(format!("{SECRET_PREFIX}{name}").as_bytes(), serde_json::to_vec(value)?)?;
-        self.flush()
     }
 
     /// Empties the store but for the server's secrets (test-control reset).
