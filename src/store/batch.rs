@@ -71,8 +71,11 @@ impl Batch {
 
     /// Writes the batch (see the module docs for why it survives a crash whole or not at all).
     pub(super) fn apply(self) -> Result<(), StoreError> {
-        if self.writes.is_empty() {
-            return Ok(());
+        match self.writes.as_slice() {
+            [] => return Ok(()),
+            // One single-key write is whole by itself: no pending record needed.
+            [write] => return write_one(&write.tree, &write.key, write.value.as_deref()),
+            _ => {}
         }
         self.meta.insert(PENDING, encode(&self.writes))?;
         for write in &self.writes {
