@@ -86,6 +86,13 @@ impl Batch {
     }
 }
 
+/// The crash [`recover`] is for: only step 1 of [`Batch::apply`] happens.
+#[cfg(test)]
+pub(super) fn crash_after_pending_record(batch: Batch) -> Result<(), StoreError> {
+    batch.meta.insert(PENDING, encode(&batch.writes))?;
+    Ok(())
+}
+
 fn write_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
     match value {
         Some(value) => tree.insert(key, value)?,
@@ -179,7 +186,7 @@ mod tests {
         assert_eq!(batch.get(&users, b"gone").unwrap(), None, "reads see the batch");
         // The crash: only step 1 happened. (Reopening would add nothing: `Store::open` runs
         // `recover` on whatever `meta` holds, as here.)
-        meta.insert(PENDING, encode(&batch.writes)).unwrap();
+        crash_after_pending_record(batch).unwrap();
         assert_eq!(users.get("a").unwrap(), None, "not applied yet");
         recover(&db, &meta).unwrap();
         assert_eq!(users.get("a").unwrap().as_deref(), Some(&b"1"[..]));

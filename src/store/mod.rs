@@ -55,6 +55,8 @@ mod connections;
 mod fixtures;
 mod listeners;
 mod secrets;
+#[cfg(test)]
+mod tests;
 mod users;
 mod webauthn;
 

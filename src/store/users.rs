@@ -101,7 +101,11 @@ impl UserTx<'_> {
     }
 
     /// Writes `new` in place of `old`, keeping every index in step.
-    fn put(&mut self, old: Option<&UserRecord>, new: &UserRecord) -> Result<(), StoreError> {
+    pub(super) fn put(
+        &mut self,
+        old: Option<&UserRecord>,
+        new: &UserRecord,
+    ) -> Result<(), StoreError> {
         let store = self.store;
         let name = username_key(&new.profile.username);
         if let Some(holder) = self.batch.get(&store.usernames, &name)? {
