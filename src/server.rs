@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use dropshot::{
@@ -137,30 +138,28 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
     server.close().await.map_err(|e| anyhow::anyhow!(e))
 }
 
-/// Opens the store, loads the fixtures (if any) and starts serving.
-pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
-    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
-    // runtime's own threads stay free meanwhile.
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
-    let secrets = store
-        .bootstrap_secrets(&config.auth, &config.clock)
-        .context("setting up the server's secrets")?;
+/// Authentication from the configuration and the secrets the store keeps; a secret generated
+/// now is shown this once.
+fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::Result<Auth> {
+    let secrets =
+        store.bootstrap_secrets(config, clock).context("setting up the server's secrets")?;
+    let shown_once = "(shown only now)";
     if let Some(secret) = &secrets.generated_oauth_client_secret {
-        let id = config.auth.oauth_client_id();
-        eprintln!(
-            "privx-mock: generated OAuth client: id {id:?}, secret {secret:?} (shown only now)"
-        );
+        let id = config.oauth_client_id();
+        eprintln!("privx-mock: generated OAuth client: id {id:?}, secret {secret:?} {shown_once}");
     }
     if let Some(password) = &secrets.generated_admin_password {
-        let name = config.auth.admin_username();
-        eprintln!("privx-mock: generated admin: username {name:?}, password {password:?} (shown only now)");
+        let name = config.admin_username();
+        eprintln!(
+            "privx-mock: generated admin: username {name:?}, password {password:?} {shown_once}"
+        );
     }
-    let auth = Auth::new(&config.auth, secrets, &config.clock);
-    if let Some(path) = &config.fixtures {
-        load(&store, path, &config.clock)?;
-    }
-    let journal = std::sync::Arc::new(Journal::default());
+    Ok(Auth::new(config, secrets, clock))
+}
+
+/// The logger dropshot logs into: log lines to standard error or the log file, and every
+/// request into `journal`.
+fn logger(config: &Config, journal: Arc<Journal>) -> anyhow::Result<slog::Logger> {
     let writer = match &config.log_file {
         None => BoxMakeWriter::new(std::io::stderr),
         Some(path) => {
@@ -172,13 +171,22 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             BoxMakeWriter::new(std::sync::Mutex::new(file))
         }
     };
-    let log = RequestLog::logger(
-        journal.clone(),
-        config.clock.clone(),
-        config.log_level,
-        config.log_format,
-        writer,
-    );
+    let clock = config.clock.clone();
+    Ok(RequestLog::logger(journal, clock, config.log_level, config.log_format, writer))
+}
+
+/// Opens the store, loads the fixtures (if any) and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
+    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
+    // runtime's own threads stay free meanwhile.
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
+    let auth = authentication(&store, &config.auth, &config.clock)?;
+    if let Some(path) = &config.fixtures {
+        load(&store, path, &config.clock)?;
+    }
+    let journal = Arc::new(Journal::default());
+    let log = logger(&config, journal.clone())?;
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -191,7 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         key_file: key_file.clone(),
     });
     let context = Context {
-        store: std::sync::Arc::new(store),
+        store: Arc::new(store),
         clock: config.clock.clone(),
         auth,
         journal,

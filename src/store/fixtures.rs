@@ -241,17 +241,6 @@ impl Store {
                 stamps: l.authorship.into(),
             })
             .collect();
-        let named = |tree: &sled::Tree,
-                     prefix: &str|
-         -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
-            tree.scan_prefix(prefix.as_bytes())
-                .map(|entry| {
-                    let (key, value) = entry?;
-                    let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                    Ok((name, serde_json::from_slice(&value)?))
-                })
-                .collect()
-        };
         Ok(Fixtures {
             users,
             webauthn_credentials,
@@ -261,4 +250,18 @@ impl Store {
             secrets: named(&self.meta, super::secrets::SECRET_PREFIX)?,
         })
     }
+}
+
+/// The JSON documents of `tree` whose keys start with `prefix`, by the rest of their key.
+fn named(
+    tree: &sled::Tree,
+    prefix: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
+    tree.scan_prefix(prefix.as_bytes())
+        .map(|entry| {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            Ok((name, serde_json::from_slice(&value)?))
+        })
+        .collect()
 }
