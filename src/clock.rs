@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rand::{RngCore, SeedableRng};
 use uuid::Uuid;
@@ -71,5 +72,11 @@ impl Clock {
         let millis = u64::try_from(self.now().timestamp_millis()).unwrap_or(0);
         let random: [u8; 10] = self.random_bytes();
         uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+    }
+
+    /// A secret the server makes itself: 32 random bytes, URL-safe base64.
+    pub fn new_secret(&self) -> String {
+        let bytes: [u8; 32] = self.random_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 }

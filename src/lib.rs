@@ -1,9 +1,13 @@
 //! A spec-first, stateful server for part of the PrivX REST API.
 //!
-//! Dependencies point one way: `main -> server -> http -> {api, error, store}`.
+//! Dependencies point one way: `main -> server -> http -> {api, store}`. Below them all are
+//! `config` (what a person configures), `clock` (time and randomness) and `password`
+//! (hashing), which depend on nothing of the server. `api` is the spec (generated types, the
+//! trait, the error answers) and knows nothing of the store; `store` knows nothing of HTTP;
+//! `http` is where the two meet.
 pub mod api;
 pub mod clock;
-pub mod error;
+pub mod config;
 pub mod http;
 pub mod password;
 pub mod server;

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use privx_mock::clock::Clock;
-use privx_mock::http::auth::AuthConfig;
-use privx_mock::http::journal::LogFormat;
+use privx_mock::config::{self, AuthConfig, LogFormat};
 use privx_mock::server::{self, Config};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
@@ -83,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         return server::import(&args.data_dir, file);
     }
     let mut auth = match &args.config {
-        Some(path) => server::read_auth_config(path)?,
+        Some(path) => config::read_auth_config(path)?,
         None => AuthConfig::default(),
     };
     auth.admin.username = args.admin_username.or(auth.admin.username);
@@ -95,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "generated at first start and printed then (keep them; only their hashes are stored)"
     };
-    let client_id = auth.oauth_client.id.clone().unwrap_or_else(|| "privx-mock".to_string());
+    let client_id = auth.oauth_client_id();
     let server = server::start(Config {
         bind: args.bind,
         data_dir: args.data_dir,

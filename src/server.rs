@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use dropshot::{
@@ -13,8 +14,9 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::api::{privx_api_mod, DOCS_HTML, SPEC_JSON, SPEC_YAML};
 use crate::clock::Clock;
-use crate::http::auth::{Auth, AuthConfig};
-use crate::http::journal::{Journal, LogFormat, RequestLog};
+use crate::config::{AuthConfig, LogFormat};
+use crate::http::auth::Auth;
+use crate::http::journal::{Journal, RequestLog};
 use crate::http::test_control::TestControl;
 use crate::http::{Context, PrivxApiImpl};
 use crate::password;
@@ -42,13 +44,6 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthConfig,
     pub clock: Clock,
-}
-
-/// Reads the TOML config file (see the README for its keys).
-pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
 fn static_page(content_type: &str, body: &'static str) -> Result<http::Response<Body>, HttpError> {
@@ -143,21 +138,28 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
     server.close().await.map_err(|e| anyhow::anyhow!(e))
 }
 
-/// Opens the store, loads the fixtures (if any) and starts serving.
-pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
-    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
-    // runtime's own threads stay free meanwhile.
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
-    let (auth, generated) = Auth::bootstrap(&config.auth, &store, &config.clock)
-        .context("setting up authentication")?;
-    for line in generated.lines {
-        eprintln!("privx-mock: generated {line}");
+/// Authentication from the configuration and the secrets the store keeps; a secret generated
+/// now is shown this once.
+fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::Result<Auth> {
+    let secrets =
+        store.bootstrap_secrets(config, clock).context("setting up the server's secrets")?;
+    let shown_once = "(shown only now)";
+    if let Some(secret) = &secrets.generated_oauth_client_secret {
+        let id = config.oauth_client_id();
+        eprintln!("privx-mock: generated OAuth client: id {id:?}, secret {secret:?} {shown_once}");
     }
-    if let Some(path) = &config.fixtures {
-        load(&store, path, &config.clock)?;
+    if let Some(password) = &secrets.generated_admin_password {
+        let name = config.admin_username();
+        eprintln!(
+            "privx-mock: generated admin: username {name:?}, password {password:?} {shown_once}"
+        );
     }
-    let journal = std::sync::Arc::new(Journal::default());
+    Ok(Auth::new(config, secrets, clock))
+}
+
+/// The logger dropshot logs into: log lines to standard error or the log file, and every
+/// request into `journal`.
+fn logger(config: &Config, journal: Arc<Journal>) -> anyhow::Result<slog::Logger> {
     let writer = match &config.log_file {
         None => BoxMakeWriter::new(std::io::stderr),
         Some(path) => {
@@ -169,13 +171,22 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             BoxMakeWriter::new(std::sync::Mutex::new(file))
         }
     };
-    let log = RequestLog::logger(
-        journal.clone(),
-        config.clock.clone(),
-        config.log_level,
-        config.log_format,
-        writer,
-    );
+    let clock = config.clock.clone();
+    Ok(RequestLog::logger(journal, clock, config.log_level, config.log_format, writer))
+}
+
+/// Opens the store, loads the fixtures (if any) and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
+    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
+    // runtime's own threads stay free meanwhile.
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
+    let auth = authentication(&store, &config.auth, &config.clock)?;
+    if let Some(path) = &config.fixtures {
+        load(&store, path, &config.clock)?;
+    }
+    let journal = Arc::new(Journal::default());
+    let log = logger(&config, journal.clone())?;
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -188,7 +199,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         key_file: key_file.clone(),
     });
     let context = Context {
-        store: std::sync::Arc::new(store),
+        store: Arc::new(store),
         clock: config.clock.clone(),
         auth,
         journal,

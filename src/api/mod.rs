@@ -1,5 +1,6 @@
 //! The API as the spec defines it: the generated types, the `PrivxApi` trait, the table of
-//! operations and their scopes, and the few hand-written pieces the generated code names
+//! operations and their scopes, its error answers ([`ApiError`], [`OAuthError`], in `error`),
+//! and the few hand-written pieces the generated code names
 //! (`crate::api::...`): dropshot has no 200-with-no-body response, no optional JSON body and
 //! no `Location` header type, its 200 response cannot carry JSON that is already encoded, and
 //! the generated OpenAPI document is assembled here.
@@ -15,7 +16,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::error::{ApiError, OAuthError};
+mod error;
+pub use error::{ApiError, OAuthError};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
 mod generated {

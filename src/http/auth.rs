@@ -1,88 +1,56 @@
-//! Who is calling, and may they: OAuth2 tokens like PrivX's.
+//! Who is calling, and may they: OAuth2 tokens like PrivX's, and the token endpoint's grants.
 //!
 //! Tokens are HS256-signed JWTs carrying the caller's id (`sub`), its scopes (`scope`,
 //! space-separated) and expiry (`exp`); verifying one needs the key alone, no store read. The
-//! key is given in the config or generated at first start and kept in the store, so tokens
-//! survive a restart. A client sends the same token on every call until it expires, so a token
-//! is verified (signature and claims) once and remembered: checking the signature and decoding
-//! the claims cost more than the rest of a read request together. Which scopes an operation
-//! accepts comes from the spec (the generated `OPERATIONS` table): any one of them suffices.
+//! key comes from the store's [`Secrets`] (configured, or generated at first start and kept),
+//! so tokens survive a restart. A client sends the same token on every call until it expires,
+//! so a token is verified (signature and claims) once and remembered: checking the signature
+//! and decoding the claims cost more than the rest of a read request together. Which scopes an
+//! operation accepts comes from the spec (the generated `OPERATIONS` table): any one of them
+//! suffices.
 //!
 //! Principals: the bootstrap admin (scopes `admin` and `user`), local users (`user`), and API
 //! clients from the config file (the scopes listed for them). Every password and secret is
 //! kept only as an argon2id hash and compared by argon2 (in constant time).
 
+mod verified_tokens;
+
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use dropshot::ErrorStatusCode;
+use dropshot::{ErrorStatusCode, RequestContext};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::types::ErrorCode;
+use super::Context;
+use crate::api::types::{self, ErrorCode};
 use crate::api::{ApiError, OAuthError, OPERATIONS};
 use crate::clock::Clock;
+use crate::config::AuthConfig;
 use crate::password;
-use crate::store::{Store, StoreError};
+use crate::store::{Secrets, Store};
+use verified_tokens::VerifiedTokens;
 
 pub const ADMIN_SCOPES: &[&str] = &["admin", "user"];
 pub const USER_SCOPES: &[&str] = &["user"];
 const ISSUER: &str = "privx-mock";
 
-/// The `auth` part of the configuration: what the config file, flags and environment give.
-/// Secrets left out are generated at first start, kept (hashed) in the store and printed once.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Token lifetime in seconds (default 3600).
-    pub token_lifetime_sec: Option<u64>,
-    /// The HS256 token signing key; by default one is generated and kept in the store.
-    pub signing_key: Option<String>,
-    /// The OAuth client the SDKs authenticate with (HTTP Basic) on the password grant.
-    #[serde(default)]
-    pub oauth_client: ClientConfig,
-    /// The bootstrap admin.
-    #[serde(default)]
-    pub admin: AdminConfig,
-    /// API clients: scripted callers with their own scopes.
-    #[serde(default)]
-    pub api_clients: Vec<ApiClientConfig>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub id: Option<String>,
-    pub secret: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiClientConfig {
-    /// Its id, the token subject; by default derived from the name.
-    pub id: Option<Uuid>,
-    pub name: String,
-    pub secret: String,
-    pub scopes: Vec<String>,
-}
-
 /// A principal that is not a local user: the admin and API clients.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct Principal {
     id: Uuid,
     name: String,
     secret_hash: String,
     scopes: Vec<String>,
+}
+
+impl Principal {
+    fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.id.to_string() == name
+    }
 }
 
 /// An authenticated caller: what a valid token says.
@@ -126,10 +94,8 @@ fn forbidden(message: &str) -> ApiError {
     ApiError::new(ErrorStatusCode::FORBIDDEN, ErrorCode::PermissionDenied, message, None)
 }
 
-/// A secret the server made itself: 32 random bytes, URL-safe base64.
-fn generate_secret(clock: &Clock) -> String {
-    let bytes: [u8; 32] = clock.random_bytes();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+fn scope_list(scopes: &[&str]) -> Vec<String> {
+    scopes.iter().map(|s| s.to_string()).collect()
 }
 
 pub struct Auth {
@@ -147,138 +113,40 @@ pub struct Auth {
     verified: VerifiedTokens,
 }
 
-/// How many verified tokens are remembered; far more than a test run or load test uses.
-const VERIFIED_TOKENS_MAX: usize = 4096;
-
-/// Tokens whose signature and claims were checked, with what they say. Only valid tokens are
-/// kept (a garbage token cannot crowd out good ones), expiry is still checked on every use,
-/// and the signing key does not change while the server runs, so remembering a token gives
-/// the same answer as verifying it again.
-///
-/// Entries are found by the token's last 16 characters, which are signature (random to
-/// anyone without the key) and so make a cheap, even hash key; the whole token must match.
-#[derive(Default)]
-struct VerifiedTokens(RwLock<HashMap<[u8; 16], VerifiedToken>>);
-
-/// A whole verified token and what it says.
-type VerifiedToken = (Box<str>, Arc<Caller>);
-
-impl VerifiedTokens {
-    fn key(token: &str) -> Option<[u8; 16]> {
-        token.as_bytes().last_chunk().copied()
-    }
-
-    fn get(&self, token: &str) -> Option<Arc<Caller>> {
-        let tokens = self.0.read().unwrap_or_else(|p| p.into_inner());
-        let (known, caller) = tokens.get(&Self::key(token)?)?;
-        (**known == *token).then(|| caller.clone())
-    }
-
-    fn insert(&self, token: &str, caller: Arc<Caller>, now: i64) {
-        let Some(key) = Self::key(token) else {
-            return;
-        };
-        let mut tokens = self.0.write().unwrap_or_else(|p| p.into_inner());
-        if tokens.len() >= VERIFIED_TOKENS_MAX {
-            tokens.retain(|_, (_, c)| c.expires > now);
-            if tokens.len() >= VERIFIED_TOKENS_MAX {
-                tokens.clear();
-            }
-        }
-        tokens.insert(key, (token.into(), caller));
-    }
-}
-
-/// What bootstrapping generated and must be shown to the person who started the server once.
-#[derive(Debug, Default)]
-pub struct Generated {
-    pub lines: Vec<String>,
-}
-
 impl Auth {
-    /// Sets up authentication from the config and what the store kept from earlier starts.
-    pub fn bootstrap(
-        config: &AuthConfig,
-        store: &Store,
-        clock: &Clock,
-    ) -> Result<(Self, Generated), StoreError> {
-        let mut generated = Generated::default();
-        let signing_key = match &config.signing_key {
-            Some(key) => key.clone(),
-            None => kept(store, "signing_key", || generate_secret(clock))?,
+    /// Authentication for `config`, with the secrets the store kept or made for it.
+    pub fn new(config: &AuthConfig, secrets: Secrets, clock: &Clock) -> Self {
+        let admin = Principal {
+            id: secrets.admin_id,
+            name: config.admin_username(),
+            secret_hash: secrets.admin_password_hash,
+            scopes: scope_list(ADMIN_SCOPES),
         };
-
-        let oauth_client_id = config.oauth_client.id.clone().unwrap_or_else(|| "privx-mock".into());
-        let oauth_client_hash = secret_hash(
-            store,
-            clock,
-            "oauth_client_secret_hash",
-            config.oauth_client.secret.as_deref(),
-            |secret| {
-                generated.lines.push(format!(
-                    "OAuth client: id {oauth_client_id:?}, secret {secret:?} (shown only now)"
-                ))
-            },
-        )?;
-
-        let admin_name = config.admin.username.clone().unwrap_or_else(|| "admin".into());
-        let admin_hash = secret_hash(
-            store,
-            clock,
-            "admin_password_hash",
-            config.admin.password.as_deref(),
-            |pw| {
-                generated.lines.push(format!(
-                    "admin: username {admin_name:?}, password {pw:?} (shown only now)"
-                ))
-            },
-        )?;
-        let admin_id = kept(store, "admin_id", || clock.new_id())?;
-        let mut principals = vec![Principal {
-            id: admin_id,
-            name: admin_name,
-            secret_hash: admin_hash,
-            scopes: ADMIN_SCOPES.iter().map(|s| s.to_string()).collect(),
-        }];
-        for client in &config.api_clients {
-            principals.push(Principal {
-                id: client
-                    .id
-                    .unwrap_or_else(|| Uuid::new_v5(&Uuid::NAMESPACE_OID, client.name.as_bytes())),
-                name: client.name.clone(),
-                secret_hash: password::hash(&client.secret),
-                scopes: client.scopes.clone(),
-            });
-        }
-
+        let api_clients = config.api_clients.iter().map(|client| Principal {
+            id: client.id(),
+            name: client.name.clone(),
+            secret_hash: password::hash(&client.secret),
+            scopes: client.scopes.clone(),
+        });
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         // `exp` is checked against the server's clock in `authorize` (it may be logical).
         validation.validate_exp = false;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-        Ok((
-            Self {
-                encoding: EncodingKey::from_secret(signing_key.as_bytes()),
-                decoding: DecodingKey::from_secret(signing_key.as_bytes()),
-                validation,
-                token_lifetime_sec: config
-                    .token_lifetime_sec
-                    .unwrap_or(3600)
-                    .try_into()
-                    .unwrap_or(i64::MAX),
-                oauth_client_id,
-                oauth_client_hash,
-                principals,
-                scopes_by_operation: OPERATIONS
-                    .iter()
-                    .map(|o| (o.operation_id, o.scopes))
-                    .collect(),
-                decoy_hash: password::hash(&generate_secret(clock)),
-                verified: VerifiedTokens::default(),
-            },
-            generated,
-        ))
+        let lifetime = config.token_lifetime_sec.unwrap_or(3600);
+        Self {
+            encoding: EncodingKey::from_secret(secrets.signing_key.as_bytes()),
+            decoding: DecodingKey::from_secret(secrets.signing_key.as_bytes()),
+            validation,
+            token_lifetime_sec: lifetime.try_into().unwrap_or(i64::MAX),
+            oauth_client_id: config.oauth_client_id(),
+            oauth_client_hash: secrets.oauth_client_secret_hash,
+            principals: std::iter::once(admin).chain(api_clients).collect(),
+            scopes_by_operation: OPERATIONS.iter().map(|o| (o.operation_id, o.scopes)).collect(),
+            decoy_hash: password::hash(&clock.new_secret()),
+            verified: VerifiedTokens::default(),
+        }
     }
 
     /// Checks the bearer token of a request against the scopes `operation_id` accepts.
@@ -345,7 +213,7 @@ impl Auth {
     }
 
     /// Whether HTTP Basic `authorization` names the OAuth client with its secret.
-    pub fn is_oauth_client(&self, authorization: Option<&str>) -> bool {
+    fn is_oauth_client(&self, authorization: Option<&str>) -> bool {
         let Some((id, secret)) = basic_credentials(authorization) else {
             return false;
         };
@@ -355,30 +223,34 @@ impl Auth {
     }
 
     /// The admin or API client named `name` (or with that id), if `secret` is its secret.
-    fn principal(&self, name: &str, secret: &str) -> Option<(Uuid, Vec<String>)> {
-        let found = self.principals.iter().find(|p| p.name == name || p.id.to_string() == name);
+    fn principal(&self, name: &str, secret: &str) -> Option<Grant> {
+        let found = self.principals.iter().find(|p| p.is_named(name));
         let hash = found.map_or(&self.decoy_hash, |p| &p.secret_hash);
         let valid = password::verify(secret, hash);
         found.filter(|_| valid).map(|p| (p.id, p.scopes.clone()))
     }
 
-    /// An API client (not the admin) by id or name and secret.
-    pub fn api_client(&self, name: &str, secret: &str) -> Option<(Uuid, Vec<String>)> {
-        let admin = &self.principals[0];
-        if name == admin.name || name == admin.id.to_string() {
-            return None;
+    /// The client credentials grant: an API client (not the admin) by id or name and secret.
+    fn client_credentials_grant(&self, name: &str, secret: &str) -> Result<Grant, OAuthError> {
+        if self.principals[0].is_named(name) {
+            return Err(OAuthError::invalid_client());
         }
-        self.principal(name, secret)
+        self.principal(name, secret).ok_or_else(OAuthError::invalid_client)
     }
 
-    /// The password grant: the admin, an API client or a local user, by name and password.
-    pub fn password_grant(
+    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`:
+    /// the admin, an API client or a local user, by name and password.
+    fn password_grant(
         &self,
         store: &Store,
+        authorization: Option<&str>,
         username: &str,
         password_: &str,
-    ) -> Result<(Uuid, Vec<String>), OAuthError> {
-        if self.principals.iter().any(|p| p.name == username || p.id.to_string() == username) {
+    ) -> Result<Grant, OAuthError> {
+        if !self.is_oauth_client(authorization) {
+            return Err(OAuthError::invalid_client());
+        }
+        if self.principals.iter().any(|p| p.is_named(username)) {
             return self.principal(username, password_).ok_or_else(OAuthError::invalid_grant);
         }
         let user = store.user_by_name(username)?;
@@ -388,7 +260,7 @@ impl Auth {
             .map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
         match user {
             Some(user) if password::verify(password_, hash) => {
-                Ok((user.id, USER_SCOPES.iter().map(|s| s.to_string()).collect()))
+                Ok((user.id, scope_list(USER_SCOPES)))
             }
             _ => {
                 password::verify(password_, &self.decoy_hash);
@@ -398,8 +270,11 @@ impl Auth {
     }
 }
 
+/// Who a grant is for, and the scopes they hold.
+type Grant = (Uuid, Vec<String>);
+
 /// The `id:secret` of an HTTP Basic authorization header.
-pub fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
+fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
     let encoded = authorization?.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
@@ -407,38 +282,65 @@ pub fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)
     Some((id.to_string(), secret.to_string()))
 }
 
-/// The value kept under `name`, or a new one from `make`, kept from now on.
-fn kept<T: Serialize + serde::de::DeserializeOwned>(
-    store: &Store,
-    name: &str,
-    make: impl FnOnce() -> T,
-) -> Result<T, StoreError> {
-    if let Some(value) = store.secret(name)? {
-        return Ok(value);
-    }
-    let value = make();
-    store.secret_put(name, &value)?;
-    Ok(value)
+/// The token endpoint: checks the grant (argon2, off the async workers), narrows the scopes
+/// to those asked for, and issues a token.
+pub async fn token_create(
+    rqctx: &RequestContext<Context>,
+    body: types::TokenRequest,
+) -> Result<types::TokenResponse, OAuthError> {
+    let authorization = rqctx
+        .request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let server = rqctx.server.clone();
+    let (subject, held) = match body.grant_type {
+        types::TokenRequestGrantType::Password => {
+            let (Some(username), Some(password)) = (body.username, body.password) else {
+                return Err(OAuthError::invalid_request("username and password are required"));
+            };
+            blocking(move || {
+                let ctx = &server.private;
+                ctx.auth.password_grant(&ctx.store, authorization.as_deref(), &username, &password)
+            })
+            .await?
+        }
+        types::TokenRequestGrantType::ClientCredentials => {
+            let form = body.client_id.zip(body.client_secret);
+            let (id, secret) = form
+                .or_else(|| basic_credentials(authorization.as_deref()))
+                .ok_or_else(OAuthError::invalid_client)?;
+            blocking(move || server.private.auth.client_credentials_grant(&id, &secret)).await?
+        }
+    };
+    let scopes = narrow_scopes(held, body.scope.as_deref())?;
+    let ctx = rqctx.context();
+    let (access_token, expires_in) = ctx.auth.issue(subject, &scopes, ctx.now());
+    Ok(types::TokenResponse {
+        access_token,
+        token_type: "Bearer".to_string(),
+        expires_in,
+        scope: Some(scopes.join(" ")),
+    })
 }
 
-/// The hash of a configured secret, or of the one generated at first start (kept hashed under
-/// `name`; `announce` shows the plain secret that one time).
-fn secret_hash(
-    store: &Store,
-    clock: &Clock,
-    name: &str,
-    configured: Option<&str>,
-    announce: impl FnOnce(&str),
-) -> Result<String, StoreError> {
-    if let Some(secret) = configured {
-        return Ok(password::hash(secret));
+/// The scopes a token gets: those `asked` for (space-separated), each of which must be `held`,
+/// or all that are held when none are asked for.
+fn narrow_scopes(held: Vec<String>, asked: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let Some(asked) = asked else {
+        return Ok(held);
+    };
+    let asked: Vec<String> = asked.split_whitespace().map(str::to_string).collect();
+    match asked.iter().find(|s| !held.contains(s)) {
+        Some(missing) => Err(OAuthError::invalid_scope(format!("scope {missing} is not granted"))),
+        None => Ok(asked),
     }
-    if let Some(hash) = store.secret::<String>(name)? {
-        return Ok(hash);
-    }
-    let secret = generate_secret(clock);
-    let hash = password::hash(&secret);
-    store.secret_put(name, &hash)?;
-    announce(&secret);
-    Ok(hash)
+}
+
+/// Runs a grant (argon2, tens of milliseconds) off the async workers.
+async fn blocking(
+    grant: impl FnOnce() -> Result<Grant, OAuthError> + Send + 'static,
+) -> Result<Grant, OAuthError> {
+    tokio::task::spawn_blocking(grant).await.map_err(|e| OAuthError::server_error(e.to_string()))?
 }

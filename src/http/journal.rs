@@ -21,7 +21,9 @@ use chrono::{DateTime, Utc};
 use slog::{Drain, Key, OwnedKVList, Record, KV};
 use uuid::Uuid;
 
+use crate::api::{types, HttpResponseOk};
 use crate::clock::Clock;
+use crate::config::LogFormat;
 
 /// How many requests the journal keeps (the oldest go first).
 pub const JOURNAL_CAPACITY: usize = 1000;
@@ -79,13 +81,29 @@ impl Journal {
     }
 }
 
-/// The log format: `pretty` for people, `json` for machines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Pretty,
-    Json,
+/// The test-control listing: the newest entries first, filtered by path prefix and status;
+/// `count` is of all that match, `items` at most `limit` of them.
+pub fn list(journal: &Journal, q: types::JournalListQuery) -> HttpResponseOk<types::JournalList> {
+    let entries = journal.entries(|e| {
+        q.path.as_deref().is_none_or(|p| e.path.starts_with(p))
+            && q.status.is_none_or(|s| i64::from(e.status) == s)
+    });
+    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    let items = entries
+        .into_iter()
+        .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
+        .map(|e| types::JournalEntry {
+            time: e.time,
+            request_id: e.request_id,
+            method: e.method,
+            path: e.path,
+            query: e.query,
+            status: e.status.into(),
+            latency_ms: e.latency_ms,
+            subject: e.subject,
+        })
+        .collect();
+    HttpResponseOk::Value(types::JournalList { count, items })
 }
 
 /// The slog drain dropshot logs into.

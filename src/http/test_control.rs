@@ -1,6 +1,7 @@
-//! The test-control API's state: whether it is on, what "reset to fixtures" means, and the
-//! faults injected per operation. Its operations are in the spec (tag `test-control`) and
-//! adapted in `http/mod.rs` like every other; off by default, they answer 404 then.
+//! The test-control API: whether it is on, what "reset to fixtures" means, the faults injected
+//! per operation, and its operations on the store (export, reset, load) and on the faults. Its
+//! operations are in the spec (tag `test-control`); off by default, they answer 404 then (see
+//! `Context::begin`). The journal's operations are in `journal`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,8 +9,13 @@ use std::sync::Mutex;
 
 use dropshot::ErrorStatusCode;
 
-use crate::api::types::{ErrorCode, Fault};
-use crate::api::{ApiError, OPERATIONS};
+use super::auth::Caller;
+use super::convert::{convert, reshape};
+use super::Context;
+use crate::api::types::{self, ErrorCode, Fault};
+use crate::api::{ApiError, HttpResponseOk, HttpResponseOkEmpty, OPERATIONS};
+use crate::password;
+use crate::store::Fixtures;
 
 /// Present when the server was started with `--test-control`.
 #[derive(Debug, Clone, Default)]
@@ -81,4 +87,83 @@ impl Faults {
             }
         }
     }
+}
+
+/// The whole state of the store, in the fixtures format.
+pub fn state_export(ctx: &Context) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
+    Ok(HttpResponseOk::Value(convert(&ctx.store.export()?)?))
+}
+
+/// Empties the store, then loads the fixtures the server started with if asked to.
+pub async fn state_reset(
+    ctx: &Context,
+    caller: &Caller,
+    to: types::StateResetTo,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    let fixtures = match to {
+        types::StateResetTo::Empty => None,
+        types::StateResetTo::Fixtures => ctx.test_control.as_ref().and_then(|t| t.fixtures.clone()),
+    };
+    let fixtures =
+        fixtures.map(|path| Fixtures::read(&path)).transpose().map_err(ApiError::internal)?;
+    ctx.write(caller, |stamp| {
+        ctx.store.clear()?;
+        fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))
+    })
+    .await?;
+    Ok(HttpResponseOkEmpty)
+}
+
+/// Loads more fixtures; records whose id is already stored are kept.
+pub async fn fixtures_load(
+    ctx: &Context,
+    caller: &Caller,
+    body: types::Fixtures,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    // The spec's schema is looser than the store's, so a mismatch is the client's.
+    let fixtures: Fixtures = reshape(&body)
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None))?;
+    ctx.write(caller, |stamp| ctx.store.load_fixtures(fixtures, password::hash, stamp)).await?;
+    Ok(HttpResponseOkEmpty)
+}
+
+pub fn fault_list(ctx: &Context) -> HttpResponseOk<types::FaultList> {
+    let items = ctx
+        .faults
+        .list()
+        .into_iter()
+        .map(|(operation_id, fault)| types::FaultEntry { operation_id, fault })
+        .collect();
+    HttpResponseOk::Value(types::FaultList { items })
+}
+
+/// Injects `fault` into the operation `operation_id` of the spec.
+pub fn fault_set(
+    ctx: &Context,
+    operation_id: String,
+    fault: Fault,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    if !OPERATIONS.iter().any(|o| o.operation_id == operation_id) {
+        return Err(ApiError::not_found(format!("no operation {operation_id}")));
+    }
+    validate(&fault)?;
+    ctx.faults.set(operation_id, fault);
+    Ok(HttpResponseOkEmpty)
+}
+
+/// A fault must do something, and within bounds the schema does not state.
+fn validate(fault: &Fault) -> Result<(), ApiError> {
+    let invalid = |property: &str, message: &str| {
+        ApiError::bad_request(ErrorCode::ValueOutOfBounds, message, Some(property))
+    };
+    if fault.latency_ms.is_none() && fault.status.is_none() {
+        return Err(invalid("status", "a fault needs a latency_ms, a status or both"));
+    }
+    if fault.latency_ms.is_some_and(|ms| !(0..=60_000).contains(&ms)) {
+        return Err(invalid("latency_ms", "latency_ms must be 0 to 60000"));
+    }
+    if fault.status.is_some_and(|s| !(400..=599).contains(&s)) {
+        return Err(invalid("status", "status must be 400 to 599"));
+    }
+    Ok(())
 }

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::listeners::DEFAULT_KEEP_OPEN_SEC;
 use super::{
-    all, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord, PasswordHash, Stamp,
-    Store, StoreError, UserProfile, UserRecord,
+    all, Authorship, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord,
+    PasswordHash, Stamp, Store, StoreError, UserProfile, UserRecord,
 };
 
 /// The fixtures (and export) document. Every part is optional.
@@ -41,7 +41,7 @@ pub struct Fixtures {
     pub secrets: BTreeMap<String, serde_json::Value>,
 }
 
-/// When and by whom a record was made and last changed.
+/// When and by whom a record was made and last changed ([`Authorship`]), any of it left out.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct FixtureStamps {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -55,23 +55,26 @@ pub struct FixtureStamps {
 }
 
 impl FixtureStamps {
-    fn of(created: DateTime<Utc>, updated: DateTime<Utc>, author: Uuid, updated_by: Uuid) -> Self {
-        Self {
-            created: Some(created),
-            updated: Some(updated),
-            author: Some(author),
-            updated_by: Some(updated_by),
+    /// The record's authorship: what is given, the rest from `stamp`.
+    fn or(&self, stamp: Stamp) -> Authorship {
+        let made = Authorship::new(stamp);
+        Authorship {
+            created: self.created.unwrap_or(made.created),
+            updated: self.updated.unwrap_or(made.updated),
+            author: self.author.unwrap_or(made.author),
+            updated_by: self.updated_by.unwrap_or(made.updated_by),
         }
     }
+}
 
-    /// (created, updated, author, updated_by), each defaulting to `stamp`.
-    fn or(&self, stamp: Stamp) -> (DateTime<Utc>, DateTime<Utc>, Uuid, Uuid) {
-        (
-            self.created.unwrap_or(stamp.now),
-            self.updated.unwrap_or(stamp.now),
-            self.author.unwrap_or(stamp.actor),
-            self.updated_by.unwrap_or(stamp.actor),
-        )
+impl From<Authorship> for FixtureStamps {
+    fn from(a: Authorship) -> Self {
+        Self {
+            created: Some(a.created),
+            updated: Some(a.updated),
+            author: Some(a.author),
+            updated_by: Some(a.updated_by),
+        }
     }
 }
 
@@ -150,14 +153,10 @@ impl Store {
             }
         }
         for user in fixtures.users {
-            let (created, updated, author, updated_by) = user.stamps.or(stamp);
             let hash = user.password_hash.or_else(|| user.password.map(|p| hash(&p)));
             self.user_insert_absent(&UserRecord {
                 id: user.id,
-                created,
-                updated,
-                author,
-                updated_by,
+                authorship: user.stamps.or(stamp),
                 profile: user.profile,
                 password_change_required: user.password_change_required,
                 password: hash.map(|hash| PasswordHash {
@@ -167,7 +166,6 @@ impl Store {
             })?;
         }
         for c in fixtures.webauthn_credentials {
-            let (created, updated, author, updated_by) = c.stamps.or(stamp);
             self.credential_insert_absent(&CredentialRecord {
                 id: c.id,
                 user_id: c.user_id,
@@ -175,27 +173,20 @@ impl Store {
                 name: c.name,
                 comment: c.comment,
                 last_used: c.last_used,
-                created,
-                author,
-                updated,
-                updated_by,
+                authorship: c.stamps.or(stamp),
             })?;
         }
         for connection in fixtures.connections {
             self.connection_insert_absent(&connection)?;
         }
         for l in fixtures.listeners {
-            let (created, updated, author, updated_by) = l.stamps.or(stamp);
             let keep_open = Duration::seconds(l.keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC));
             let record = ListenerRecord {
                 id: l.id,
                 fields: l.fields,
                 address: l.address.clone().unwrap_or_default(),
                 closes_at: l.closes_at.unwrap_or(stamp.now + keep_open),
-                created,
-                updated,
-                author,
-                updated_by,
+                authorship: l.stamps.or(stamp),
             };
             self.listener_insert(record, l.address.is_none(), stamp.now)?;
         }
@@ -223,7 +214,7 @@ impl Store {
                     password_created: u.password.as_ref().map(|p| p.created),
                     password_hash: u.password.map(|p| p.hash),
                     password_change_required: u.password_change_required,
-                    stamps: FixtureStamps::of(u.created, u.updated, u.author, u.updated_by),
+                    stamps: u.authorship.into(),
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -236,7 +227,7 @@ impl Store {
                 name: c.name,
                 comment: c.comment,
                 last_used: c.last_used,
-                stamps: FixtureStamps::of(c.created, c.updated, c.author, c.updated_by),
+                stamps: c.authorship.into(),
             })
             .collect();
         let listeners = all::<ListenerRecord>(&self.listeners)?
@@ -247,27 +238,30 @@ impl Store {
                 address: Some(l.address),
                 keep_open_sec: None,
                 closes_at: Some(l.closes_at),
-                stamps: FixtureStamps::of(l.created, l.updated, l.author, l.updated_by),
+                stamps: l.authorship.into(),
             })
             .collect();
-        let named = |tree: &sled::Tree,
-                     prefix: &str|
-         -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
-            tree.scan_prefix(prefix.as_bytes())
-                .map(|entry| {
-                    let (key, value) = entry?;
-                    let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                    Ok((name, serde_json::from_slice(&value)?))
-                })
-                .collect()
-        };
         Ok(Fixtures {
             users,
             webauthn_credentials,
             connections: self.connections()?,
             listeners,
             settings: named(&self.settings, "")?,
-            secrets: named(&self.meta, super::SECRET_PREFIX)?,
+            secrets: named(&self.meta, super::secrets::SECRET_PREFIX)?,
         })
     }
+}
+
+/// The JSON documents of `tree` whose keys start with `prefix`, by the rest of their key.
+fn named(
+    tree: &sled::Tree,
+    prefix: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
+    tree.scan_prefix(prefix.as_bytes())
+        .map(|entry| {
+            let (key, value) = entry?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            Ok((name, serde_json::from_slice(&value)?))
+        })
+        .collect()
 }

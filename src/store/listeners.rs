@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get_json, sort_by_key, Listing, Page, Stamp, Store, StoreError};
+use super::{get_json, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
 
 /// The host part of every listener address the server hands out.
 pub const LISTENER_IP: &str = "127.0.0.1";
@@ -31,10 +31,8 @@ pub struct ListenerRecord {
     pub fields: ListenerFields,
     pub address: String,
     pub closes_at: DateTime<Utc>,
-    pub created: DateTime<Utc>,
-    pub updated: DateTime<Utc>,
-    pub author: Uuid,
-    pub updated_by: Uuid,
+    #[serde(flatten)]
+    pub authorship: Authorship,
 }
 
 impl ListenerRecord {
@@ -114,10 +112,7 @@ impl Store {
             fields,
             address: String::new(),
             closes_at: closes_at(stamp.now, keep_open_sec, "keep_open_sec")?,
-            created: stamp.now,
-            updated: stamp.now,
-            author: stamp.actor,
-            updated_by: stamp.actor,
+            authorship: Authorship::new(stamp),
         };
         self.listener_insert(record, true, stamp.now)
     }
@@ -178,8 +173,8 @@ impl Store {
             }
             ListenerSort::Source => sort_by_key(&mut open, descending, |l| l.fields.source.clone()),
             ListenerSort::Address => sort_by_key(&mut open, descending, |l| l.address.clone()),
-            ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.created),
-            ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.updated),
+            ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.authorship.created),
+            ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.authorship.updated),
         }
         Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
     }
@@ -199,8 +194,7 @@ impl Store {
         update(&mut record.fields);
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
-        record.updated = stamp.now;
-        record.updated_by = stamp.actor;
+        record.authorship.touch(stamp);
         self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(())
     }

@@ -24,10 +24,11 @@
 //!
 //! A user's JSON in `users` is exactly what the API answers for it, so reading a user is one
 //! lookup and no decoding; its password (only ever a hash) is therefore kept apart, in
-//! `passwords`. A user, its password and its index entries (`usernames`, `tag_counts`,
-//! `meta`) change together as one batch (see [`batch`]: sled's own transactions cost two disk
-//! syncs each), so the indexes always agree with the records, also after a crash; the distinct
-//! tags are the keys of `tag_counts`, so listing them costs the number of tags, not of users.
+//! `passwords`. A user, its password, its WebAuthn credentials and its index entries
+//! (`usernames`, `tag_counts`, `meta`) change together as one batch (see [`batch`]: sled's own
+//! transactions cost two disk syncs each), so the indexes always agree with the records, also
+//! after a crash; the distinct tags are the keys of `tag_counts`, so listing them costs the
+//! number of tags, not of users.
 //!
 //! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; opening
 //! such a store moves each hash to `passwords` (idempotently, so an interrupted upgrade just
@@ -50,8 +51,12 @@
 //! `closes_at`, and creating a listener may take over an expired listener's address.
 
 mod batch;
+mod connections;
 mod fixtures;
 mod listeners;
+mod secrets;
+#[cfg(test)]
+mod tests;
 mod users;
 mod webauthn;
 
@@ -62,12 +67,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use connections::ConnectionRecord;
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
+pub use secrets::Secrets;
 pub use users::{PasswordHash, UserProfile, UserRecord};
 pub use webauthn::{CredentialRecord, CredentialSort};
 
-/// What can go wrong in the store. It knows nothing of HTTP; `crate::error` maps it.
+/// What can go wrong in the store. It knows nothing of HTTP; `crate::http` maps it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind} {id} not found")]
@@ -121,18 +128,33 @@ pub struct Stamp {
     pub now: DateTime<Utc>,
 }
 
-/// A connection, as far as termination cares. Connections come from fixtures only.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ConnectionRecord {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub host_id: Uuid,
-    #[serde(default)]
-    pub terminated: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terminated_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terminated_by: Option<Uuid>,
+/// When a record was made and last changed, and by whom: the same four fields of every record
+/// that clients write, flattened into its JSON, so the stored and answered JSON carry them as
+/// plain fields. The server sets them from the writes' [`Stamp`]s.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Authorship {
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub author: Uuid,
+    pub updated_by: Uuid,
+}
+
+impl Authorship {
+    /// A record made by `stamp`.
+    pub fn new(stamp: Stamp) -> Self {
+        Self {
+            created: stamp.now,
+            updated: stamp.now,
+            author: stamp.actor,
+            updated_by: stamp.actor,
+        }
+    }
+
+    /// Marks the record changed by `stamp`.
+    pub fn touch(&mut self, stamp: Stamp) {
+        self.updated = stamp.now;
+        self.updated_by = stamp.actor;
+    }
 }
 
 pub struct Store {
@@ -201,8 +223,6 @@ const USER_COUNT: &[u8] = b"user_count";
 const LAYOUT: &[u8] = b"layout";
 /// The layout this code reads and writes (see "Layout versions").
 const LAYOUT_VERSION: u64 = 2;
-/// Server secrets live in `meta` under this prefix.
-const SECRET_PREFIX: &str = "auth.";
 
 impl Store {
     /// Opens (or creates) the store in `dir`, once no other handle holds it (see "Durability
@@ -322,18 +342,6 @@ impl Store {
         Ok(())
     }
 
-    /// The server secret `name` (a signing key, a password hash...), if one was kept.
-    pub fn secret<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.meta, format!("{SECRET_PREFIX}{name}").as_bytes())
-    }
-
-    /// Keeps the server secret `name`, durably.
-    pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.meta
-            .insert(format!("{SECRET_PREFIX}{name}").as_bytes(), serde_json::to_vec(value)?)?;
-        self.flush()
-    }
-
     /// Empties the store but for the server's secrets (test-control reset).
     pub fn clear(&self) -> Result<(), StoreError> {
         let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
@@ -353,52 +361,6 @@ impl Store {
         self.meta.remove(USER_COUNT)?;
         Ok(())
     }
-
-    /// Flags one connection for termination.
-    pub fn connection_terminate(&self, id: Uuid, stamp: Stamp) -> Result<(), StoreError> {
-        let record: ConnectionRecord = get_json(&self.connections, id.as_bytes())?
-            .ok_or_else(|| StoreError::not_found("connection", id))?;
-        self.connection_flag(record, stamp)
-    }
-
-    /// Flags every connection that `matches` for termination; none matching is fine.
-    pub fn connections_terminate(
-        &self,
-        matches: impl Fn(&ConnectionRecord) -> bool,
-        stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        for entry in self.connections.iter() {
-            let (_, value) = entry?;
-            let record: ConnectionRecord = serde_json::from_slice(&value)?;
-            if matches(&record) {
-                self.connection_flag(record, stamp)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn connection_flag(
-        &self,
-        mut record: ConnectionRecord,
-        stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        if !record.terminated {
-            record.terminated = true;
-            record.terminated_at = Some(stamp.now);
-            record.terminated_by = Some(stamp.actor);
-            self.connections.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
-        }
-        Ok(())
-    }
-
-    /// Every connection, in id order.
-    pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        all(&self.connections)
-    }
-
-    fn connection_insert_absent(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        insert_absent(&self.connections, record.id.as_bytes(), record)
-    }
 }
 
 /// A count or version stored as a big-endian u64.
@@ -411,18 +373,6 @@ fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
-}
-
-/// Stores `record` under `key` unless something is stored there already (fixtures).
-fn insert_absent<T: Serialize>(
-    tree: &sled::Tree,
-    key: &[u8],
-    record: &T,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(record)?;
-    // An existing record is kept: the comparison failing is the outcome wanted, not an error.
-    let _kept = tree.compare_and_swap(key, None::<&[u8]>, Some(bytes))?;
-    Ok(())
 }
 
 /// Every record of a tree.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::batch::Batch;
-use super::{get_json, read_u64, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
+use super::{get_json, read_u64, Authorship, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
 
 /// The fields of a user that a client sets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -44,10 +44,8 @@ pub struct UserProfile {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRecord {
     pub id: Uuid,
-    pub created: DateTime<Utc>,
-    pub updated: DateTime<Utc>,
-    pub author: Uuid,
-    pub updated_by: Uuid,
+    #[serde(flatten)]
+    pub authorship: Authorship,
     #[serde(flatten)]
     pub profile: UserProfile,
     #[serde(default)]
@@ -88,9 +86,9 @@ fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, Store
 }
 
 /// The trees a user write touches, through one [`Batch`].
-struct UserTx<'a> {
-    store: &'a Store,
-    batch: Batch,
+pub(super) struct UserTx<'a> {
+    pub(super) store: &'a Store,
+    pub(super) batch: Batch,
 }
 
 impl UserTx<'_> {
@@ -103,7 +101,11 @@ impl UserTx<'_> {
     }
 
     /// Writes `new` in place of `old`, keeping every index in step.
-    fn put(&mut self, old: Option<&UserRecord>, new: &UserRecord) -> Result<(), StoreError> {
+    pub(super) fn put(
+        &mut self,
+        old: Option<&UserRecord>,
+        new: &UserRecord,
+    ) -> Result<(), StoreError> {
         let store = self.store;
         let name = username_key(&new.profile.username);
         if let Some(holder) = self.batch.get(&store.usernames, &name)? {
@@ -139,6 +141,7 @@ impl UserTx<'_> {
         self.batch.remove(&store.users, old.id.as_bytes());
         self.batch.remove(&store.passwords, old.id.as_bytes());
         self.batch.remove(&store.usernames, username_key(&old.profile.username));
+        self.credentials_remove_of_user(old.id)?;
         self.count_tags(&old.profile.tags, -1)?;
         self.add_to_count(-1)
     }
@@ -167,7 +170,7 @@ impl UserTx<'_> {
 
 impl Store {
     /// Runs `f` on the user trees, then writes what it wrote all at once (nothing if it fails).
-    fn user_tx<T>(
+    pub(super) fn user_tx<T>(
         &self,
         f: impl FnOnce(&mut UserTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -189,10 +192,7 @@ impl Store {
         validate(&profile)?;
         let record = UserRecord {
             id,
-            created: stamp.now,
-            updated: stamp.now,
-            author: stamp.actor,
-            updated_by: stamp.actor,
+            authorship: Authorship::new(stamp),
             profile,
             password_change_required: false,
             password,
@@ -317,19 +317,17 @@ impl Store {
             };
             let mut new = old.clone();
             change(&mut new);
-            new.updated = stamp.now;
-            new.updated_by = stamp.actor;
+            new.authorship.touch(stamp);
             tx.put(Some(&old), &new)
         })
     }
 
-    /// Deletes a user, its index entries and its WebAuthn credentials.
+    /// Deletes a user, its index entries and its WebAuthn credentials, as one batch.
     pub fn user_delete(&self, id: Uuid) -> Result<(), StoreError> {
         self.user_tx(|tx| match tx.get(id)? {
             Some(old) => tx.remove(&old),
             None => Err(StoreError::not_found("user", id)),
-        })?;
-        self.credentials_delete_of_user(id)
+        })
     }
 
     /// The distinct tags of all users that contain `query` (case-insensitively), sorted.

@@ -1,10 +1,15 @@
 //! WebAuthn credentials, keyed under their user so a user's credentials are one key range.
+//!
+//! Credentials are part of their user: they are written through the user's [`UserTx`] (under
+//! the users lock, as one batch), so deleting a user takes its credentials along in the same
+//! batch and no credential write can slip in between.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get_json, insert_absent, sort_by_key, Listing, Page, Stamp, Store, StoreError};
+use super::users::UserTx;
+use super::{get_json, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CredentialRecord {
@@ -18,10 +23,8 @@ pub struct CredentialRecord {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used: Option<DateTime<Utc>>,
-    pub created: DateTime<Utc>,
-    pub author: Uuid,
-    pub updated: DateTime<Utc>,
-    pub updated_by: Uuid,
+    #[serde(flatten)]
+    pub authorship: Authorship,
 }
 
 /// The keys credentials can be listed by.
@@ -73,10 +76,12 @@ impl Store {
             }
             CredentialSort::Name => sort_by_key(&mut all, descending, |c| c.name.clone()),
             CredentialSort::LastUsed => sort_by_key(&mut all, descending, |c| c.last_used),
-            CredentialSort::Author => sort_by_key(&mut all, descending, |c| c.author),
-            CredentialSort::Created => sort_by_key(&mut all, descending, |c| c.created),
-            CredentialSort::Updated => sort_by_key(&mut all, descending, |c| c.updated),
-            CredentialSort::UpdatedBy => sort_by_key(&mut all, descending, |c| c.updated_by),
+            CredentialSort::Author => sort_by_key(&mut all, descending, |c| c.authorship.author),
+            CredentialSort::Created => sort_by_key(&mut all, descending, |c| c.authorship.created),
+            CredentialSort::Updated => sort_by_key(&mut all, descending, |c| c.authorship.updated),
+            CredentialSort::UpdatedBy => {
+                sort_by_key(&mut all, descending, |c| c.authorship.updated_by)
+            }
         }
         Ok(Listing { count: all.len() as u64, items: page.apply(all.into_iter()) })
     }
@@ -95,27 +100,21 @@ impl Store {
         comment: Option<String>,
         stamp: Stamp,
     ) -> Result<(), StoreError> {
-        let mut record = self.credential_get(user_id, id)?;
-        record.name = name.or(record.name);
-        record.comment = comment.or(record.comment);
-        record.updated = stamp.now;
-        record.updated_by = stamp.actor;
-        self.credentials.insert(key(user_id, id), serde_json::to_vec(&record)?)?;
-        Ok(())
+        self.user_tx(|tx| {
+            let mut record = tx.credential(user_id, id)?.ok_or_else(|| not_found(id))?;
+            record.name = name.or(record.name);
+            record.comment = comment.or(record.comment);
+            record.authorship.touch(stamp);
+            tx.credential_put(&record)
+        })
     }
 
     pub fn credential_delete(&self, user_id: Uuid, id: Uuid) -> Result<(), StoreError> {
-        match self.credentials.remove(key(user_id, id))? {
-            Some(_) => Ok(()),
-            None => Err(StoreError::not_found("webauthn credential", id)),
-        }
-    }
-
-    pub(super) fn credentials_delete_of_user(&self, user_id: Uuid) -> Result<(), StoreError> {
-        for key in self.credentials.scan_prefix(user_id.as_bytes()).keys() {
-            self.credentials.remove(key?)?;
-        }
-        Ok(())
+        self.user_tx(|tx| {
+            tx.credential(user_id, id)?.ok_or_else(|| not_found(id))?;
+            tx.batch.remove(&self.credentials, key(user_id, id));
+            Ok(())
+        })
     }
 
     /// Inserts a credential exactly as given unless it exists (fixtures).
@@ -123,6 +122,34 @@ impl Store {
         &self,
         record: &CredentialRecord,
     ) -> Result<(), StoreError> {
-        insert_absent(&self.credentials, &key(record.user_id, record.id), record)
+        self.user_tx(|tx| match tx.credential(record.user_id, record.id)? {
+            Some(_) => Ok(()),
+            None => tx.credential_put(record),
+        })
+    }
+}
+
+fn not_found(id: Uuid) -> StoreError {
+    StoreError::not_found("webauthn credential", id)
+}
+
+impl UserTx<'_> {
+    fn credential(&self, user_id: Uuid, id: Uuid) -> Result<Option<CredentialRecord>, StoreError> {
+        let json = self.batch.get(&self.store.credentials, &key(user_id, id))?;
+        Ok(json.map(|json| serde_json::from_slice(&json)).transpose()?)
+    }
+
+    fn credential_put(&mut self, record: &CredentialRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(record)?;
+        self.batch.insert(&self.store.credentials, key(record.user_id, record.id), json);
+        Ok(())
+    }
+
+    /// Removes every credential of `user_id` (with the user, in the user's batch).
+    pub(super) fn credentials_remove_of_user(&mut self, user_id: Uuid) -> Result<(), StoreError> {
+        for key in self.store.credentials.scan_prefix(user_id.as_bytes()).keys() {
+            self.batch.remove(&self.store.credentials, key?);
+        }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use dropshot::HttpServer;
 use privx_mock::client::{types, Client, Error, ResponseValue};
 use privx_mock::clock::Clock;
-use privx_mock::http::auth::AuthConfig;
+use privx_mock::config::AuthConfig;
 use privx_mock::http::Context;
 use privx_mock::server::{self, Config};
 use privx_mock::store::Store;

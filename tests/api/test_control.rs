@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use privx_mock::clock::Clock;
-use privx_mock::http::journal::LogFormat;
+use privx_mock::config::LogFormat;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_envelope, spawn, spawn_app, TestApp, ADMIN};

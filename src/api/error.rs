@@ -1,13 +1,14 @@
-//! The PrivX error envelope, `{error_code, error_message, property, details}`, which every 4xx
-//! and 5xx answer carries, and the conversions into it: from dropshot's own errors (bad JSON,
-//! bad path or query parameters, oversized bodies) and from store errors.
+//! The API's error answers: the PrivX error envelope, `{error_code, error_message, property,
+//! details}`, which every 4xx and 5xx answer carries, and the token endpoint's OAuth error.
+//! Both are part of the API (the generated trait names them), so dropshot's own errors (bad
+//! JSON, bad path or query parameters, oversized bodies) are turned into them here; errors of
+//! the layers below are mapped where HTTP meets them (`crate::http`).
 
 use dropshot::{ErrorStatusCode, HttpError, HttpResponseError};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::api::types::{Error as Envelope, ErrorCode, OAuthError as OAuthReply, OAuthErrorError};
-use crate::store::StoreError;
+use super::types::{Error as Envelope, ErrorCode, OAuthError as OAuthReply, OAuthErrorError};
 
 /// An error answer: a status code and the PrivX error envelope.
 #[derive(Debug, Serialize)]
@@ -92,21 +93,28 @@ impl From<HttpError> for ApiError {
             return Self::not_found(message);
         }
         let property = quoted_after(&message, "field `").or_else(|| json_path(&message));
-        let code = if message.contains("missing field") {
-            ErrorCode::RequiredValueMissing
-        } else if message.contains("invalid type") {
-            ErrorCode::ValueIncorrectType
-        } else if ["unknown variant", "invalid value", "invalid digit", "UUID", "invalid length"]
+        let code = SERDE_WORDING
             .iter()
-            .any(|m| message.contains(m))
-        {
-            ErrorCode::ValueIncorrectFormat
-        } else {
-            ErrorCode::BadRequest
-        };
+            .find(|(wording, _)| message.contains(wording))
+            .map_or(ErrorCode::BadRequest, |&(_, code)| code);
         Self::bad_request(code, message, property.as_deref())
     }
 }
+
+/// How serde (and the parsers it calls) words each kind of bad value, and the PrivX code that
+/// kind gets, first match wins. dropshot hands an extractor's error over as text only, so the
+/// text is all there is to go by; `tests/api/bad_input.rs` pins each wording with a request
+/// that produces it, so a change of wording in serde, uuid or dropshot fails a test instead of
+/// quietly turning into `BAD_REQUEST`.
+const SERDE_WORDING: &[(&str, ErrorCode)] = &[
+    ("missing field", ErrorCode::RequiredValueMissing),
+    ("invalid type", ErrorCode::ValueIncorrectType),
+    ("unknown variant", ErrorCode::ValueIncorrectFormat),
+    ("invalid value", ErrorCode::ValueIncorrectFormat),
+    ("invalid digit", ErrorCode::ValueIncorrectFormat),
+    ("UUID", ErrorCode::ValueIncorrectFormat),
+    ("invalid length", ErrorCode::ValueIncorrectFormat),
+];
 
 /// The text between `marker` and the next backtick, e.g. the field in "missing field `x`".
 fn quoted_after(message: &str, marker: &str) -> Option<String> {
@@ -121,31 +129,6 @@ fn json_path(message: &str) -> Option<String> {
     let (path, _) = rest.split_once(": ")?;
     let valid = !path.is_empty() && path != "." && !path.contains(' ');
     valid.then(|| path.to_string())
-}
-
-/// The one place store errors become HTTP answers.
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound { kind, id } => Self::not_found(format!("{kind} {id} not found")),
-            StoreError::Duplicate { property, value } => Self::bad_request(
-                ErrorCode::ValueDuplicate,
-                format!("{property} {value:?} is already in use"),
-                Some(property),
-            ),
-            StoreError::Invalid { property, message } => {
-                Self::bad_request(ErrorCode::InvalidRequestData, message, Some(property))
-            }
-            StoreError::Storage(_) | StoreError::Corrupt(_) | StoreError::InUse { .. } => {
-                Self::new(
-                    ErrorStatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::DatabaseError,
-                    error.to_string(),
-                    None,
-                )
-            }
-        }
-    }
 }
 
 /// The token endpoint's error answer: RFC 6749 §5.2's `{error, error_description}`.
@@ -222,6 +205,8 @@ impl HttpResponseError for OAuthError {
 }
 
 /// dropshot's rejections of a token request (a missing `grant_type`, an unknown grant...).
+/// serde's "unknown variant" is an unknown `grant_type`, the only enum of the token request
+/// (pinned by `tests/api/auth.rs`, which expects `unsupported_grant_type` for one).
 impl From<HttpError> for OAuthError {
     fn from(error: HttpError) -> Self {
         if error.status_code.is_server_error() {
@@ -235,11 +220,5 @@ impl From<HttpError> for OAuthError {
             );
         }
         Self::invalid_request(error.external_message)
-    }
-}
-
-impl From<StoreError> for OAuthError {
-    fn from(error: StoreError) -> Self {
-        Self::server_error(error.to_string())
     }
 }

@@ -1,0 +1,93 @@
+//! The server's configuration as a person writes it: the TOML config file's `auth` settings
+//! (merged with flags and environment by `main`) and the log format. Nothing here acts on it;
+//! the store keeps the secrets it implies and `http::auth` checks callers against them.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The OAuth client id when none is configured.
+pub const DEFAULT_OAUTH_CLIENT_ID: &str = "privx-mock";
+/// The bootstrap admin's username when none is configured.
+pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
+
+/// The `auth` part of the configuration: what the config file, flags and environment give.
+/// Secrets left out are generated at first start, kept (hashed) in the store and printed once.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token lifetime in seconds (default 3600).
+    pub token_lifetime_sec: Option<u64>,
+    /// The HS256 token signing key; by default one is generated and kept in the store.
+    pub signing_key: Option<String>,
+    /// The OAuth client the SDKs authenticate with (HTTP Basic) on the password grant.
+    #[serde(default)]
+    pub oauth_client: ClientConfig,
+    /// The bootstrap admin.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// API clients: scripted callers with their own scopes.
+    #[serde(default)]
+    pub api_clients: Vec<ApiClientConfig>,
+}
+
+impl AuthConfig {
+    /// The OAuth client's id, as configured or the default.
+    pub fn oauth_client_id(&self) -> String {
+        self.oauth_client.id.clone().unwrap_or_else(|| DEFAULT_OAUTH_CLIENT_ID.to_string())
+    }
+
+    /// The admin's username, as configured or the default.
+    pub fn admin_username(&self) -> String {
+        self.admin.username.clone().unwrap_or_else(|| DEFAULT_ADMIN_USERNAME.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: Option<String>,
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiClientConfig {
+    /// Its id, the token subject; by default derived from the name.
+    pub id: Option<Uuid>,
+    pub name: String,
+    pub secret: String,
+    pub scopes: Vec<String>,
+}
+
+impl ApiClientConfig {
+    /// Its id as configured, or one derived from its name (the same at every start).
+    pub fn id(&self) -> Uuid {
+        self.id.unwrap_or_else(|| Uuid::new_v5(&Uuid::NAMESPACE_OID, self.name.as_bytes()))
+    }
+}
+
+/// Reads the TOML config file (see the README for its keys).
+pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+}
+
+/// The log format: `pretty` for people, `json` for machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}

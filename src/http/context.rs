@@ -1,0 +1,60 @@
+//! What every handler can reach, and the two steps every operation shares: [`Context::begin`]
+//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dropshot::RequestContext;
+
+use super::auth::{Auth, Caller};
+use super::journal::Journal;
+use super::test_control::{self, Faults, TestControl};
+use crate::api::ApiError;
+use crate::clock::Clock;
+use crate::store::{Stamp, Store, StoreError};
+
+/// What every handler can reach.
+pub struct Context {
+    pub store: Arc<Store>,
+    pub clock: Clock,
+    pub auth: Auth,
+    pub journal: Arc<Journal>,
+    pub faults: Faults,
+    /// Present when the test-control API is on.
+    pub test_control: Option<TestControl>,
+}
+
+impl Context {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The start of every operation, named by the operationId dropshot (or the generated
+    /// routing endpoint) put on the request: the 404 of a test-control operation while that
+    /// API is off, the fault injected into it (test-control API), then the caller, if its
+    /// bearer token carries a scope the spec accepts for the operation.
+    pub async fn begin(&self, rqctx: &RequestContext<Context>) -> Result<Arc<Caller>, ApiError> {
+        let operation_id = rqctx.endpoint.operation_id.as_str();
+        if self.test_control.is_none() && test_control::is_test_control(operation_id) {
+            return Err(ApiError::not_found(
+                "the test-control API is off (start the server with --test-control)",
+            ));
+        }
+        self.faults.apply(operation_id).await?;
+        let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
+        self.journal.note_subject(&rqctx.request_id, caller.subject);
+        Ok(caller)
+    }
+
+    /// Runs a store write stamped with the caller and the time, and makes it durable before
+    /// the answer goes out.
+    pub async fn write<T>(
+        &self,
+        caller: &Caller,
+        write: impl FnOnce(Stamp) -> Result<T, StoreError>,
+    ) -> Result<T, ApiError> {
+        let written = write(Stamp { actor: caller.subject, now: self.now() })?;
+        self.store.durable().await?;
+        Ok(written)
+    }
+}

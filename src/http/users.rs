@@ -1,0 +1,92 @@
+//! Local users. A user is served as the JSON the store holds for it; passwords arrive in
+//! plain text and are only ever stored as argon2id hashes.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::convert::{convert, count, descending, page, parse_id};
+use super::Context;
+use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
+use crate::password;
+use crate::store::{PasswordHash, UserRecord};
+
+/// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
+fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
+    PasswordHash { hash: password::hash(password), created: now }
+}
+
+/// The new password of a user create/update request, if it sets one (`{}` does not).
+fn request_password(body: &types::UserRequest, now: DateTime<Utc>) -> Option<PasswordHash> {
+    let password = body.password.as_ref().and_then(|p| p.password.as_deref());
+    password.map(|p| hash_password(p, now))
+}
+
+pub fn list(
+    ctx: &Context,
+    q: types::UserListQuery,
+) -> Result<HttpResponseOk<types::UserList>, ApiError> {
+    let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
+    Ok(HttpResponseOk::Value(types::UserList {
+        count: Some(count(listing.count)),
+        items: listing.items,
+    }))
+}
+
+pub async fn create(
+    ctx: &Context,
+    caller: &Caller,
+    body: types::UserRequest,
+) -> Result<UserRecord, ApiError> {
+    let password = request_password(&body, ctx.now());
+    let profile = convert(&body)?;
+    ctx.write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
+        .await
+}
+
+pub fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiError> {
+    Ok(HttpResponseOk::Stored(ctx.store.user_json(id)?))
+}
+
+pub fn tags_list(
+    ctx: &Context,
+    q: types::UserTagsListQuery,
+) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
+    let page = page(q.offset, q.limit);
+    let tags = ctx.store.user_tags(q.query.as_deref(), descending(q.sortdir), page)?;
+    Ok(HttpResponseOk::Value(tags))
+}
+
+pub async fn update(
+    ctx: &Context,
+    caller: &Caller,
+    id: Uuid,
+    body: types::UserRequest,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    let password = request_password(&body, ctx.now());
+    let profile = convert(&body)?;
+    ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
+    Ok(HttpResponseOkEmpty)
+}
+
+pub async fn delete(
+    ctx: &Context,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    ctx.write(caller, |_| ctx.store.user_delete(id)).await?;
+    Ok(HttpResponseOkEmpty)
+}
+
+/// Sets a user's password; the path's id is a plain string in the spec.
+pub async fn password_set(
+    ctx: &Context,
+    caller: &Caller,
+    id: &str,
+    body: types::Password,
+) -> Result<HttpResponseOkEmpty, ApiError> {
+    let id = parse_id("user", id)?;
+    let password = hash_password(&body.password, ctx.now());
+    ctx.write(caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
+    Ok(HttpResponseOkEmpty)
+}

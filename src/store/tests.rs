@@ -1,0 +1,165 @@
+//! The store through its own interface, on a temporary directory: the user indexes (username
+//! uniqueness, tag counts, the user count behind listings) and a user batch cut short by a
+//! crash.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::users::UserTx;
+use super::*;
+
+fn stamp() -> Stamp {
+    Stamp { actor: Uuid::from_u128(0xad), now: Utc::now() }
+}
+
+/// Ids in creation order, as the server's UUIDv7 ids are.
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn profile(username: &str, tags: &[&str]) -> UserProfile {
+    UserProfile {
+        username: username.to_string(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..UserProfile::default()
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn create(store: &Store, n: u128, username: &str, tags: &[&str]) -> Result<(), StoreError> {
+    store.user_create(id(n), profile(username, tags), None, stamp()).map(drop)
+}
+
+fn usernames(store: &Store, page: Page) -> (u64, Vec<String>) {
+    let listing = store.user_list::<UserRecord>(None, None, page).unwrap();
+    (listing.count, listing.items.into_iter().map(|u| u.profile.username).collect())
+}
+
+fn tags(store: &Store) -> Vec<String> {
+    store.user_tags(None, false, Page { offset: 0, limit: 100 }).unwrap()
+}
+
+#[test]
+fn usernames_are_unique_and_found_regardless_of_case() {
+    let (_dir, store) = open();
+    create(&store, 1, "Alice", &[]).unwrap();
+    let taken = create(&store, 2, "aLICE", &[]).unwrap_err();
+    assert!(
+        matches!(&taken, StoreError::Duplicate { property: "username", value } if value == "aLICE"),
+        "{taken:?}"
+    );
+    assert_eq!(store.user_by_name("ALICE").unwrap().map(|u| u.id), Some(id(1)));
+
+    // A user may change the case of its own name; renamed, the old name is free again.
+    store.user_update(id(1), profile("ALICE", &[]), None, stamp()).unwrap();
+    store.user_update(id(1), profile("bob", &[]), None, stamp()).unwrap();
+    assert!(store.user_by_name("alice").unwrap().is_none());
+    create(&store, 2, "alice", &[]).unwrap();
+    let taken = store.user_update(id(2), profile("BOB", &[]), None, stamp()).unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { property: "username", .. }), "{taken:?}");
+    assert_eq!(store.user_by_name("Bob").unwrap().map(|u| u.id), Some(id(1)));
+}
+
+#[test]
+fn the_tag_index_counts_the_users_carrying_each_tag() {
+    let (_dir, store) = open();
+    create(&store, 1, "a", &["ops", "db"]).unwrap();
+    create(&store, 2, "b", &["db"]).unwrap();
+    assert_eq!(tags(&store), ["db", "ops"]);
+
+    store.user_delete(id(1)).unwrap();
+    assert_eq!(tags(&store), ["db"], "db is still carried by b; ops by nobody");
+    store.user_update(id(2), profile("b", &["web"]), None, stamp()).unwrap();
+    assert_eq!(tags(&store), ["web"]);
+    create(&store, 3, "c", &["Web2", "x"]).unwrap();
+
+    let page = Page { offset: 0, limit: 10 };
+    assert_eq!(store.user_tags(Some("WEB"), false, page).unwrap(), ["Web2", "web"]);
+    assert_eq!(store.user_tags(None, true, Page { offset: 1, limit: 1 }).unwrap(), ["web"]);
+}
+
+#[test]
+fn listings_count_every_user_and_page_from_either_end() {
+    let (_dir, store) = open();
+    for n in 1..=5 {
+        create(&store, n, &format!("user{n}"), &[]).unwrap();
+    }
+    let page = |offset, limit| Page { offset, limit };
+    assert_eq!(usernames(&store, page(0, 2)), (5, vec!["user1".into(), "user2".into()]));
+    // Past the middle, the walk starts from the end; the page is the same.
+    assert_eq!(usernames(&store, page(3, 10)), (5, vec!["user4".into(), "user5".into()]));
+    assert_eq!(usernames(&store, page(9, 10)), (5, vec![]));
+
+    store.user_delete(id(2)).unwrap();
+    assert_eq!(usernames(&store, page(1, 2)), (4, vec!["user3".into(), "user4".into()]));
+
+    let by = |username: Option<&str>, user: Option<u128>| {
+        let listing = store.user_list::<UserRecord>(username, user.map(id), page(0, 10)).unwrap();
+        (listing.count, listing.items.iter().map(|u| u.id).collect::<Vec<_>>())
+    };
+    assert_eq!(by(Some("USER3"), None), (1, vec![id(3)]));
+    assert_eq!(by(None, Some(4)), (1, vec![id(4)]));
+    assert_eq!(by(Some("user3"), Some(4)), (0, vec![]), "name and id name different users");
+    assert_eq!(by(Some("user2"), None), (0, vec![]), "deleted");
+}
+
+#[test]
+fn deleting_a_user_deletes_its_credentials_and_no_one_elses() {
+    let (_dir, store) = open();
+    create(&store, 1, "a", &[]).unwrap();
+    create(&store, 2, "b", &[]).unwrap();
+    for (user, credential) in [(1, 11), (1, 12), (2, 21)] {
+        let record = CredentialRecord {
+            id: id(credential),
+            user_id: id(user),
+            credential_id: None,
+            name: Some(format!("key {credential}")),
+            comment: None,
+            last_used: None,
+            authorship: Authorship::new(stamp()),
+        };
+        store.credential_insert_absent(&record).unwrap();
+    }
+    let count = |user| {
+        let page = Page { offset: 0, limit: 10 };
+        store.credential_list(id(user), CredentialSort::Id, false, page).unwrap().count
+    };
+    assert_eq!((count(1), count(2)), (2, 1));
+    store.user_delete(id(1)).unwrap();
+    assert_eq!((count(1), count(2)), (0, 1));
+    assert!(matches!(store.credential_get(id(1), id(11)), Err(StoreError::NotFound { .. })));
+}
+
+/// A crash after a user batch's pending record was written but before its writes were:
+/// opening the store again finishes the batch, so the user and every index agree.
+#[test]
+fn reopening_finishes_a_user_batch_a_crash_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    create(&store, 1, "kept", &["t"]).unwrap();
+    let user = UserRecord {
+        id: id(2),
+        authorship: Authorship::new(stamp()),
+        profile: profile("Recovered", &["t", "new"]),
+        password_change_required: false,
+        password: Some(PasswordHash { hash: "$argon2id$stand-in".into(), created: Utc::now() }),
+    };
+    let mut tx = UserTx { store: &store, batch: batch::Batch::new(&store.meta) };
+    tx.put(None, &user).unwrap();
+    batch::crash_after_pending_record(tx.batch).unwrap();
+    assert!(store.user_by_name("recovered").unwrap().is_none(), "nothing applied yet");
+    store.flush().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.user_by_name("RECOVERED").unwrap(), Some(user));
+    assert_eq!(tags(&store), ["new", "t"]);
+    assert_eq!(usernames(&store, Page { offset: 0, limit: 10 }).0, 2);
+    let taken = create(&store, 3, "recovered", &[]).unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { .. }), "the name index has it: {taken:?}");
+}
