@@ -21,7 +21,7 @@ mod webauthn;
 use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
 
 use crate::api::{
-    types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
+    locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
     OptionalJsonBody, PrivxApi,
 };
 pub use context::Context;
@@ -56,8 +56,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let record = listeners::create(ctx, &caller, body.into_inner()).await?;
-        let location = format!("/extender-service/api/v1/listeners/{}", record.id);
-        Ok(created(location, listeners::listener(&record, ctx.now())?))
+        Ok(created(locations::listener_create(record.id), listeners::listener(&record, ctx.now())?))
     }
 
     async fn listener_view(
@@ -137,8 +136,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let record = users::create(ctx, &caller, body.into_inner()).await?;
-        let location = format!("/local-user-store/api/v1/users/{}", record.id);
-        Ok(created(location, types::CreatedId { id: record.id }))
+        Ok(created(locations::user_create(record.id), types::CreatedId { id: record.id }))
     }
 
     async fn user_view(
