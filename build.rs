@@ -20,12 +20,12 @@
 //! resolver; `reader.rs` fills it in; `routes.rs` plans the routes; `server.rs`,
 //! `locations.rs`, `client.rs` and `docs.rs` render the outputs from the model, tokens last.
 //!
-//! dropshot's router cannot hold a literal path segment beside a variable one at the same depth
-//! (`/users/tags` beside `/users/{user_id}`). For such a literal operation the generator needs a
-//! same-method operation at the variable path; both become plain trait methods, and one
-//! unpublished routing endpoint at the variable path hands each request to the right one by
-//! the segment's value. `openapi_document()` puts both back into the OpenAPI document at
-//! their own paths, so the served routes and the document match the spec.
+//! dropshot answers requests its router cannot place with its own error body, and its router
+//! cannot hold a literal path segment beside a variable one (`/users/tags` beside
+//! `/users/{user_id}`). So the generated trait's only endpoints are unpublished catch-alls, one
+//! per HTTP method, and a generated router places each request on its operation, a page or a
+//! PrivX error envelope (`build/routes.rs`); `openapi_document()` publishes every operation at
+//! its own path, so the served routes and the document match the spec.
 //!
 //! Anything in the spec this generator does not understand fails the build with a message
 //! naming the operation and the construct, never with silently wrong code; so does a panic of
