@@ -125,10 +125,9 @@ fn catch_all(method: &str) -> TokenStream {
         #[endpoint { method = #method, path = "/{path:.*}", unpublished = true }]
         async fn #name(
             rqctx: dropshot::RequestContext<Self::Context>,
-            _path: crate::api::AnyPath,
-            request: dropshot::RawRequest,
+            request: crate::api::AnyRequest,
         ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-            route::<Self>(rqctx, request.into_inner()).await
+            route::<Self>(rqctx, request.0).await
         }
     }
 }

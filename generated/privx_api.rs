@@ -2454,10 +2454,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_get(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every PUT request: dropshot routes them all here, to [`route`].
     #[endpoint{method = PUT,
@@ -2465,10 +2464,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_put(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every POST request: dropshot routes them all here, to [`route`].
     #[endpoint{method = POST,
@@ -2476,10 +2474,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_post(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every DELETE request: dropshot routes them all here, to [`route`].
     #[endpoint{method = DELETE,
@@ -2487,10 +2484,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every PATCH request: dropshot routes them all here, to [`route`].
     #[endpoint{method = PATCH,
@@ -2498,10 +2494,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_patch(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every OPTIONS request: dropshot routes them all here, to [`route`].
     #[endpoint{method = OPTIONS,
@@ -2509,10 +2504,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_options(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
     /// Every HEAD request: dropshot routes them all here, to [`route`].
     #[endpoint{method = HEAD,
@@ -2520,10 +2514,9 @@ pub trait PrivxApi {
     unpublished = true}]
     async fn route_head(
         rqctx: dropshot::RequestContext<Self::Context>,
-        _path: crate::api::AnyPath,
-        request: dropshot::RawRequest,
+        request: crate::api::AnyRequest,
     ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.into_inner()).await
+        route::<Self>(rqctx, request.0).await
     }
 }
 /// Places a request: the operation whose path template matches the request's path (a

@@ -3,7 +3,9 @@
 //! and the few hand-written pieces the generated code names
 //! (`crate::api::...`): dropshot has no 200-with-no-body response, no optional JSON body and
 //! no `Location` header type, its 200 response cannot carry JSON that is already encoded, and
-//! the generated OpenAPI document is assembled here.
+//! the generated OpenAPI document is assembled here. `routing` holds what the generated router
+//! needs: path segments, the 404/405 answers, the unpublished pages and one error type for all
+//! operations.
 //!
 //! This is the only module through which generated code enters the crate.
 
@@ -20,7 +22,7 @@ mod error;
 mod routing;
 pub use error::{ApiError, OAuthError};
 pub use routing::{
-    method_not_allowed, not_found, path_param, unrouted, AnyPath, PathSegments, RouteError,
+    method_not_allowed, not_found, path_param, unrouted, AnyRequest, PathSegments, RouteError,
 };
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]

@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 
 use dropshot::{
-    ApiEndpointBodyContentType, ErrorStatusCode, ExtractorMetadata, HttpError, HttpResponseError,
-    RequestContext, ServerContext, SharedExtractor,
+    ApiEndpointBodyContentType, ErrorStatusCode, ExclusiveExtractor, ExtractorMetadata, HttpError,
+    HttpResponseError, RequestContext, ServerContext, SharedExtractor,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use super::types::ErrorCode;
 use super::{ApiError, OAuthError, DOCS_HTML, SPEC_JSON, SPEC_YAML};
 
-/// The `{path:.*}` of the catch-all endpoints. dropshot requires an extractor for that path
-/// variable; this one only declares it (to dropshot's `Path<{path: Vec<String>}>` metadata)
-/// and extracts nothing, because the router reads the path from the request's URI, where its
-/// segments need no copy.
-pub struct AnyPath;
+/// The whole request, as the catch-all endpoints take it for the router. dropshot requires
+/// an extractor for their `{path:.*}` variable; this one declares it (with the metadata of
+/// dropshot's `Path<{path: Vec<String>}>`) but leaves the path in the request, where the router
+/// reads its segments without copying them.
+pub struct AnyRequest(pub hyper::Request<dropshot::Body>);
 
 #[derive(Deserialize, JsonSchema)]
 #[allow(dead_code)] // read by dropshot's metadata only, never extracted
@@ -33,11 +33,12 @@ struct AnyPathParams {
 }
 
 #[async_trait::async_trait]
-impl SharedExtractor for AnyPath {
+impl ExclusiveExtractor for AnyRequest {
     async fn from_request<Context: ServerContext>(
         _rqctx: &RequestContext<Context>,
+        request: hyper::Request<dropshot::Body>,
     ) -> Result<Self, HttpError> {
-        Ok(Self)
+        Ok(Self(request))
     }
 
     fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
