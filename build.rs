@@ -2,10 +2,10 @@
 //!
 //! Four files land in `OUT_DIR`:
 //! - `privx_api.rs`: serde + schemars types for every schema (typify's type space with
-//!   `JsonSchema` derived), one typed query/path struct per operation, the
-//!   `#[dropshot::api_description]` trait `PrivxApi` with one method per operation named by
-//!   its operationId, the `OPERATIONS` table (method, path, tag, scopes), `openapi_document()`
-//!   and `locations`, the `Location` of what each create operation creates.
+//!   `JsonSchema` derived), one typed query/path struct per operation, the trait `PrivxApi`
+//!   with one method per operation named by its operationId, the router and the dropshot
+//!   `api_description()` serving it, the `OPERATIONS` table (method, path, tag, scopes),
+//!   `openapi_document()` and `locations`, the `Location` of what each create operation creates.
 //! - `privx_client.rs`: the progenitor client of the same spec, sharing the server's schema
 //!   types (`build/client.rs` says how).
 //! - `openapi.json`: the spec itself as JSON, for serving.
@@ -22,8 +22,8 @@
 //!
 //! dropshot answers requests its router cannot place with its own error body, and its router
 //! cannot hold a literal path segment beside a variable one (`/users/tags` beside
-//! `/users/{user_id}`). So the generated trait's only endpoints are unpublished catch-alls, one
-//! per HTTP method, and a generated router places each request on its operation, a page or a
+//! `/users/{user_id}`). So the served endpoints are unpublished catch-alls, one per HTTP
+//! method, and a generated router places each request on its operation, a page or a
 //! PrivX error envelope (`build/routes.rs`); `openapi_document()` publishes every operation at
 //! its own path, so the served routes and the document match the spec.
 //!

@@ -1,8 +1,8 @@
 //! The router: dropshot answers a request its router cannot place (an unknown path, a wrong
 //! method) with its own error body and has no hook to change that, and its router cannot hold a
 //! literal segment beside a variable one (`/users/tags` beside `/users/{user_id}`). So the
-//! trait registers one unpublished catch-all endpoint, `/{path:.*}`, per HTTP method dropshot
-//! supports, and the generated `route` function places every request itself:
+//! generated `api_description()` registers one unpublished catch-all endpoint, `/{path:.*}`,
+//! per HTTP method, and the generated `route` function places every request itself:
 //!
 //! - by path first, then by method, as OpenAPI reads a spec: a path template matches segment
 //!   for segment, and a literal segment beats a variable one (so `/users/tags` is not a user);
@@ -24,8 +24,11 @@ use super::model::{is_var, segments, Operation};
 use super::reader::JSON;
 use super::server::{arguments, docs, Signature};
 
-/// The HTTP methods dropshot's `#[endpoint]` accepts, each of which gets a catch-all endpoint.
-const METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"];
+/// The HTTP methods that get a catch-all endpoint: those of OpenAPI 3.0 (a spec may use any of
+/// them) and QUERY (which API fuzzers send), so that a method no operation of a path has gets
+/// the router's 405, not dropshot's.
+const METHODS: &[&str] =
+    &["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", "QUERY"];
 
 /// The operations at one path template.
 pub(crate) struct PathRoute<'a> {
@@ -74,18 +77,20 @@ pub(crate) fn plan(ops: &[Operation]) -> Result<Vec<PathRoute<'_>>, Vec<String>>
     Ok(by_path)
 }
 
-/// The trait's items for the routes (a method per operation, the catch-all endpoints) and the
-/// items beside the trait (`route` and the `route_to` module).
+/// The trait's methods (one per operation) and the items beside the trait: the API description
+/// with the catch-all endpoints, `route` and the `route_to` module.
 pub(crate) fn render<'s>(
     routes: &[PathRoute],
     sig: impl Fn(&Operation) -> &'s Signature,
 ) -> (Vec<TokenStream>, TokenStream) {
     let ops = || routes.iter().flat_map(|route| &route.operations);
-    let mut trait_items: Vec<_> = ops().map(|op| operation_method(op, sig(op))).collect();
-    trait_items.extend(METHODS.iter().map(|method| catch_all(method)));
+    let trait_items = ops().map(|op| operation_method(op, sig(op))).collect();
     let calls = ops().map(|op| route_to(op, sig(op)));
+    let catch_alls = catch_alls();
     let router = router(routes);
     let items = quote! {
+        #catch_alls
+
         #router
 
         /// One function per operation: the request made into the operation's arguments.
@@ -115,19 +120,43 @@ fn operation_method(op: &Operation, sig: &Signature) -> TokenStream {
     }
 }
 
-/// The unpublished endpoint that dropshot routes every request of `method` to.
-fn catch_all(method: &str) -> TokenStream {
-    let name = format_ident!("route_{}", method.to_lowercase());
-    let method = format_ident!("{method}");
-    let doc = format!(" Every {method} request: dropshot routes them all here, to [`route`].");
+/// `api_description()`: one unpublished `/{path:.*}` endpoint per method of [`METHODS`], each
+/// handing the request to `route`. They are registered as plain `ApiEndpoint`s because
+/// `#[endpoint]` knows neither TRACE nor QUERY.
+fn catch_alls() -> TokenStream {
+    let methods = METHODS;
     quote! {
-        #[doc = #doc]
-        #[endpoint { method = #method, path = "/{path:.*}", unpublished = true }]
-        async fn #name(
-            rqctx: dropshot::RequestContext<Self::Context>,
+        /// The API description to serve: every request of the [`METHODS`] goes to the router,
+        /// through one unpublished catch-all endpoint, `/{path:.*}`, per method (dropshot's own
+        /// router could answer an unknown path or method only with its own error body).
+        pub fn api_description<A: PrivxApi + 'static>(
+        ) -> Result<dropshot::ApiDescription<A::Context>, dropshot::ApiDescriptionRegisterError> {
+            let mut api = dropshot::ApiDescription::new();
+            for method in METHODS {
+                let method = http::Method::from_bytes(method.as_bytes()).expect("a method name");
+                api.register(
+                    dropshot::ApiEndpoint::new(
+                        format!("route_{}", method.as_str().to_lowercase()),
+                        catch_all::<A>,
+                        method,
+                        dropshot::CONTENT_TYPE_JSON,
+                        "/{path:.*}",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .visible(false),
+                )?;
+            }
+            Ok(api)
+        }
+
+        /// The HTTP methods routed to the operations: OpenAPI's, and QUERY.
+        pub const METHODS: &[&str] = &[#(#methods),*];
+
+        async fn catch_all<A: PrivxApi>(
+            rqctx: dropshot::RequestContext<A::Context>,
             request: crate::api::AnyRequest,
         ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-            route::<Self>(rqctx, request.0).await
+            route::<A>(rqctx, request.0).await
         }
     }
 }
@@ -167,7 +196,7 @@ fn router(routes: &[PathRoute]) -> TokenStream {
         /// Places a request: the operation whose path template matches the request's path (a
         /// literal segment before a variable one) and whose method is the request's; else the
         /// unpublished pages or a 404, or a 405 when the path's operations lack the method.
-        async fn route<A: PrivxApi + ?Sized>(
+        async fn route<A: PrivxApi>(
             rqctx: dropshot::RequestContext<A::Context>,
             request: hyper::Request<dropshot::Body>,
         ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
@@ -236,7 +265,7 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
     };
     let names = arguments(sig).into_iter().map(|(name, _)| name);
     quote! {
-        pub(super) async fn #name<A: PrivxApi + ?Sized>(
+        pub(super) async fn #name<A: PrivxApi>(
             mut rqctx: dropshot::RequestContext<A::Context>,
             #request: hyper::Request<dropshot::Body>,
             #(#vars: &str),*

@@ -1,6 +1,7 @@
 //! `privx_api.rs`: typify's serde + schemars types for every schema and for each operation's
-//! path and query parameters, the `#[dropshot::api_description]` trait `PrivxApi`, the
-//! `OPERATIONS` table, `openapi_document()` and the `locations` of created resources.
+//! path and query parameters, the trait `PrivxApi`, its router and the `api_description()`
+//! that serves it (`routes.rs`), the `OPERATIONS` table, `openapi_document()` and the
+//! `locations` of created resources.
 
 use std::collections::HashMap;
 
@@ -229,7 +230,6 @@ fn render(
         }
 
         /// The PrivX API: one method per operation of the spec, named by its operationId.
-        #[dropshot::api_description { module = "privx_api_mod" }]
         pub trait PrivxApi {
             type Context: Send + Sync + 'static;
             #(#trait_items)*
@@ -241,14 +241,13 @@ fn render(
         /// of them suffices), in spec order.
         pub const OPERATIONS: &[crate::api::Operation] = &[#(#operations),*];
 
-        /// The OpenAPI document of the API: every operation at its own path (the trait's
+        /// The OpenAPI document of the API: every operation at its own path (the served
         /// endpoints are the router's unpublished catch-alls), with the optional request bodies
         /// that dropshot cannot mark. dropshot's router cannot hold some of the paths side by
         /// side, so each operation is described on its own and the documents are merged.
         pub fn openapi_document() -> serde_json::Value {
-            let description = privx_api_mod::stub_api_description()
-                .expect("the generated API description is valid");
-            let mut document = crate::api::openapi_json(&description, #title, #version);
+            let mut document =
+                crate::api::openapi_json(&dropshot::ApiDescription::new(), #title, #version);
             #(crate::api::merge_openapi(&mut document, crate::api::openapi_json(&crate::api::single_endpoint(#doc_endpoints), #title, #version));)*
             #(#optional_bodies)*
             document

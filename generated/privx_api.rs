@@ -2076,7 +2076,6 @@ pub mod types {
     }
 }
 /// The PrivX API: one method per operation of the spec, named by its operationId.
-#[dropshot::api_description{module = "privx_api_mod"}]
 pub trait PrivxApi {
     type Context: Send + Sync + 'static;
     /// Get extender listeners
@@ -2448,81 +2447,53 @@ pub trait PrivxApi {
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
-    /// Every GET request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = GET,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_get(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
+}
+/// The API description to serve: every request of the [`METHODS`] goes to the router,
+/// through one unpublished catch-all endpoint, `/{path:.*}`, per method (dropshot's own
+/// router could answer an unknown path or method only with its own error body).
+pub fn api_description<A: PrivxApi + 'static>() -> Result<
+    dropshot::ApiDescription<A::Context>,
+    dropshot::ApiDescriptionRegisterError,
+> {
+    let mut api = dropshot::ApiDescription::new();
+    for method in METHODS {
+        let method = http::Method::from_bytes(method.as_bytes()).expect("a method name");
+        api.register(
+            dropshot::ApiEndpoint::new(
+                    format!("route_{}", method.as_str().to_lowercase()),
+                    catch_all::<A>,
+                    method,
+                    dropshot::CONTENT_TYPE_JSON,
+                    "/{path:.*}",
+                    dropshot::ApiEndpointVersions::All,
+                )
+                .visible(false),
+        )?;
     }
-    /// Every PUT request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = PUT,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_put(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
-    /// Every POST request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = POST,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_post(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
-    /// Every DELETE request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = DELETE,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_delete(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
-    /// Every PATCH request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = PATCH,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_patch(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
-    /// Every OPTIONS request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = OPTIONS,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_options(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
-    /// Every HEAD request: dropshot routes them all here, to [`route`].
-    #[endpoint{method = HEAD,
-    path = "/{path:.*}",
-    unpublished = true}]
-    async fn route_head(
-        rqctx: dropshot::RequestContext<Self::Context>,
-        request: crate::api::AnyRequest,
-    ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-        route::<Self>(rqctx, request.0).await
-    }
+    Ok(api)
+}
+/// The HTTP methods routed to the operations: OpenAPI's, and QUERY.
+pub const METHODS: &[&str] = &[
+    "GET",
+    "PUT",
+    "POST",
+    "DELETE",
+    "OPTIONS",
+    "HEAD",
+    "PATCH",
+    "TRACE",
+    "QUERY",
+];
+async fn catch_all<A: PrivxApi>(
+    rqctx: dropshot::RequestContext<A::Context>,
+    request: crate::api::AnyRequest,
+) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+    route::<A>(rqctx, request.0).await
 }
 /// Places a request: the operation whose path template matches the request's path (a
 /// literal segment before a variable one) and whose method is the request's; else the
 /// unpublished pages or a 404, or a 405 when the path's operations lack the method.
-async fn route<A: PrivxApi + ?Sized>(
+async fn route<A: PrivxApi>(
     rqctx: dropshot::RequestContext<A::Context>,
     request: hyper::Request<dropshot::Body>,
 ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
@@ -2747,7 +2718,7 @@ async fn route<A: PrivxApi + ?Sized>(
 /// One function per operation: the request made into the operation's arguments.
 mod route_to {
     use super::{types, PrivxApi};
-    pub(super) async fn listener_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn listener_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2758,7 +2729,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::listener_list(rqctx, query).await?)?)
     }
-    pub(super) async fn listener_create<A: PrivxApi + ?Sized>(
+    pub(super) async fn listener_create<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2770,7 +2741,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::listener_create(rqctx, body).await?)?)
     }
-    pub(super) async fn user_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2781,7 +2752,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_list(rqctx, query).await?)?)
     }
-    pub(super) async fn user_create<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_create<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2793,14 +2764,14 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_create(rqctx, body).await?)?)
     }
-    pub(super) async fn state_export<A: PrivxApi + ?Sized>(
+    pub(super) async fn state_export<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id = "state_export".to_string();
         Ok(dropshot::HttpResponse::to_result(A::state_export(rqctx).await?)?)
     }
-    pub(super) async fn journal_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn journal_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2811,21 +2782,21 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::journal_list(rqctx, query).await?)?)
     }
-    pub(super) async fn journal_clear<A: PrivxApi + ?Sized>(
+    pub(super) async fn journal_clear<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id = "journal_clear".to_string();
         Ok(dropshot::HttpResponse::to_result(A::journal_clear(rqctx).await?)?)
     }
-    pub(super) async fn fault_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn fault_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id = "fault_list".to_string();
         Ok(dropshot::HttpResponse::to_result(A::fault_list(rqctx).await?)?)
     }
-    pub(super) async fn token_create<A: PrivxApi + ?Sized>(
+    pub(super) async fn token_create<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
@@ -2837,7 +2808,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::token_create(rqctx, body).await?)?)
     }
-    pub(super) async fn user_tags_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_tags_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2848,14 +2819,14 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_tags_list(rqctx, query).await?)?)
     }
-    pub(super) async fn service_options_view<A: PrivxApi + ?Sized>(
+    pub(super) async fn service_options_view<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id = "service_options_view".to_string();
         Ok(dropshot::HttpResponse::to_result(A::service_options_view(rqctx).await?)?)
     }
-    pub(super) async fn state_reset<A: PrivxApi + ?Sized>(
+    pub(super) async fn state_reset<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2867,7 +2838,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::state_reset(rqctx, body).await?)?)
     }
-    pub(super) async fn fixtures_load<A: PrivxApi + ?Sized>(
+    pub(super) async fn fixtures_load<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
@@ -2879,7 +2850,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fixtures_load(rqctx, body).await?)?)
     }
-    pub(super) async fn connection_terminate<A: PrivxApi + ?Sized>(
+    pub(super) async fn connection_terminate<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         connection_id: &str,
@@ -2899,7 +2870,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn connection_terminate_host<A: PrivxApi + ?Sized>(
+    pub(super) async fn connection_terminate_host<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         host_id: &str,
@@ -2919,7 +2890,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn connection_terminate_user<A: PrivxApi + ?Sized>(
+    pub(super) async fn connection_terminate_user<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -2939,7 +2910,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn listener_view<A: PrivxApi + ?Sized>(
+    pub(super) async fn listener_view<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         id: &str,
@@ -2950,7 +2921,7 @@ mod route_to {
         });
         Ok(dropshot::HttpResponse::to_result(A::listener_view(rqctx, path).await?)?)
     }
-    pub(super) async fn listener_update<A: PrivxApi + ?Sized>(
+    pub(super) async fn listener_update<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         id: &str,
@@ -2970,7 +2941,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn listener_delete<A: PrivxApi + ?Sized>(
+    pub(super) async fn listener_delete<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         id: &str,
@@ -2981,7 +2952,7 @@ mod route_to {
         });
         Ok(dropshot::HttpResponse::to_result(A::listener_delete(rqctx, path).await?)?)
     }
-    pub(super) async fn user_view<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_view<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -2992,7 +2963,7 @@ mod route_to {
         });
         Ok(dropshot::HttpResponse::to_result(A::user_view(rqctx, path).await?)?)
     }
-    pub(super) async fn user_update<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_update<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3008,7 +2979,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_update(rqctx, path, body).await?)?)
     }
-    pub(super) async fn user_delete<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_delete<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3019,7 +2990,7 @@ mod route_to {
         });
         Ok(dropshot::HttpResponse::to_result(A::user_delete(rqctx, path).await?)?)
     }
-    pub(super) async fn fault_set<A: PrivxApi + ?Sized>(
+    pub(super) async fn fault_set<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         operation_id: &str,
@@ -3035,7 +3006,7 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fault_set(rqctx, path, body).await?)?)
     }
-    pub(super) async fn fault_clear<A: PrivxApi + ?Sized>(
+    pub(super) async fn fault_clear<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         operation_id: &str,
@@ -3046,7 +3017,7 @@ mod route_to {
         });
         Ok(dropshot::HttpResponse::to_result(A::fault_clear(rqctx, path).await?)?)
     }
-    pub(super) async fn user_password_set<A: PrivxApi + ?Sized>(
+    pub(super) async fn user_password_set<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3066,7 +3037,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn webauthn_credential_list<A: PrivxApi + ?Sized>(
+    pub(super) async fn webauthn_credential_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3085,7 +3056,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn webauthn_credential_view<A: PrivxApi + ?Sized>(
+    pub(super) async fn webauthn_credential_view<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3102,7 +3073,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn webauthn_credential_update<A: PrivxApi + ?Sized>(
+    pub(super) async fn webauthn_credential_update<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3124,7 +3095,7 @@ mod route_to {
             )?,
         )
     }
-    pub(super) async fn webauthn_credential_delete<A: PrivxApi + ?Sized>(
+    pub(super) async fn webauthn_credential_delete<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
@@ -3349,15 +3320,13 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         scopes: &["admin"],
     },
 ];
-/// The OpenAPI document of the API: every operation at its own path (the trait's
+/// The OpenAPI document of the API: every operation at its own path (the served
 /// endpoints are the router's unpublished catch-alls), with the optional request bodies
 /// that dropshot cannot mark. dropshot's router cannot hold some of the paths side by
 /// side, so each operation is described on its own and the documents are merged.
 pub fn openapi_document() -> serde_json::Value {
-    let description = privx_api_mod::stub_api_description()
-        .expect("the generated API description is valid");
     let mut document = crate::api::openapi_json(
-        &description,
+        &dropshot::ApiDescription::new(),
         "PrivX API (subset)",
         "1.0.0",
     );

@@ -12,7 +12,6 @@ use dropshot::{
 };
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use crate::api::privx_api_mod;
 use crate::clock::Clock;
 use crate::config::{AuthConfig, LogFormat};
 use crate::http::auth::Auth;
@@ -50,7 +49,7 @@ pub struct Config {
 /// the unpublished pages (the spec, the API reference, `/healthz`; see `crate::api::unrouted`),
 /// since dropshot's router can hold nothing beside its catch-all endpoints.
 pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
-    privx_api_mod::api_description::<PrivxApiImpl>()
+    crate::api::api_description::<PrivxApiImpl>()
         .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))
 }
 

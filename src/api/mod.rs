@@ -29,7 +29,9 @@ pub use routing::{
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/privx_api.rs"));
 }
-pub use generated::{locations, openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS};
+pub use generated::{
+    api_description, locations, openapi_document, types, PrivxApi, METHODS, OPERATIONS,
+};
 
 /// The spec, `spec/privx.yaml`, as JSON.
 pub const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
