@@ -86,13 +86,12 @@ pub(crate) fn generate(text: &str) -> Result<Generated, Vec<String>> {
     let spec_json: serde_json::Value =
         serde_yaml::from_str(text).map_err(|e| vec![format!("not YAML: {e}")])?;
     let spec = reader::read(&openapi)?;
-    let (routes, located) =
-        match (routes::plan(&spec.operations), locations::plan(&spec.operations)) {
-            (Ok(routes), Ok(located)) => (routes, located),
-            (routes, located) => {
-                return Err(routes.err().into_iter().chain(located.err()).flatten().collect())
-            }
-        };
+    let (routes, located) = match (routes::plan(&spec), locations::plan(&spec.operations)) {
+        (Ok(routes), Ok(located)) => (routes, located),
+        (routes, located) => {
+            return Err(routes.err().into_iter().chain(located.err()).flatten().collect())
+        }
+    };
     let server = guard("the server code", || server::generate(&spec, &routes, &located))?;
     let client = guard("the client", || {
         client::generate(&openapi, &server.schema_types).map_err(|e| vec![e])

@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::model::{is_var, segments, Operation};
+use openapiv3::{SchemaKind, Type};
+
+use super::model::{is_var, segments, Location, Operation, Param, Spec};
 use super::reader::JSON;
 use super::server::{arguments, docs, Signature};
 
@@ -38,8 +40,9 @@ pub(crate) struct PathRoute<'a> {
 
 /// The path templates of `ops`, most specific first (segment by segment, a literal before a
 /// variable), which is the order the router tries them in.
-pub(crate) fn plan(ops: &[Operation]) -> Result<Vec<PathRoute<'_>>, Vec<String>> {
-    let mut errors = Vec::new();
+pub(crate) fn plan(spec: &Spec) -> Result<Vec<PathRoute<'_>>, Vec<String>> {
+    let ops = &spec.operations;
+    let mut errors = non_string_path_params(spec);
     let mut by_path: Vec<PathRoute> = Vec::new();
     // The template with its variables unnamed, so two spellings of one path are caught.
     let mut shapes: BTreeMap<Vec<&str>, &str> = BTreeMap::new();
@@ -75,6 +78,21 @@ pub(crate) fn plan(ops: &[Operation]) -> Result<Vec<PathRoute<'_>>, Vec<String>>
     }
     by_path.sort_by_key(|route| route.segments.iter().map(|s| is_var(s)).collect::<Vec<_>>());
     Ok(by_path)
+}
+
+/// The router hands a path parameter its segment as text (`crate::api::path_param`), which
+/// only a string schema (of any format or enum) reads.
+fn non_string_path_params(spec: &Spec) -> Vec<String> {
+    let is_string = |param: &&Param| {
+        let schema = spec.schema(&param.schema);
+        schema.is_some_and(|s| matches!(s.schema_kind, SchemaKind::Type(Type::String(_))))
+    };
+    let ops = spec.operations.iter();
+    ops.flat_map(|op| op.params_in(Location::Path).filter(|p| !is_string(p)).map(move |p| (op, p)))
+        .map(|(op, param)| {
+            format!("{}: path parameter {:?} must have a string schema", op.name(), param.name)
+        })
+        .collect()
 }
 
 /// The trait's methods (one per operation) and the items beside the trait: the API description
@@ -271,8 +289,8 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
             #(#vars: &str),*
         ) -> Result<http::Response<dropshot::Body>, #error> {
             // The catch-all endpoint's own operationId names no operation: the operation runs
-            // under its own, as if dropshot had routed to it.
-            rqctx.endpoint.operation_id = #id.to_string();
+            // under its own, as if dropshot had routed to it (in the same buffer where it fits).
+            rqctx.endpoint.operation_id.replace_range(.., #id);
             #(#lets)*
             Ok(dropshot::HttpResponse::to_result(A::#name(rqctx, #(#names),*).await?)?)
         }

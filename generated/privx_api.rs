@@ -2722,7 +2722,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "listener_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "listener_list");
         let query = <dropshot::Query<
             types::ListenerListQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
@@ -2733,7 +2733,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "listener_create".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "listener_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let body = <dropshot::TypedBody<
             types::ListenerCreate,
@@ -2745,7 +2745,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_list");
         let query = <dropshot::Query<
             types::UserListQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
@@ -2756,7 +2756,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_create".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let body = <dropshot::TypedBody<
             types::UserRequest,
@@ -2768,14 +2768,14 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "state_export".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "state_export");
         Ok(dropshot::HttpResponse::to_result(A::state_export(rqctx).await?)?)
     }
     pub(super) async fn journal_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "journal_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "journal_list");
         let query = <dropshot::Query<
             types::JournalListQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
@@ -2786,21 +2786,21 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "journal_clear".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "journal_clear");
         Ok(dropshot::HttpResponse::to_result(A::journal_clear(rqctx).await?)?)
     }
     pub(super) async fn fault_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "fault_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "fault_list");
         Ok(dropshot::HttpResponse::to_result(A::fault_list(rqctx).await?)?)
     }
     pub(super) async fn token_create<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
-        rqctx.endpoint.operation_id = "token_create".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "token_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::UrlEncoded;
         let body = <dropshot::TypedBody<
             types::TokenRequest,
@@ -2812,7 +2812,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_tags_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_tags_list");
         let query = <dropshot::Query<
             types::UserTagsListQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
@@ -2823,14 +2823,14 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "service_options_view".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "service_options_view");
         Ok(dropshot::HttpResponse::to_result(A::service_options_view(rqctx).await?)?)
     }
     pub(super) async fn state_reset<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "state_reset".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "state_reset");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let body = <dropshot::TypedBody<
             types::StateReset,
@@ -2842,7 +2842,7 @@ mod route_to {
         mut rqctx: dropshot::RequestContext<A::Context>,
         request: hyper::Request<dropshot::Body>,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "fixtures_load".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "fixtures_load");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let body = <dropshot::TypedBody<
             types::Fixtures,
@@ -2855,7 +2855,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         connection_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "connection_terminate".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "connection_terminate");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::ConnectionTerminatePath {
             connection_id: crate::api::path_param(connection_id)?,
@@ -2875,7 +2875,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         host_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "connection_terminate_host".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "connection_terminate_host");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::ConnectionTerminateHostPath {
             host_id: crate::api::path_param(host_id)?,
@@ -2895,7 +2895,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "connection_terminate_user".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "connection_terminate_user");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::ConnectionTerminateUserPath {
             user_id: crate::api::path_param(user_id)?,
@@ -2915,7 +2915,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "listener_view".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "listener_view");
         let path = dropshot::Path::from(types::ListenerViewPath {
             id: crate::api::path_param(id)?,
         });
@@ -2926,7 +2926,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "listener_update".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "listener_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::ListenerUpdatePath {
             id: crate::api::path_param(id)?,
@@ -2946,7 +2946,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "listener_delete".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "listener_delete");
         let path = dropshot::Path::from(types::ListenerDeletePath {
             id: crate::api::path_param(id)?,
         });
@@ -2957,7 +2957,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_view".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_view");
         let path = dropshot::Path::from(types::UserViewPath {
             user_id: crate::api::path_param(user_id)?,
         });
@@ -2968,7 +2968,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_update".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::UserUpdatePath {
             user_id: crate::api::path_param(user_id)?,
@@ -2984,7 +2984,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_delete".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_delete");
         let path = dropshot::Path::from(types::UserDeletePath {
             user_id: crate::api::path_param(user_id)?,
         });
@@ -2995,7 +2995,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         operation_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "fault_set".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "fault_set");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::FaultSetPath {
             operation_id: crate::api::path_param(operation_id)?,
@@ -3011,7 +3011,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         operation_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "fault_clear".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "fault_clear");
         let path = dropshot::Path::from(types::FaultClearPath {
             operation_id: crate::api::path_param(operation_id)?,
         });
@@ -3022,7 +3022,7 @@ mod route_to {
         request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "user_password_set".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "user_password_set");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::UserPasswordSetPath {
             user_id: crate::api::path_param(user_id)?,
@@ -3042,7 +3042,7 @@ mod route_to {
         _request: hyper::Request<dropshot::Body>,
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "webauthn_credential_list".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_list");
         let path = dropshot::Path::from(types::WebauthnCredentialListPath {
             user_id: crate::api::path_param(user_id)?,
         });
@@ -3062,7 +3062,7 @@ mod route_to {
         user_id: &str,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "webauthn_credential_view".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_view");
         let path = dropshot::Path::from(types::WebauthnCredentialViewPath {
             user_id: crate::api::path_param(user_id)?,
             id: crate::api::path_param(id)?,
@@ -3079,7 +3079,7 @@ mod route_to {
         user_id: &str,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "webauthn_credential_update".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
         let path = dropshot::Path::from(types::WebauthnCredentialUpdatePath {
             user_id: crate::api::path_param(user_id)?,
@@ -3101,7 +3101,7 @@ mod route_to {
         user_id: &str,
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
-        rqctx.endpoint.operation_id = "webauthn_credential_delete".to_string();
+        rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_delete");
         let path = dropshot::Path::from(types::WebauthnCredentialDeletePath {
             user_id: crate::api::path_param(user_id)?,
             id: crate::api::path_param(id)?,

@@ -39,7 +39,7 @@ fn the_spec_generates() {
 #[test]
 fn unsupported_constructs_fail_with_a_clear_message() {
     type Mutation = fn(&mut Value);
-    let cases: [(Mutation, &str); 8] = [
+    let cases: [(Mutation, &str); 9] = [
         (
             |s| {
                 let op = operation(s, "/local-user-store/api/v1/users", "get");
@@ -88,6 +88,17 @@ fn unsupported_constructs_fail_with_a_clear_message() {
             },
             "PATCH /local-user-store/api/v1/users/{id}: the same path as \
              /local-user-store/api/v1/users/{user_id} with other variable names",
+        ),
+        (
+            |s| {
+                let op = operation(s, "/test-control/api/v1/faults/{operation_id}", "delete");
+                op["parameters"] = serde_yaml::from_str(
+                    "[{name: operation_id, in: path, required: true, schema: {type: integer}}]",
+                )
+                .unwrap();
+            },
+            "DELETE /test-control/api/v1/faults/{operation_id}: path parameter \"operation_id\" \
+             must have a string schema",
         ),
         (
             |s| {
