@@ -186,7 +186,8 @@ fn segment_ident(var: &str) -> syn::Ident {
 
 /// `route`: the request's path matched against every path template, then its method.
 fn router(routes: &[PathRoute]) -> TokenStream {
-    let max = routes.iter().map(|route| route.segments.len()).max().unwrap_or(0);
+    // At least the one segment of the unpublished pages.
+    let max = routes.iter().map(|route| route.segments.len()).max().unwrap_or(0).max(1);
     let arms = routes.iter().map(|route| {
         let pattern = route.segments.iter().map(|seg| match is_var(seg) {
             true => {

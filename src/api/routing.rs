@@ -99,7 +99,8 @@ fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
 }
 
 /// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
-/// it (with its 400 when it does not parse).
+/// it (with its 400 when it does not parse). The text is read as a string, so the generator
+/// accepts only path parameters with a string schema (of any format).
 pub fn path_param<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, HttpError> {
     use serde::de::IntoDeserializer;
     T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
