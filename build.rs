@@ -2,10 +2,10 @@
 //!
 //! Four files land in `OUT_DIR`:
 //! - `privx_api.rs`: serde + schemars types for every schema (typify's type space with
-//!   `JsonSchema` derived), one typed query/path struct per operation, the
-//!   `#[dropshot::api_description]` trait `PrivxApi` with one method per operation named by
-//!   its operationId, the `OPERATIONS` table (method, path, tag, scopes), `openapi_document()`
-//!   and `locations`, the `Location` of what each create operation creates.
+//!   `JsonSchema` derived), one typed query/path struct per operation, the trait `PrivxApi`
+//!   with one method per operation named by its operationId, the router and the dropshot
+//!   `api_description()` serving it, the `OPERATIONS` table (method, path, tag, scopes),
+//!   `openapi_document()` and `locations`, the `Location` of what each create operation creates.
 //! - `privx_client.rs`: the progenitor client of the same spec, sharing the server's schema
 //!   types (`build/client.rs` says how).
 //! - `openapi.json`: the spec itself as JSON, for serving.
@@ -20,12 +20,12 @@
 //! resolver; `reader.rs` fills it in; `routes.rs` plans the routes; `server.rs`,
 //! `locations.rs`, `client.rs` and `docs.rs` render the outputs from the model, tokens last.
 //!
-//! dropshot's router cannot hold a literal path segment beside a variable one at the same depth
-//! (`/users/tags` beside `/users/{user_id}`). For such a literal operation the generator needs a
-//! same-method operation at the variable path; both become plain trait methods, and one
-//! unpublished routing endpoint at the variable path hands each request to the right one by
-//! the segment's value. `openapi_document()` puts both back into the OpenAPI document at
-//! their own paths, so the served routes and the document match the spec.
+//! dropshot answers requests its router cannot place with its own error body, and its router
+//! cannot hold a literal path segment beside a variable one (`/users/tags` beside
+//! `/users/{user_id}`). So the served endpoints are unpublished catch-alls, one per HTTP
+//! method, and a generated router places each request on its operation, a page or a
+//! PrivX error envelope (`build/routes.rs`); `openapi_document()` publishes every operation at
+//! its own path, so the served routes and the document match the spec.
 //!
 //! Anything in the spec this generator does not understand fails the build with a message
 //! naming the operation and the construct, never with silently wrong code; so does a panic of
@@ -86,13 +86,12 @@ pub(crate) fn generate(text: &str) -> Result<Generated, Vec<String>> {
     let spec_json: serde_json::Value =
         serde_yaml::from_str(text).map_err(|e| vec![format!("not YAML: {e}")])?;
     let spec = reader::read(&openapi)?;
-    let (routes, located) =
-        match (routes::plan(&spec.operations), locations::plan(&spec.operations)) {
-            (Ok(routes), Ok(located)) => (routes, located),
-            (routes, located) => {
-                return Err(routes.err().into_iter().chain(located.err()).flatten().collect())
-            }
-        };
+    let (routes, located) = match (routes::plan(&spec), locations::plan(&spec.operations)) {
+        (Ok(routes), Ok(located)) => (routes, located),
+        (routes, located) => {
+            return Err(routes.err().into_iter().chain(located.err()).flatten().collect())
+        }
+    };
     let server = guard("the server code", || server::generate(&spec, &routes, &located))?;
     let client = guard("the client", || {
         client::generate(&openapi, &server.schema_types).map_err(|e| vec![e])

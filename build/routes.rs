@@ -1,132 +1,132 @@
-//! Routing around dropshot's one limit: its router cannot hold a literal path segment beside a
-//! variable one at the same depth (`/users/tags` beside `/users/{user_id}`). Such a literal
-//! operation needs a same-method operation at the variable path; both become plain trait
-//! methods, and one unpublished routing endpoint at the variable path hands each request to
-//! the right one by the segment's value. Each is published at its own path through
-//! [`doc_endpoint`].
+//! The router: dropshot answers a request its router cannot place (an unknown path, a wrong
+//! method) with its own error body and has no hook to change that, and its router cannot hold a
+//! literal segment beside a variable one (`/users/tags` beside `/users/{user_id}`). So the
+//! generated `api_description()` registers one unpublished catch-all endpoint, `/{path:.*}`,
+//! per HTTP method, and the generated `route` function places every request itself:
+//!
+//! - by path first, then by method, as OpenAPI reads a spec: a path template matches segment
+//!   for segment, and a literal segment beats a variable one (so `/users/tags` is not a user);
+//! - then the unpublished pages (`crate::api::unrouted`), else a 404 envelope;
+//! - a path whose operations lack the method gets a 405 envelope with `Allow`.
+//!
+//! Each operation is a plain trait method with dropshot's extractor types; the `route_to`
+//! function of an operation sets the request's endpoint metadata to the operation's (its
+//! operationId, its body's content type), parses its path parameters from the segments with
+//! `crate::api::path_param`, runs its query and body extractors and calls it. `doc_endpoint`
+//! publishes each operation at its own path in `openapi_document()`.
 
 use std::collections::BTreeMap;
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::model::{is_var, segments, Operation};
-use super::server::{arguments, docs, pascal, Signature};
+use openapiv3::{SchemaKind, Type};
 
-pub(crate) enum Route<'a> {
-    Plain(&'a Operation),
-    /// Operations that dropshot cannot route side by side: `variable` owns the route, and each
-    /// literal operation is chosen when the segment variable `segment_var` equals its literal.
-    Dispatch {
-        variable: &'a Operation,
-        literals: Vec<&'a Operation>,
-        segment_var: String,
-    },
+use super::model::{is_var, segments, Location, Operation, Param, Spec};
+use super::reader::JSON;
+use super::server::{arguments, docs, Signature};
+
+/// The HTTP methods that get a catch-all endpoint: those of OpenAPI 3.0 (a spec may use any of
+/// them) and QUERY (which API fuzzers send), so that a method no operation of a path has gets
+/// the router's 405, not dropshot's.
+const METHODS: &[&str] =
+    &["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE", "QUERY"];
+
+/// The operations at one path template.
+pub(crate) struct PathRoute<'a> {
+    segments: Vec<&'a str>,
+    operations: Vec<&'a Operation>,
 }
 
-/// The routes of `ops`, in spec order (a routing endpoint where its variable operation is).
-pub(crate) fn plan(ops: &[Operation]) -> Result<Vec<Route<'_>>, Vec<String>> {
-    let mut errors = Vec::new();
-    // Literal operations that collide with a variable sibling, keyed by the index of the
-    // operation that will route them.
-    let mut routed: BTreeMap<usize, (Vec<&Operation>, String)> = BTreeMap::new();
-    let mut is_routed = vec![false; ops.len()];
-    for (li, lit) in ops.iter().enumerate() {
-        let Some((depth, seg)) = collision(ops, lit) else {
+/// The path templates of `ops`, most specific first (segment by segment, a literal before a
+/// variable), which is the order the router tries them in.
+pub(crate) fn plan(spec: &Spec) -> Result<Vec<PathRoute<'_>>, Vec<String>> {
+    let ops = &spec.operations;
+    let mut errors = non_string_path_params(spec);
+    let mut by_path: Vec<PathRoute> = Vec::new();
+    // The template with its variables unnamed, so two spellings of one path are caught.
+    let mut shapes: BTreeMap<Vec<&str>, &str> = BTreeMap::new();
+    for op in ops {
+        let segs = segments(&op.path);
+        if let Some(seg) = segs.iter().find(|s| !is_var(s) && (s.contains('{') || s.contains('}')))
+        {
+            errors.push(format!(
+                "{}: the segment {seg:?} mixes text and a variable; only whole-segment \
+                 variables are supported",
+                op.name()
+            ));
             continue;
-        };
-        match router(ops, lit, depth) {
-            Some(oi) => {
-                let var = segments(&ops[oi].path)[depth].trim_matches(['{', '}']).to_string();
-                routed.entry(oi).or_insert_with(|| (Vec::new(), var)).0.push(lit);
-                is_routed[li] = true;
-                is_routed[oi] = true;
-            }
-            None => errors.push(format!(
-                "{}: the literal segment {seg:?} sits beside a variable segment, which dropshot \
-                 cannot route; the generator supports this only for a last segment, without \
-                 request bodies, when an operation with the same method and error type exists at \
-                 the variable path and that segment is its only variable",
-                lit.name()
+        }
+        let shape: Vec<&str> = segs.iter().map(|s| if is_var(s) { "{}" } else { s }).collect();
+        match shapes.get(&shape) {
+            Some(path) if *path != op.path => errors.push(format!(
+                "{}: the same path as {path} with other variable names; a server cannot tell \
+                 them apart",
+                op.name()
             )),
+            _ => {
+                shapes.insert(shape, &op.path);
+            }
+        }
+        match by_path.iter_mut().find(|route| route.operations[0].path == op.path) {
+            Some(route) => route.operations.push(op),
+            None => by_path.push(PathRoute { segments: segs, operations: vec![op] }),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut routes = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let Some((literals, segment_var)) = routed.remove(&i) {
-            routes.push(Route::Dispatch { variable: op, literals, segment_var });
-        } else if !is_routed[i] {
-            routes.push(Route::Plain(op));
+    by_path.sort_by_key(|route| route.segments.iter().map(|s| is_var(s)).collect::<Vec<_>>());
+    Ok(by_path)
+}
+
+/// The router hands a path parameter its segment as text (`crate::api::path_param`), which
+/// only a string schema (of any format or enum) reads.
+fn non_string_path_params(spec: &Spec) -> Vec<String> {
+    let is_string = |param: &&Param| {
+        let schema = spec.schema(&param.schema);
+        schema.is_some_and(|s| matches!(s.schema_kind, SchemaKind::Type(Type::String(_))))
+    };
+    let ops = spec.operations.iter();
+    ops.flat_map(|op| op.params_in(Location::Path).filter(|p| !is_string(p)).map(move |p| (op, p)))
+        .map(|(op, param)| {
+            format!("{}: path parameter {:?} must have a string schema", op.name(), param.name)
+        })
+        .collect()
+}
+
+/// The trait's methods (one per operation) and the items beside the trait: the API description
+/// with the catch-all endpoints, `route` and the `route_to` module.
+pub(crate) fn render<'s>(
+    routes: &[PathRoute],
+    sig: impl Fn(&Operation) -> &'s Signature,
+) -> (Vec<TokenStream>, TokenStream) {
+    let ops = || routes.iter().flat_map(|route| &route.operations);
+    let trait_items = ops().map(|op| operation_method(op, sig(op))).collect();
+    let calls = ops().map(|op| route_to(op, sig(op)));
+    let catch_alls = catch_alls();
+    let router = router(routes);
+    let items = quote! {
+        #catch_alls
+
+        #router
+
+        /// One function per operation: the request made into the operation's arguments.
+        mod route_to {
+            use super::{types, PrivxApi};
+            #(#calls)*
         }
-    }
-    Ok(routes)
+    };
+    (trait_items, items)
 }
 
-/// The first literal segment of `lit`'s path that some operation has a variable beside.
-fn collision<'a>(ops: &[Operation], lit: &'a Operation) -> Option<(usize, &'a str)> {
-    let ls = segments(&lit.path);
-    ls.iter().enumerate().filter(|(_, seg)| !is_var(seg)).find_map(|(depth, seg)| {
-        let collides = ops.iter().any(|o| {
-            let os = segments(&o.path);
-            os.len() > depth && os[..depth] == ls[..depth] && is_var(os[depth])
-        });
-        collides.then_some((depth, *seg))
-    })
-}
-
-/// The operation whose routing endpoint can serve `lit`, whose segment at `depth` collides.
-fn router(ops: &[Operation], lit: &Operation, depth: usize) -> Option<usize> {
-    let ls = segments(&lit.path);
-    let oi = ops.iter().position(|o| {
-        let os = segments(&o.path);
-        o.method == lit.method
-            && os.len() == ls.len()
-            && is_var(os[depth])
-            && os.iter().zip(&ls).enumerate().all(|(i, (a, b))| i == depth || a == b)
-    })?;
-    let owner = &ops[oi];
-    let supported = depth + 1 == ls.len()
-        && ls.iter().all(|s| !is_var(s))
-        && segments(&owner.path).iter().filter(|s| is_var(s)).count() == 1
-        && lit.body.is_none()
-        && owner.body.is_none()
-        && lit.error_type == owner.error_type;
-    supported.then_some(oi)
-}
-
-fn route_segment_name(variable: &Operation) -> String {
-    format!("{}RouteSegment", pascal(&variable.id))
-}
-
-/// Adds the type of the raw path segment a routing endpoint reads to choose the operation.
-pub(crate) fn add_route_segment(
-    types: &mut typify::TypeSpace,
-    variable: &Operation,
-    var: &str,
-) -> Result<(), String> {
-    let schema = serde_json::json!({
-        "type": "object",
-        "description": format!("The raw `{var}` segment of `{}`, before it is parsed.", variable.path),
-        "properties": { var: { "type": "string" } },
-        "required": [var],
-    });
-    let schema = serde_json::from_value(schema).expect("valid schema");
-    types
-        .add_type_with_name(&schema, Some(route_segment_name(variable)))
-        .map(|_| ())
-        .map_err(|e| format!("{}: {e}", variable.name()))
-}
-
-/// A trait method for an operation that a routing endpoint calls (it has no route of its own).
-pub(crate) fn routed_method(op: &Operation, sig: &Signature) -> TokenStream {
+/// A trait method for an operation, which the router calls (it has no endpoint of its own).
+fn operation_method(op: &Operation, sig: &Signature) -> TokenStream {
     let docs = docs(op);
     let name = format_ident!("{}", op.id);
     let (response, error) = (&sig.response, &sig.error);
-    let (names, types): (Vec<_>, Vec<_>) = arguments(sig, true).into_iter().unzip();
-    let note = format!(" Served at `{}` through a routing endpoint.", op.name());
+    let (names, types): (Vec<_>, Vec<_>) = arguments(sig).into_iter().unzip();
+    let note = format!(" Served at `{}` by the router.", op.name());
     quote! {
         #docs
         #[doc = ""]
@@ -138,97 +138,186 @@ pub(crate) fn routed_method(op: &Operation, sig: &Signature) -> TokenStream {
     }
 }
 
-/// Extracts `op`'s own arguments from the request and calls it; its path parameters (if it
-/// has any, it is the variable operation and `segment_var` is its only one) come from the
-/// routing endpoint's `segment`.
-fn routed_call(op: &Operation, sig: &Signature, segment_var: &str) -> TokenStream {
-    let name = format_ident!("{}", op.id);
-    let mut lets = Vec::new();
-    let mut names = Vec::new();
-    if let Some(p) = &sig.path {
-        let var = format_ident!("{segment_var}");
-        lets.push(quote! { let path = #p { #var: crate::api::path_param(segment)? }; });
-        names.push(quote! { path });
+/// `api_description()`: one unpublished `/{path:.*}` endpoint per method of [`METHODS`], each
+/// handing the request to `route`. They are registered as plain `ApiEndpoint`s because
+/// `#[endpoint]` knows neither TRACE nor QUERY.
+fn catch_alls() -> TokenStream {
+    let methods = METHODS;
+    quote! {
+        /// The API description to serve: every request of the [`METHODS`] goes to the router,
+        /// through one unpublished catch-all endpoint, `/{path:.*}`, per method (dropshot's own
+        /// router could answer an unknown path or method only with its own error body).
+        pub fn api_description<A: PrivxApi + 'static>(
+        ) -> Result<dropshot::ApiDescription<A::Context>, dropshot::ApiDescriptionRegisterError> {
+            let mut api = dropshot::ApiDescription::new();
+            for method in METHODS {
+                let method = http::Method::from_bytes(method.as_bytes()).expect("a method name");
+                api.register(
+                    dropshot::ApiEndpoint::new(
+                        format!("route_{}", method.as_str().to_lowercase()),
+                        catch_all::<A>,
+                        method,
+                        dropshot::CONTENT_TYPE_JSON,
+                        "/{path:.*}",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .visible(false),
+                )?;
+            }
+            Ok(api)
+        }
+
+        /// The HTTP methods routed to the operations: OpenAPI's, and QUERY.
+        pub const METHODS: &[&str] = &[#(#methods),*];
+
+        async fn catch_all<A: PrivxApi>(
+            rqctx: dropshot::RequestContext<A::Context>,
+            request: crate::api::AnyRequest,
+        ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+            route::<A>(rqctx, request.0).await
+        }
     }
-    if let Some(q) = &sig.query {
-        lets.push(quote! { let query = <dropshot::Query<#q> as dropshot::SharedExtractor>::from_request(&rqctx).await?; });
-        names.push(quote! { query });
-    }
-    let id = &op.id;
-    quote! {{
-        #(#lets)*
-        // The routing endpoint's own operationId names no operation: the routed one runs
-        // under its own, as if dropshot had routed to it.
-        let mut rqctx = rqctx;
-        rqctx.endpoint.operation_id = #id.to_string();
-        Ok(dropshot::HttpResponse::to_result(Self::#name(rqctx, #(#names),*).await?)?)
-    }}
 }
 
-/// The unpublished endpoint at the variable path that calls the operation the segment names.
-pub(crate) fn dispatch_method<'s>(
-    variable: &Operation,
-    literals: &[&Operation],
-    segment_var: &str,
-    sig: impl Fn(&Operation) -> &'s Signature,
-) -> TokenStream {
-    let name = format_ident!("{}_route", variable.id);
-    let method = format_ident!("{}", variable.method);
-    let path = &variable.path;
-    let segment_struct = format_ident!("{}", route_segment_name(variable));
-    let var = format_ident!("{segment_var}");
-    let arms = literals.iter().map(|lit| {
-        let literal = *segments(&lit.path).last().expect("a literal path has segments");
-        let call = routed_call(lit, sig(lit), segment_var);
-        quote! { #literal => #call }
+/// The name a path variable's segment is bound to in `route` (clear of its own locals).
+fn segment_ident(var: &str) -> syn::Ident {
+    format_ident!("segment_{}", var.trim_matches(['{', '}']))
+}
+
+/// `route`: the request's path matched against every path template, then its method.
+fn router(routes: &[PathRoute]) -> TokenStream {
+    // At least the one segment of the unpublished pages.
+    let max = routes.iter().map(|route| route.segments.len()).max().unwrap_or(0).max(1);
+    let arms = routes.iter().map(|route| {
+        let pattern = route.segments.iter().map(|seg| match is_var(seg) {
+            true => {
+                let ident = segment_ident(seg);
+                quote! { #ident }
+            }
+            false => quote! { #seg },
+        });
+        let vars: Vec<_> =
+            route.segments.iter().filter(|s| is_var(s)).map(|s| segment_ident(s)).collect();
+        let methods = route.operations.iter().map(|op| {
+            let (method, id) = (&op.method, format_ident!("{}", op.id));
+            quote! { #method => Ok(route_to::#id::<A>(rqctx, request, #(#vars),*).await?), }
+        });
+        let allow = route.operations.iter().map(|op| op.method.as_str()).collect::<Vec<_>>();
+        let allow = allow.join(", ");
+        quote! {
+            [#(#pattern),*] => match method.as_str() {
+                #(#methods)*
+                _ => crate::api::method_not_allowed(method.as_str(), #allow),
+            },
+        }
     });
-    let fallback = routed_call(variable, sig(variable), segment_var);
-    let error = &sig(variable).error;
-    let list = |f: fn(&Operation) -> &str| {
-        literals.iter().map(|l| format!("`{}`", f(l))).collect::<Vec<_>>().join(", ")
-    };
-    let doc = format!(
-        " Routes `{}`: dropshot cannot route {} beside it, so this endpoint serves `{}` and, by \
-         the segment's value, {}.",
-        variable.name(),
-        list(|l| &l.path),
-        variable.id,
-        list(|l| &l.id),
-    );
     quote! {
-        #[doc = #doc]
-        #[endpoint { method = #method, path = #path, unpublished = true }]
-        async fn #name(
-            rqctx: dropshot::RequestContext<Self::Context>,
-            segment: dropshot::Path<types::#segment_struct>,
-        ) -> Result<http::Response<dropshot::Body>, #error> {
-            let segment = segment.into_inner().#var;
-            match segment.as_str() {
+        /// Places a request: the operation whose path template matches the request's path (a
+        /// literal segment before a variable one) and whose method is the request's; else the
+        /// unpublished pages or a 404, or a 405 when the path's operations lack the method.
+        async fn route<A: PrivxApi>(
+            rqctx: dropshot::RequestContext<A::Context>,
+            request: hyper::Request<dropshot::Body>,
+        ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+            // The segments borrow this copy of the URI (it shares the request's bytes), so that
+            // the request and its context can move into the operation.
+            let uri = request.uri().clone();
+            let method = request.method().clone();
+            let Some(segments) = crate::api::PathSegments::<#max>::parse(uri.path()) else {
+                return Err(crate::api::not_found(uri.path()));
+            };
+            let (segments, len) = segments.strs();
+            match &segments[..len] {
                 #(#arms)*
-                _ => #fallback
+                segments => crate::api::unrouted(method.as_str(), segments, uri.path()),
             }
         }
     }
 }
 
-/// The endpoint `openapi_document()` publishes for an operation a routing endpoint serves.
+/// The dropshot content type of a request body's media type.
+fn body_content_type(content_type: &str) -> TokenStream {
+    match content_type {
+        JSON => quote! { Json },
+        "application/x-www-form-urlencoded" => quote! { UrlEncoded },
+        other => unreachable!("the reader accepts no {other} request body"),
+    }
+}
+
+/// `route_to::<operation>`: the operation's arguments from the request and its path's
+/// segments, in dropshot's order (path, query, body), each failing as dropshot's extractor
+/// would; then the call.
+fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
+    let name = format_ident!("{}", op.id);
+    let id = &op.id;
+    let error = &sig.error;
+    let vars: Vec<_> = segments(&op.path)
+        .into_iter()
+        .filter(|s| is_var(s))
+        .map(|s| format_ident!("{}", s.trim_matches(['{', '}'])))
+        .collect();
+    let mut lets = Vec::new();
+    if let Some(body) = &op.body {
+        let content_type = body_content_type(&body.content_type);
+        lets.push(quote! {
+            rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::#content_type;
+        });
+    }
+    if let Some(p) = &sig.path {
+        lets.push(quote! {
+            let path = dropshot::Path::from(#p { #(#vars: crate::api::path_param(#vars)?),* });
+        });
+    }
+    if let Some(q) = &sig.query {
+        lets.push(quote! {
+            let query = <dropshot::Query<#q> as dropshot::SharedExtractor>::from_request(&rqctx).await?;
+        });
+    }
+    let request = match &sig.body {
+        Some(b) => {
+            lets.push(quote! {
+                let body = <#b as dropshot::ExclusiveExtractor>::from_request(&rqctx, request).await?;
+            });
+            quote! { request }
+        }
+        None => quote! { _request },
+    };
+    let names = arguments(sig).into_iter().map(|(name, _)| name);
+    quote! {
+        pub(super) async fn #name<A: PrivxApi>(
+            mut rqctx: dropshot::RequestContext<A::Context>,
+            #request: hyper::Request<dropshot::Body>,
+            #(#vars: &str),*
+        ) -> Result<http::Response<dropshot::Body>, #error> {
+            // The catch-all endpoint's own operationId names no operation: the operation runs
+            // under its own, as if dropshot had routed to it (in the same buffer where it fits).
+            rqctx.endpoint.operation_id.replace_range(.., #id);
+            #(#lets)*
+            Ok(dropshot::HttpResponse::to_result(A::#name(rqctx, #(#names),*).await?)?)
+        }
+    }
+}
+
+/// The endpoint `openapi_document()` publishes for an operation.
 pub(crate) fn doc_endpoint(op: &Operation, sig: &Signature) -> TokenStream {
     let (id, path, tag) = (&op.id, &op.path, &op.tag);
     let (response, error) = (&sig.response, &sig.error);
     let method = format_ident!("{}", op.method);
-    let params = arguments(sig, false).into_iter().map(|(_, ty)| ty);
+    let params = arguments(sig).into_iter().map(|(_, ty)| ty);
+    let content_type = op.body.as_ref().map_or(JSON, |body| &body.content_type);
     let summary = &op.summary;
     let description = op.description.trim_end();
+    let description = (!description.is_empty()).then(|| quote! { .description(#description) });
     quote! {
         dropshot::ApiEndpoint::new_for_types::<(#(#params,)*), Result<#response, #error>>(
             #id.to_string(),
             dropshot::Method::#method,
-            dropshot::CONTENT_TYPE_JSON,
+            #content_type,
             #path,
             dropshot::ApiEndpointVersions::All,
         )
         .summary(#summary)
-        .description(#description)
+        #description
         .tag(#tag)
     }
 }

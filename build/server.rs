@@ -1,6 +1,7 @@
 //! `privx_api.rs`: typify's serde + schemars types for every schema and for each operation's
-//! path and query parameters, the `#[dropshot::api_description]` trait `PrivxApi`, the
-//! `OPERATIONS` table, `openapi_document()` and the `locations` of created resources.
+//! path and query parameters, the trait `PrivxApi`, its router and the `api_description()`
+//! that serves it (`routes.rs`), the `OPERATIONS` table, `openapi_document()` and the
+//! `locations` of created resources.
 
 use std::collections::HashMap;
 
@@ -10,8 +11,7 @@ use quote::{format_ident, quote};
 
 use super::locations::{self, Located};
 use super::model::{Location, Operation, Spec};
-use super::reader::JSON;
-use super::routes::{self, Route};
+use super::routes::{self, PathRoute};
 
 /// Schemas typify cannot express, served by hand-written types in `crate::api`: `SortDir`
 /// accepts both `ASC` and `asc`, whose Rust variant names would clash.
@@ -44,7 +44,7 @@ pub(crate) struct Signature {
 
 pub(crate) fn generate(
     spec: &Spec,
-    routes: &[Route],
+    routes: &[PathRoute],
     located: &[Located],
 ) -> Result<Server, Vec<String>> {
     let mut types = type_space();
@@ -57,13 +57,6 @@ pub(crate) fn generate(
                 signatures.insert(op.id.as_str(), s);
             }
             Err(e) => errors.push(e),
-        }
-    }
-    for route in routes {
-        if let Route::Dispatch { variable, segment_var, .. } = route {
-            if let Err(e) = routes::add_route_segment(&mut types, variable, segment_var) {
-                errors.push(e);
-            }
         }
     }
     if !errors.is_empty() {
@@ -121,7 +114,7 @@ fn to_schemars(schema: &ReferenceOr<Schema>) -> schemars::schema::Schema {
     serde_json::from_value(value).expect("an OpenAPI schema is a JSON schema")
 }
 
-pub(crate) fn pascal(snake: &str) -> String {
+fn pascal(snake: &str) -> String {
     snake
         .split('_')
         .map(|w| {
@@ -207,12 +200,14 @@ fn params_struct(
 
 fn render(
     spec: &Spec,
-    routes: &[Route],
+    routes: &[PathRoute],
     signatures: &HashMap<&str, Signature>,
     type_stream: TokenStream,
     located: &[Located],
 ) -> TokenStream {
-    let (trait_items, doc_endpoints) = trait_items(routes, signatures);
+    let sig = |op: &Operation| &signatures[op.id.as_str()];
+    let (trait_items, router) = routes::render(routes, sig);
+    let doc_endpoints = spec.operations.iter().map(|op| routes::doc_endpoint(op, sig(op)));
     let operations = spec.operations.iter().map(|op| {
         let (id, method, path, tag, scopes) = (&op.id, &op.method, &op.path, &op.tag, &op.scopes);
         quote! { crate::api::Operation { operation_id: #id, method: #method, path: #path, tag: #tag, scopes: &[#(#scopes),*] } }
@@ -235,23 +230,24 @@ fn render(
         }
 
         /// The PrivX API: one method per operation of the spec, named by its operationId.
-        #[dropshot::api_description { module = "privx_api_mod" }]
         pub trait PrivxApi {
             type Context: Send + Sync + 'static;
             #(#trait_items)*
         }
 
+        #router
+
         /// Every operation of the spec with the scopes its security requirement accepts (any one
         /// of them suffices), in spec order.
         pub const OPERATIONS: &[crate::api::Operation] = &[#(#operations),*];
 
-        /// The OpenAPI document of the API description: what dropshot publishes for the trait,
-        /// plus the operations that share a routing endpoint, each at its own path, and the
-        /// optional request bodies that dropshot cannot mark.
+        /// The OpenAPI document of the API: every operation at its own path (the served
+        /// endpoints are the router's unpublished catch-alls), with the optional request bodies
+        /// that dropshot cannot mark. dropshot's router cannot hold some of the paths side by
+        /// side, so each operation is described on its own and the documents are merged.
         pub fn openapi_document() -> serde_json::Value {
-            let description = privx_api_mod::stub_api_description()
-                .expect("the generated API description is valid");
-            let mut document = crate::api::openapi_json(&description, #title, #version);
+            let mut document =
+                crate::api::openapi_json(&dropshot::ApiDescription::new(), #title, #version);
             #(crate::api::merge_openapi(&mut document, crate::api::openapi_json(&crate::api::single_endpoint(#doc_endpoints), #title, #version));)*
             #(#optional_bodies)*
             document
@@ -259,30 +255,6 @@ fn render(
 
         #locations
     }
-}
-
-/// The methods of the `PrivxApi` trait, and the endpoints `openapi_document()` publishes for
-/// the operations that routing endpoints serve.
-fn trait_items(
-    routes: &[Route],
-    signatures: &HashMap<&str, Signature>,
-) -> (Vec<TokenStream>, Vec<TokenStream>) {
-    let sig = |op: &Operation| &signatures[op.id.as_str()];
-    let mut items = Vec::new();
-    let mut doc_endpoints = Vec::new();
-    for route in routes {
-        match route {
-            Route::Plain(op) => items.push(endpoint_method(op, sig(op))),
-            Route::Dispatch { variable, literals, segment_var } => {
-                items.push(routes::dispatch_method(variable, literals, segment_var, sig));
-                for op in std::iter::once(variable).chain(literals.iter()) {
-                    items.push(routes::routed_method(op, sig(op)));
-                    doc_endpoints.push(routes::doc_endpoint(op, sig(op)));
-                }
-            }
-        }
-    }
-    (items, doc_endpoints)
 }
 
 /// The operation's summary and description as doc attributes.
@@ -296,14 +268,11 @@ pub(crate) fn docs(op: &Operation) -> TokenStream {
 }
 
 /// The extractor arguments of an operation (name and type), in dropshot's order (the body
-/// comes last). An operation a routing endpoint calls takes its path parameters as the plain
-/// struct, which the endpoint makes from the segment it has already extracted.
-pub(crate) fn arguments(sig: &Signature, routed: bool) -> Vec<(syn::Ident, TokenStream)> {
+/// comes last).
+pub(crate) fn arguments(sig: &Signature) -> Vec<(syn::Ident, TokenStream)> {
     let mut args = Vec::new();
-    match &sig.path {
-        Some(p) if routed => args.push((format_ident!("path"), quote! { #p })),
-        Some(p) => args.push((format_ident!("path"), quote! { dropshot::Path<#p> })),
-        None => {}
+    if let Some(p) = &sig.path {
+        args.push((format_ident!("path"), quote! { dropshot::Path<#p> }));
     }
     if let Some(q) = &sig.query {
         args.push((format_ident!("query"), quote! { dropshot::Query<#q> }));
@@ -312,22 +281,4 @@ pub(crate) fn arguments(sig: &Signature, routed: bool) -> Vec<(syn::Ident, Token
         args.push((format_ident!("body"), b.clone()));
     }
     args
-}
-
-fn endpoint_method(op: &Operation, sig: &Signature) -> TokenStream {
-    let docs = docs(op);
-    let name = format_ident!("{}", op.id);
-    let method = format_ident!("{}", op.method);
-    let (path, tag, response, error) = (&op.path, &op.tag, &sig.response, &sig.error);
-    let content_type =
-        op.body.iter().map(|b| &b.content_type).filter(|content_type| *content_type != JSON);
-    let (names, types): (Vec<_>, Vec<_>) = arguments(sig, false).into_iter().unzip();
-    quote! {
-        #docs
-        #[endpoint { method = #method, path = #path, tags = [#tag] #(, content_type = #content_type)* }]
-        async fn #name(
-            rqctx: dropshot::RequestContext<Self::Context>,
-            #(#names: #types),*
-        ) -> Result<#response, #error>;
-    }
 }

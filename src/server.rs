@@ -1,5 +1,6 @@
 //! Assembles the server: opens the store, bootstraps authentication, loads fixtures,
-//! registers the generated API and the spec endpoint, and starts dropshot (HTTP or HTTPS).
+//! registers the generated API (which also serves the spec and docs pages), and starts dropshot
+//! (HTTP or HTTPS).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,12 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use dropshot::{
-    endpoint, ApiDescription, Body, ConfigDropshot, ConfigTls, HandlerTaskMode, HttpError,
-    HttpServer, RequestContext, ServerBuilder,
+    ApiDescription, ConfigDropshot, ConfigTls, HandlerTaskMode, HttpServer, ServerBuilder,
 };
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use crate::api::{privx_api_mod, DOCS_HTML, SPEC_JSON, SPEC_YAML};
 use crate::clock::Clock;
 use crate::config::{AuthConfig, LogFormat};
 use crate::http::auth::Auth;
@@ -46,49 +45,12 @@ pub struct Config {
     pub clock: Clock,
 }
 
-fn static_page(content_type: &str, body: &'static str) -> Result<http::Response<Body>, HttpError> {
-    Ok(http::Response::builder()
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(body.into())?)
-}
-
-/// Serves the spec (`spec/privx.yaml`) as JSON.
-#[endpoint { method = GET, path = "/openapi.json", unpublished = true }]
-async fn openapi_json(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
-    static_page("application/json", SPEC_JSON)
-}
-
-/// Serves the spec as written.
-#[endpoint { method = GET, path = "/openapi.yaml", unpublished = true }]
-async fn openapi_yaml(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
-    static_page("application/yaml", SPEC_YAML)
-}
-
-/// Serves the HTML API reference.
-#[endpoint { method = GET, path = "/docs", unpublished = true }]
-async fn docs(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
-    static_page("text/html; charset=utf-8", DOCS_HTML)
-}
-
-/// Readiness: answers 200 once the server serves (the store is open by then).
-#[endpoint { method = GET, path = "/healthz", unpublished = true }]
-async fn healthz(_rqctx: RequestContext<Context>) -> Result<http::Response<Body>, HttpError> {
-    static_page("text/plain", "ok\n")
-}
-
-/// The full API description the server serves.
+/// The full API description the server serves: the generated API, whose router also serves
+/// the unpublished pages (the spec, the API reference, `/healthz`; see `crate::api::unrouted`),
+/// since dropshot's router can hold nothing beside its catch-all endpoints.
 pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
-    let mut api = privx_api_mod::api_description::<PrivxApiImpl>()
-        .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))?;
-    for registered in [
-        api.register(openapi_json),
-        api.register(openapi_yaml),
-        api.register(docs),
-        api.register(healthz),
-    ] {
-        registered.map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(api)
+    crate::api::api_description::<PrivxApiImpl>()
+        .map_err(|e| anyhow::anyhow!("the generated API description is invalid: {e}"))
 }
 
 /// Loads a fixtures (or export) file into `store`; records already there are kept.

@@ -3,7 +3,9 @@
 //! and the few hand-written pieces the generated code names
 //! (`crate::api::...`): dropshot has no 200-with-no-body response, no optional JSON body and
 //! no `Location` header type, its 200 response cannot carry JSON that is already encoded, and
-//! the generated OpenAPI document is assembled here.
+//! the generated OpenAPI document is assembled here. `routing` holds what the generated router
+//! needs: path segments, the 404/405 answers, the unpublished pages and one error type for all
+//! operations.
 //!
 //! This is the only module through which generated code enters the crate.
 
@@ -17,13 +19,19 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod routing;
 pub use error::{ApiError, OAuthError};
+pub use routing::{
+    method_not_allowed, not_found, path_param, unrouted, AnyRequest, PathSegments, RouteError,
+};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/privx_api.rs"));
 }
-pub use generated::{locations, openapi_document, privx_api_mod, types, PrivxApi, OPERATIONS};
+pub use generated::{
+    api_description, locations, openapi_document, types, PrivxApi, METHODS, OPERATIONS,
+};
 
 /// The spec, `spec/privx.yaml`, as JSON.
 pub const SPEC_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
@@ -153,16 +161,6 @@ impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtracto
         }
         metadata
     }
-}
-
-/// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
-/// it (with its 400 when it does not parse): routing endpoints read the segment once and hand
-/// the operation its parameter.
-pub fn path_param<T: DeserializeOwned>(segment: String) -> Result<T, HttpError> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
-        HttpError::for_bad_request(None, format!("bad parameter in URL path: {e}"))
-    })
 }
 
 /// The OpenAPI document of an API description, as JSON.

@@ -29,10 +29,10 @@ impl Context {
         self.clock.now()
     }
 
-    /// The start of every operation, named by the operationId dropshot (or the generated
-    /// routing endpoint) put on the request: the 404 of a test-control operation while that
-    /// API is off, the fault injected into it (test-control API), then the caller, if its
-    /// bearer token carries a scope the spec accepts for the operation.
+    /// The start of every operation, named by the operationId the generated router put on the
+    /// request: the 404 of a test-control operation while that API is off, the fault injected
+    /// into it (test-control API), then the caller, if its bearer token carries a scope the
+    /// spec accepts for the operation.
     pub async fn begin(&self, rqctx: &RequestContext<Context>) -> Result<Arc<Caller>, ApiError> {
         let operation_id = rqctx.endpoint.operation_id.as_str();
         if self.test_control.is_none() && test_control::is_test_control(operation_id) {

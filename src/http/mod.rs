@@ -141,11 +141,11 @@ impl PrivxApi for PrivxApiImpl {
 
     async fn user_view(
         rqctx: RequestContext<Context>,
-        path: types::UserViewPath,
+        path: Path<types::UserViewPath>,
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        users::view(ctx, path.user_id)
+        users::view(ctx, path.into_inner().user_id)
     }
 
     async fn user_tags_list(

@@ -1,0 +1,216 @@
+//! What the generated router (`route` in the generated code) needs besides the operations: the
+//! request path as segments, the answers for a path or method that no operation has, the
+//! unpublished pages served beside the API, and one error type for operations whose error
+//! types differ.
+//!
+//! dropshot answers a request its router cannot place with its own `{request_id, message}` body
+//! and offers no hook to change that, so the generated API registers one unpublished catch-all
+//! endpoint, `/{path:.*}`, per HTTP method and routes every request itself; these answers are
+//! then the PrivX envelope like every other error.
+
+use std::borrow::Cow;
+
+use dropshot::{
+    ApiEndpointBodyContentType, ErrorStatusCode, ExclusiveExtractor, ExtractorMetadata, HttpError,
+    HttpResponseError, RequestContext, ServerContext, SharedExtractor,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::types::ErrorCode;
+use super::{ApiError, OAuthError, DOCS_HTML, SPEC_JSON, SPEC_YAML};
+
+/// The whole request, as the catch-all endpoints take it for the router. dropshot requires
+/// an extractor for their `{path:.*}` variable; this one declares it (with the metadata of
+/// dropshot's `Path<{path: Vec<String>}>`) but leaves the path in the request, where the router
+/// reads its segments without copying them.
+pub struct AnyRequest(pub hyper::Request<dropshot::Body>);
+
+#[derive(Deserialize, JsonSchema)]
+#[allow(dead_code)] // read by dropshot's metadata only, never extracted
+struct AnyPathParams {
+    path: Vec<String>,
+}
+
+#[async_trait::async_trait]
+impl ExclusiveExtractor for AnyRequest {
+    async fn from_request<Context: ServerContext>(
+        _rqctx: &RequestContext<Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<Self, HttpError> {
+        Ok(Self(request))
+    }
+
+    fn metadata(content_type: ApiEndpointBodyContentType) -> ExtractorMetadata {
+        <dropshot::Path<AnyPathParams> as SharedExtractor>::metadata(content_type)
+    }
+}
+
+/// The percent-decoded segments of a request path (empty ones left out, as dropshot's router
+/// does), up to `N` of them; borrowed from the path unless a segment has an escape.
+pub struct PathSegments<'a, const N: usize> {
+    segments: [Cow<'a, str>; N],
+    len: usize,
+}
+
+impl<'a, const N: usize> PathSegments<'a, N> {
+    /// The segments of `path`, or `None` when it has more than `N` (no operation's path is that
+    /// long) or a segment does not decode to UTF-8 (which dropshot's router has already refused
+    /// with a 400 of its own before any endpoint runs).
+    pub fn parse(path: &'a str) -> Option<Self> {
+        let mut segments: [Cow<'a, str>; N] = std::array::from_fn(|_| Cow::Borrowed(""));
+        let mut len = 0;
+        for segment in path.split('/').filter(|s| !s.is_empty()) {
+            *segments.get_mut(len)? = percent_decode(segment)?;
+            len += 1;
+        }
+        Some(Self { segments, len })
+    }
+
+    /// The segments, to match a slice pattern against: `&strs[..len]`.
+    pub fn strs(&self) -> ([&str; N], usize) {
+        (std::array::from_fn(|i| self.segments[i].as_ref()), self.len)
+    }
+}
+
+fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Some(Cow::Borrowed(segment));
+    }
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            // Like dropshot (and RFC 3986 parsers generally), a `%` without two hex digits
+            // stands for itself.
+            (byte, ..) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok().map(Cow::Owned)
+}
+
+/// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
+/// it (with its 400 when it does not parse). The text is read as a string, so the generator
+/// accepts only path parameters with a string schema (of any format).
+pub fn path_param<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, HttpError> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
+        HttpError::for_bad_request(None, format!("bad parameter in URL path: {e}"))
+    })
+}
+
+/// The answer to a path that no operation (nor page) has: the 404 every missing resource gets.
+pub fn not_found(path: &str) -> RouteError {
+    ApiError::not_found(format!("no resource at {path}")).into()
+}
+
+/// The answer to a method that the path's operations do not have: 405, the `Allow` header
+/// (RFC 9110 §15.5.6) listing `allow`, and a `BAD_REQUEST` envelope. It is built here because
+/// an error type's response carries no headers in dropshot; dropshot logs it by its status.
+pub fn method_not_allowed(
+    method: &str,
+    allow: &str,
+) -> Result<http::Response<dropshot::Body>, RouteError> {
+    let error = ApiError::new(
+        ErrorStatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        format!("method {method} is not allowed here; allowed: {allow}"),
+        None,
+    );
+    let body = serde_json::to_vec(&error).map_err(|e| ApiError::internal(e.to_string()))?;
+    let response = http::Response::builder()
+        .status(http::StatusCode::METHOD_NOT_ALLOWED)
+        .header(http::header::CONTENT_TYPE, dropshot::CONTENT_TYPE_JSON)
+        .header(http::header::ALLOW, allow)
+        .body(body.into());
+    Ok(response.map_err(HttpError::from)?)
+}
+
+/// The unpublished pages served beside the operations, `GET` only, by their one segment: the
+/// spec as JSON and as written, the HTML API reference and the readiness check (200 once the
+/// server serves).
+const PAGES: &[(&str, &str, &str)] = &[
+    ("openapi.json", "application/json", SPEC_JSON),
+    ("openapi.yaml", "application/yaml", SPEC_YAML),
+    ("docs", "text/html; charset=utf-8", DOCS_HTML),
+    ("healthz", "text/plain", "ok\n"),
+];
+
+/// The answer to a request whose path, `path` with the `segments`, no operation has: one of
+/// the [`PAGES`], or a 404 (405 for a page with another method than GET).
+pub fn unrouted(
+    method: &str,
+    segments: &[&str],
+    path: &str,
+) -> Result<http::Response<dropshot::Body>, RouteError> {
+    let page = match segments {
+        [segment] => PAGES.iter().find(|(page, ..)| page == segment),
+        _ => None,
+    };
+    let Some(&(_, content_type, body)) = page else {
+        return Err(not_found(path));
+    };
+    if method != "GET" {
+        return method_not_allowed(method, "GET");
+    }
+    let response = http::Response::builder()
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(body.into());
+    Ok(response.map_err(HttpError::from)?)
+}
+
+/// The error of whichever operation the router called: the PrivX envelope, or the token
+/// endpoint's OAuth error. The catch-all endpoints answer for every operation, so they need one
+/// error type; each variant is rendered exactly as its own type is.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteError {
+    Api(ApiError),
+    OAuth(OAuthError),
+}
+
+impl From<ApiError> for RouteError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<OAuthError> for RouteError {
+    fn from(error: OAuthError) -> Self {
+        Self::OAuth(error)
+    }
+}
+
+/// dropshot's own errors outside any operation (e.g. a response that fails to build).
+impl From<HttpError> for RouteError {
+    fn from(error: HttpError) -> Self {
+        Self::Api(error.into())
+    }
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api(error) => error.fmt(f),
+            Self::OAuth(error) => error.fmt(f),
+        }
+    }
+}
+
+impl HttpResponseError for RouteError {
+    fn status_code(&self) -> ErrorStatusCode {
+        match self {
+            Self::Api(error) => error.status_code(),
+            Self::OAuth(error) => error.status_code(),
+        }
+    }
+}
