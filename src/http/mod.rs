@@ -18,7 +18,10 @@ pub mod test_control;
 mod users;
 mod webauthn;
 
-use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
+use dropshot::{
+    HttpResponseCreated, HttpResponseHeaders, HttpResponseTemporaryRedirect, Path, Query,
+    RequestContext, TypedBody,
+};
 
 use crate::api::{
     locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
@@ -37,6 +40,20 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::TokenRequest>,
     ) -> Result<HttpResponseOk<types::TokenResponse>, OAuthError> {
         auth::token_create(&rqctx, body.into_inner()).await.map(HttpResponseOk::Value)
+    }
+
+    async fn oauth_authorize(
+        rqctx: RequestContext<Context>,
+        query: Query<types::OauthAuthorizeQuery>,
+    ) -> Result<HttpResponseTemporaryRedirect, OAuthError> {
+        auth::oauth_authorize(&rqctx, query.into_inner()).await
+    }
+
+    async fn login_create(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::LoginRequest>,
+    ) -> Result<HttpResponseOk<types::LoginResponse>, OAuthError> {
+        auth::login_create(&rqctx, body.into_inner()).await.map(HttpResponseOk::Value)
     }
 
     async fn listener_list(
