@@ -156,7 +156,7 @@ fn signature(types: &mut typify::TypeSpace, op: &Operation) -> Result<Signature,
         (SuccessKind::Created, ty) => quote! {
             dropshot::HttpResponseHeaders<dropshot::HttpResponseCreated<#ty>, crate::api::LocationHeader>
         },
-        (SuccessKind::TemporaryRedirect, _) => quote! { dropshot::HttpResponseTemporaryRedirect },
+        (SuccessKind::TemporaryRedirect, _) => quote! { crate::api::HttpResponseRedirect },
     };
     let error = op.error_type.parse().expect("an error type is a Rust path");
     Ok(Signature { path, query, body, response, error })

@@ -18,14 +18,11 @@ pub mod test_control;
 mod users;
 mod webauthn;
 
-use dropshot::{
-    HttpResponseCreated, HttpResponseHeaders, HttpResponseTemporaryRedirect, Path, Query,
-    RequestContext, TypedBody,
-};
+use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
 
 use crate::api::{
-    locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
-    OptionalJsonBody, PrivxApi,
+    locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, HttpResponseRedirect,
+    LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
 };
 pub use context::Context;
 use convert::created;
@@ -45,7 +42,7 @@ impl PrivxApi for PrivxApiImpl {
     async fn oauth_authorize(
         rqctx: RequestContext<Context>,
         query: Query<types::OauthAuthorizeQuery>,
-    ) -> Result<HttpResponseTemporaryRedirect, OAuthError> {
+    ) -> Result<HttpResponseRedirect, OAuthError> {
         auth::oauth_authorize(&rqctx, query.into_inner()).await
     }
 

@@ -9,11 +9,11 @@
 
 use aws_lc_rs::digest;
 use base64::Engine;
-use dropshot::{HttpResponseTemporaryRedirect, RequestContext};
+use dropshot::RequestContext;
 
 use super::expiring::Expiring;
 use super::{blocking, Grant};
-use crate::api::{types, OAuthError};
+use crate::api::{types, HttpResponseRedirect, OAuthError};
 use crate::http::Context;
 
 /// The public OAuth client of PrivX's own UI, which the Go SDK logs in as.
@@ -74,7 +74,7 @@ fn s256(verifier: &str) -> String {
 pub async fn oauth_authorize(
     rqctx: &RequestContext<Context>,
     query: types::OauthAuthorizeQuery,
-) -> Result<HttpResponseTemporaryRedirect, OAuthError> {
+) -> Result<HttpResponseRedirect, OAuthError> {
     check_client(Some(&query.client_id), Some(&query.redirect_uri))?;
     if query.response_type != "code" {
         return Err(OAuthError::unsupported_response_type("response_type must be code"));
@@ -99,7 +99,7 @@ pub async fn oauth_authorize(
     let expires = now.saturating_add(SESSION_LIFETIME_SEC);
     ctx.auth.code_flows.sessions.insert(token.clone(), session, expires, now);
     // The token is unpadded base64url: nothing in it needs escaping in a query.
-    Ok(dropshot::http_response_temporary_redirect(format!("{REDIRECT_URI}?token={token}"))?)
+    Ok(HttpResponseRedirect(format!("{REDIRECT_URI}?token={token}")))
 }
 
 /// `POST /auth/api/v1/login`: checks the credentials (argon2, off the async workers) for a
