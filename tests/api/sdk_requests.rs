@@ -223,12 +223,9 @@ async fn go_access_token(response: reqwest::Response) -> (String, String) {
     (access, reply["refresh_token"].as_str().expect("refresh_token").to_string())
 }
 
-/// oauth/authcode.go (v2): authorize (reads only Location's `token`), login (checks the echoed
-/// `state`), code for token with the verifier, then (v2) the refresh; the form and query keys
-/// come sorted from `url.Values.Encode()`, `/` percent-encoded.
-#[tokio::test]
-async fn the_go_sdk_logs_in_with_an_authorization_code_and_refreshes() {
-    let app = spawn_app().await;
+/// Steps 1 and 2 of oauth/authcode.go: the login session from Location's `token` (nothing
+/// else of the 307 is read), then the code of the login, whose `state` must be the one sent.
+async fn go_code(app: &TestApp) -> String {
     let query = format!(
         "client_id=privx-ui&code_challenge={}&code_challenge_method=S256\
          &redirect_uri=%2Fprivx%2Foauth-callback&response_type=code&state={GO_STATE}\
@@ -259,8 +256,16 @@ async fn the_go_sdk_logs_in_with_an_authorization_code_and_refreshes() {
     assert_eq!(response.status().as_u16(), 200);
     let reply: Value = response.json().await.unwrap();
     assert_eq!(reply["state"], GO_STATE, "else: invalid response state");
-    let code = reply["code"].as_str().expect("a code");
+    reply["code"].as_str().expect("a code").to_string()
+}
 
+/// oauth/authcode.go (v2): authorize and login (`go_code`), code for token with the verifier,
+/// then (v2) the refresh; the form and query keys come sorted from `url.Values.Encode()`, `/`
+/// percent-encoded.
+#[tokio::test]
+async fn the_go_sdk_logs_in_with_an_authorization_code_and_refreshes() {
+    let app = spawn_app().await;
+    let code = go_code(&app).await;
     let body = format!(
         "client_id=privx-ui&code={code}&code_verifier={}&grant_type=authorization_code\
          &redirect_uri=%2Fprivx%2Foauth-callback",
