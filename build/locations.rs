@@ -6,7 +6,7 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::model::{is_var, segments, Operation};
+use super::model::{is_var, segments, Operation, SuccessKind};
 
 /// A create operation and the operation that reads what it creates.
 pub(crate) struct Located<'a> {
@@ -18,7 +18,7 @@ pub(crate) struct Located<'a> {
 pub(crate) fn plan(ops: &[Operation]) -> Result<Vec<Located<'_>>, Vec<String>> {
     let mut located = Vec::new();
     let mut errors = Vec::new();
-    for create in ops.iter().filter(|op| op.success.created) {
+    for create in ops.iter().filter(|op| op.success.kind == SuccessKind::Created) {
         let base = segments(&create.path);
         let view = ops.iter().find(|op| {
             let path = segments(&op.path);

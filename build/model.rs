@@ -96,11 +96,18 @@ pub(crate) struct Reply {
     pub(crate) content: Vec<(String, Option<ReferenceOr<Schema>>)>,
 }
 
-/// The success response: `200` (with or without a JSON body) or `201` (with a JSON body and a
-/// `Location` header).
+/// The success response: `200` (with or without a JSON body), `201` (with a JSON body and a
+/// `Location` header) or `307` (a `Location` header and no body).
 pub(crate) struct Success {
-    pub(crate) created: bool,
+    pub(crate) kind: SuccessKind,
     pub(crate) body: Option<ReferenceOr<Schema>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SuccessKind {
+    Ok,
+    Created,
+    TemporaryRedirect,
 }
 
 /// One security requirement: a scheme and the scopes it names.

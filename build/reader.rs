@@ -7,7 +7,8 @@ use openapiv3::{
 };
 
 use super::model::{
-    resolve, Body, Location, Operation, Param, Reply, Requirement, Spec, Success, Tag, ERROR_TYPES,
+    resolve, Body, Location, Operation, Param, Reply, Requirement, Spec, Success, SuccessKind, Tag,
+    ERROR_TYPES,
 };
 
 pub(crate) const JSON: &str = "application/json";
@@ -200,8 +201,13 @@ impl OperationReader<'_> {
                     .collect(),
             });
             match code {
-                StatusCode::Code(200) | StatusCode::Code(201) => {
-                    match self.success(*code == StatusCode::Code(201), response) {
+                StatusCode::Code(status @ (200 | 201 | 307)) => {
+                    let kind = match status {
+                        200 => SuccessKind::Ok,
+                        201 => SuccessKind::Created,
+                        _ => SuccessKind::TemporaryRedirect,
+                    };
+                    match self.success(kind, response) {
                         Some(s) if success.is_none() => success = Some(s),
                         Some(_) => self.error("more than one success response"),
                         None => {}
@@ -211,7 +217,7 @@ impl OperationReader<'_> {
                     self.error_response(code, response, &mut error_schema)
                 }
                 other => self.error(format!(
-                    "response {other} is not supported (only 200, 201, 4xx and 5xx)"
+                    "response {other} is not supported (only 200, 201, 307, 4xx and 5xx)"
                 )),
             }
         }
@@ -219,7 +225,7 @@ impl OperationReader<'_> {
             self.error("a default response is not supported");
         }
         if success.is_none() {
-            self.error("needs a 200 or 201 response");
+            self.error("needs a 200, 201 or 307 response");
         }
         let error_type = ERROR_TYPES
             .iter()
@@ -231,7 +237,7 @@ impl OperationReader<'_> {
         (replies, success, error_type)
     }
 
-    fn success(&mut self, created: bool, response: &Response) -> Option<Success> {
+    fn success(&mut self, kind: SuccessKind, response: &Response) -> Option<Success> {
         let body = if response.content.is_empty() {
             None
         } else if response.content.len() == 1 && response.content.contains_key(JSON) {
@@ -240,17 +246,21 @@ impl OperationReader<'_> {
             self.error(format!("only {JSON} content is supported"));
             return None;
         };
-        if created {
-            if body.is_none() {
-                self.error("a 201 response needs a JSON body");
-                return None;
+        let only_location = response.headers.keys().collect::<Vec<_>>() == ["Location"];
+        let problem = match kind {
+            SuccessKind::Ok => None,
+            SuccessKind::Created if body.is_none() => Some("a 201 response needs a JSON body"),
+            SuccessKind::TemporaryRedirect if body.is_some() => Some("a 307 response has no body"),
+            _ if !only_location => {
+                Some("a 201 or 307 response must have exactly a Location header")
             }
-            if response.headers.keys().collect::<Vec<_>>() != ["Location"] {
-                self.error("a 201 response must have exactly a Location header");
-                return None;
-            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            self.error(problem);
+            return None;
         }
-        Some(Success { created, body })
+        Some(Success { kind, body })
     }
 
     /// Checks an error response and that it shares the operation's error schema.

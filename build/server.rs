@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::locations::{self, Located};
-use super::model::{Location, Operation, Spec};
+use super::model::{Location, Operation, Spec, SuccessKind};
 use super::routes::{self, PathRoute};
 
 /// Schemas typify cannot express, served by hand-written types in `crate::api`: `SortDir`
@@ -143,12 +143,13 @@ fn signature(types: &mut typify::TypeSpace, op: &Operation) -> Result<Signature,
         Some(schema) => Some(schema_type(types, schema, op)?),
         None => None,
     };
-    let response = match (op.success.created, success) {
-        (false, Some(ty)) => quote! { crate::api::HttpResponseOk<#ty> },
-        (false, None) => quote! { crate::api::HttpResponseOkEmpty },
-        (true, ty) => quote! {
+    let response = match (op.success.kind, success) {
+        (SuccessKind::Ok, Some(ty)) => quote! { crate::api::HttpResponseOk<#ty> },
+        (SuccessKind::Ok, None) => quote! { crate::api::HttpResponseOkEmpty },
+        (SuccessKind::Created, ty) => quote! {
             dropshot::HttpResponseHeaders<dropshot::HttpResponseCreated<#ty>, crate::api::LocationHeader>
         },
+        (SuccessKind::TemporaryRedirect, _) => quote! { crate::api::HttpResponseRedirect },
     };
     let error = op.error_type.parse().expect("an error type is a Rust path");
     Ok(Signature { path, query, body, response, error })

@@ -856,7 +856,37 @@ pub mod types {
         ///Extender connection listener ID
         pub id: ::uuid::Uuid,
     }
-    ///OAuth2 error reply (RFC 6749 section 5.2).
+    ///A login to an authorization-code flow.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct LoginRequest {
+        ///Its password (or secret).
+        pub password: ::std::string::String,
+        ///The login session from `oauth_authorize`'s `Location`.
+        pub token: ::std::string::String,
+        ///The admin, an API client (id or name) or a local user.
+        pub username: ::std::string::String,
+    }
+    ///The authorization code of a successful login.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct LoginResponse {
+        ///The authorization code (single-use, valid for 60 seconds).
+        pub code: ::std::string::String,
+        ///The `state` the flow started with.
+        pub state: ::std::string::String,
+    }
+    ///OAuth2 error reply (RFC 6749 section 5.2), with the PrivX error envelope's `error_code` and `error_message` beside it.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -867,9 +897,13 @@ pub mod types {
     pub struct OAuthError {
         ///The OAuth2 error code.
         pub error: OAuthErrorError,
+        pub error_code: ErrorCode,
         ///Human readable explanation.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error_description: ::std::option::Option<::std::string::String>,
+        ///The explanation again, where the PrivX SDKs read it (they print `error_code` and `error_message`, not the RFC 6749 fields).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub error_message: ::std::option::Option<::std::string::String>,
     }
     ///The OAuth2 error code.
     #[derive(
@@ -896,6 +930,8 @@ pub mod types {
         UnauthorizedClient,
         #[serde(rename = "unsupported_grant_type")]
         UnsupportedGrantType,
+        #[serde(rename = "unsupported_response_type")]
+        UnsupportedResponseType,
         #[serde(rename = "invalid_scope")]
         InvalidScope,
         #[serde(rename = "server_error")]
@@ -909,6 +945,7 @@ pub mod types {
                 Self::InvalidGrant => f.write_str("invalid_grant"),
                 Self::UnauthorizedClient => f.write_str("unauthorized_client"),
                 Self::UnsupportedGrantType => f.write_str("unsupported_grant_type"),
+                Self::UnsupportedResponseType => f.write_str("unsupported_response_type"),
                 Self::InvalidScope => f.write_str("invalid_scope"),
                 Self::ServerError => f.write_str("server_error"),
             }
@@ -925,6 +962,7 @@ pub mod types {
                 "invalid_grant" => Ok(Self::InvalidGrant),
                 "unauthorized_client" => Ok(Self::UnauthorizedClient),
                 "unsupported_grant_type" => Ok(Self::UnsupportedGrantType),
+                "unsupported_response_type" => Ok(Self::UnsupportedResponseType),
                 "invalid_scope" => Ok(Self::InvalidScope),
                 "server_error" => Ok(Self::ServerError),
                 _ => Err("invalid value".into()),
@@ -946,6 +984,31 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///`OauthAuthorizeQuery`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct OauthAuthorizeQuery {
+        ///The public OAuth client, `privx-ui`.
+        pub client_id: ::std::string::String,
+        ///The PKCE challenge: unpadded base64url of the SHA-256 of the verifier (43 characters).
+        pub code_challenge: ::std::string::String,
+        ///Always `S256`.
+        pub code_challenge_method: ::std::string::String,
+        ///Where the flow returns, `/privx/oauth-callback`.
+        pub redirect_uri: ::std::string::String,
+        ///Always `code`.
+        pub response_type: ::std::string::String,
+        ///The client's state, echoed by `login_create`.
+        pub state: ::std::string::String,
+        ///The client's name (ignored).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user_agent: ::std::option::Option<::std::string::String>,
     }
     ///A user's password. Write-only; the server never returns it.
     #[derive(
@@ -1205,11 +1268,23 @@ pub mod types {
         ///Client credentials grant - the API client secret.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub client_secret: ::std::option::Option<::std::string::String>,
+        ///Authorization code grant - the code `login_create` gave.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub code: ::std::option::Option<::std::string::String>,
+        ///Authorization code grant - the PKCE verifier.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub code_verifier: ::std::option::Option<::std::string::String>,
         ///The OAuth2 grant.
         pub grant_type: TokenRequestGrantType,
         ///Password grant - its password (or secret).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password: ::std::option::Option<::std::string::String>,
+        ///Authorization code grant - the `redirect_uri` the flow started with.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub redirect_uri: ::std::option::Option<::std::string::String>,
+        ///Refresh token grant - a refresh token of an earlier reply.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refresh_token: ::std::option::Option<::std::string::String>,
         ///Space-separated scopes to narrow the token to; by default it carries every scope the caller has.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scope: ::std::option::Option<::std::string::String>,
@@ -1236,12 +1311,18 @@ pub mod types {
         Password,
         #[serde(rename = "client_credentials")]
         ClientCredentials,
+        #[serde(rename = "authorization_code")]
+        AuthorizationCode,
+        #[serde(rename = "refresh_token")]
+        RefreshToken,
     }
     impl ::std::fmt::Display for TokenRequestGrantType {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::Password => f.write_str("password"),
                 Self::ClientCredentials => f.write_str("client_credentials"),
+                Self::AuthorizationCode => f.write_str("authorization_code"),
+                Self::RefreshToken => f.write_str("refresh_token"),
             }
         }
     }
@@ -1253,6 +1334,8 @@ pub mod types {
             match value {
                 "password" => Ok(Self::Password),
                 "client_credentials" => Ok(Self::ClientCredentials),
+                "authorization_code" => Ok(Self::AuthorizationCode),
+                "refresh_token" => Ok(Self::RefreshToken),
                 _ => Err("invalid value".into()),
             }
         }
@@ -1286,6 +1369,9 @@ pub mod types {
         pub access_token: ::std::string::String,
         ///Seconds until the token expires.
         pub expires_in: i64,
+        ///For the authorization code and refresh token grants: a token for `grant_type=refresh_token` (a signed JWT that is not a bearer token, valid for 24 hours).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub refresh_token: ::std::option::Option<::std::string::String>,
         ///Space-separated scopes the token carries.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scope: ::std::option::Option<::std::string::String>,
@@ -2078,6 +2164,20 @@ pub mod types {
 /// The PrivX API: one method per operation of the spec, named by its operationId.
 pub trait PrivxApi {
     type Context: Send + Sync + 'static;
+    /// Log in to an authorization-code flow
+    ///
+    /// Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.
+    ///
+    /// Served at `POST /auth/api/v1/login` by the router.
+    fn login_create(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        body: dropshot::TypedBody<types::LoginRequest>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::LoginResponse>,
+            crate::api::OAuthError,
+        >,
+    > + Send;
     /// Get extender listeners
     ///
     /// Get extender connection listeners. `count` is the total number of listeners; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
@@ -2192,7 +2292,7 @@ pub trait PrivxApi {
     > + Send;
     /// Get an access token
     ///
-    /// OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. The token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry. Errors use the OAuth2 error reply of RFC 6749 section 5.2, not the PrivX envelope. The path is the one both public PrivX SDKs call.
+    /// OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
     ///
     /// Served at `POST /auth/api/v1/oauth/token` by the router.
     fn token_create(
@@ -2203,6 +2303,17 @@ pub trait PrivxApi {
             crate::api::HttpResponseOk<types::TokenResponse>,
             crate::api::OAuthError,
         >,
+    > + Send;
+    /// Start an authorization-code login
+    ///
+    /// Starts the OAuth2 authorization-code flow with PKCE (RFC 6749 section 4.1, RFC 7636), as the Go SDK's default login does. Answers 307 with a `Location` of `redirect_uri` whose query carries `token`, the login session `login_create` takes (valid for 5 minutes, held in memory). Only the public client `privx-ui`, its redirect URI `/privx/oauth-callback`, `response_type=code` and `code_challenge_method=S256` are accepted; a bad request gets a 400 OAuth2 error reply instead of a redirect.
+    ///
+    /// Served at `GET /auth/api/v1/oauth/authorize` by the router.
+    fn oauth_authorize(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        query: dropshot::Query<types::OauthAuthorizeQuery>,
+    ) -> impl std::future::Future<
+        Output = Result<crate::api::HttpResponseRedirect, crate::api::OAuthError>,
     > + Send;
     /// Get list of host's tags.
     ///
@@ -2504,6 +2615,12 @@ async fn route<A: PrivxApi>(
     };
     let (segments, len) = segments.strs();
     match &segments[..len] {
+        ["auth", "api", "v1", "login"] => {
+            match method.as_str() {
+                "POST" => Ok(route_to::login_create::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "POST"),
+            }
+        }
         ["extender-service", "api", "v1", "listeners"] => {
             match method.as_str() {
                 "GET" => Ok(route_to::listener_list::<A>(rqctx, request).await?),
@@ -2541,6 +2658,12 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "POST" => Ok(route_to::token_create::<A>(rqctx, request).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
+            }
+        }
+        ["auth", "api", "v1", "oauth", "authorize"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::oauth_authorize::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["local-user-store", "api", "v1", "users", "tags"] => {
@@ -2718,6 +2841,18 @@ async fn route<A: PrivxApi>(
 /// One function per operation: the request made into the operation's arguments.
 mod route_to {
     use super::{types, PrivxApi};
+    pub(super) async fn login_create<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
+        rqctx.endpoint.operation_id.replace_range(.., "login_create");
+        rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
+        let body = <dropshot::TypedBody<
+            types::LoginRequest,
+        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+            .await?;
+        Ok(dropshot::HttpResponse::to_result(A::login_create(rqctx, body).await?)?)
+    }
     pub(super) async fn listener_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
@@ -2807,6 +2942,17 @@ mod route_to {
         > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::token_create(rqctx, body).await?)?)
+    }
+    pub(super) async fn oauth_authorize<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
+        rqctx.endpoint.operation_id.replace_range(.., "oauth_authorize");
+        let query = <dropshot::Query<
+            types::OauthAuthorizeQuery,
+        > as dropshot::SharedExtractor>::from_request(&rqctx)
+            .await?;
+        Ok(dropshot::HttpResponse::to_result(A::oauth_authorize(rqctx, query).await?)?)
     }
     pub(super) async fn user_tags_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
@@ -3124,6 +3270,20 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         scopes: &[],
     },
     crate::api::Operation {
+        operation_id: "oauth_authorize",
+        method: "GET",
+        path: "/auth/api/v1/oauth/authorize",
+        tag: "auth",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "login_create",
+        method: "POST",
+        path: "/auth/api/v1/login",
+        tag: "auth",
+        scopes: &[],
+    },
+    crate::api::Operation {
         operation_id: "listener_list",
         method: "GET",
         path: "/extender-service/api/v1/listeners",
@@ -3349,7 +3509,58 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Get an access token")
                     .description(
-                        "OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. The token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry. Errors use the OAuth2 error reply of RFC 6749 section 5.2, not the PrivX envelope. The path is the one both public PrivX SDKs call.",
+                        "OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.",
+                    )
+                    .tag("auth"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (dropshot::Query<types::OauthAuthorizeQuery>,),
+                    Result<crate::api::HttpResponseRedirect, crate::api::OAuthError>,
+                >(
+                        "oauth_authorize".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/auth/api/v1/oauth/authorize",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Start an authorization-code login")
+                    .description(
+                        "Starts the OAuth2 authorization-code flow with PKCE (RFC 6749 section 4.1, RFC 7636), as the Go SDK's default login does. Answers 307 with a `Location` of `redirect_uri` whose query carries `token`, the login session `login_create` takes (valid for 5 minutes, held in memory). Only the public client `privx-ui`, its redirect URI `/privx/oauth-callback`, `response_type=code` and `code_challenge_method=S256` are accepted; a bad request gets a 400 OAuth2 error reply instead of a redirect.",
+                    )
+                    .tag("auth"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (dropshot::TypedBody<types::LoginRequest>,),
+                    Result<
+                        crate::api::HttpResponseOk<types::LoginResponse>,
+                        crate::api::OAuthError,
+                    >,
+                >(
+                        "login_create".to_string(),
+                        dropshot::Method::POST,
+                        "application/json",
+                        "/auth/api/v1/login",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Log in to an authorization-code flow")
+                    .description(
+                        "Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.",
                     )
                     .tag("auth"),
             ),

@@ -13,11 +13,12 @@ pub mod types {
         CreatedId, DbOptions, Error, ErrorCode, Fault, FaultEntry, FaultList, Fixtures,
         JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
         ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
-        OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
-        ServiceOptions, SshOptions, StateReset, StateResetTo, TerminateRequest,
-        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserList, UserPassword,
-        UserPasswordPassword, UserRequest, UserRequestUsername, UserUsername, VncOptions,
-        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        LoginRequest, LoginResponse, OAuthError, OAuthErrorError, Password,
+        PasswordPassword, RdpOptions, ServiceOptions, SshOptions, StateReset,
+        StateResetTo, TerminateRequest, TokenRequest, TokenRequestGrantType,
+        TokenResponse, User, UserList, UserPassword, UserPasswordPassword, UserRequest,
+        UserRequestUsername, UserUsername, VncOptions, WebOptions, WebauthnCredential,
+        WebauthnCredentialList, WebauthnCredentialUpdate,
     };
     ///`ListenerListSortkey`
     #[derive(
@@ -279,7 +280,7 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Get an access token
 
-OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. The token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry. Errors use the OAuth2 error reply of RFC 6749 section 5.2, not the PrivX envelope. The path is the one both public PrivX SDKs call.
+OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
 
 Sends a `POST` request to `/auth/api/v1/oauth/token`
 
@@ -291,6 +292,50 @@ let response = client.token_create()
 ```*/
     pub fn token_create(&self) -> builder::TokenCreate<'_> {
         builder::TokenCreate::new(self)
+    }
+    /**Start an authorization-code login
+
+Starts the OAuth2 authorization-code flow with PKCE (RFC 6749 section 4.1, RFC 7636), as the Go SDK's default login does. Answers 307 with a `Location` of `redirect_uri` whose query carries `token`, the login session `login_create` takes (valid for 5 minutes, held in memory). Only the public client `privx-ui`, its redirect URI `/privx/oauth-callback`, `response_type=code` and `code_challenge_method=S256` are accepted; a bad request gets a 400 OAuth2 error reply instead of a redirect.
+
+Sends a `GET` request to `/auth/api/v1/oauth/authorize`
+
+Arguments:
+- `client_id`: The public OAuth client, `privx-ui`.
+- `code_challenge`: The PKCE challenge: unpadded base64url of the SHA-256 of the verifier (43 characters).
+- `code_challenge_method`: Always `S256`.
+- `redirect_uri`: Where the flow returns, `/privx/oauth-callback`.
+- `response_type`: Always `code`.
+- `state`: The client's state, echoed by `login_create`.
+- `user_agent`: The client's name (ignored).
+```ignore
+let response = client.oauth_authorize()
+    .client_id(client_id)
+    .code_challenge(code_challenge)
+    .code_challenge_method(code_challenge_method)
+    .redirect_uri(redirect_uri)
+    .response_type(response_type)
+    .state(state)
+    .user_agent(user_agent)
+    .send()
+    .await;
+```*/
+    pub fn oauth_authorize(&self) -> builder::OauthAuthorize<'_> {
+        builder::OauthAuthorize::new(self)
+    }
+    /**Log in to an authorization-code flow
+
+Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.
+
+Sends a `POST` request to `/auth/api/v1/login`
+
+```ignore
+let response = client.login_create()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn login_create(&self) -> builder::LoginCreate<'_> {
+        builder::LoginCreate::new(self)
     }
     /**Get extender listeners
 
@@ -883,6 +928,288 @@ pub mod builder {
                     )
                 }
                 401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::oauth_authorize`]
+
+[`Client::oauth_authorize`]: super::Client::oauth_authorize*/
+    #[derive(Debug, Clone)]
+    pub struct OauthAuthorize<'a> {
+        client: &'a super::Client,
+        client_id: Result<::std::string::String, String>,
+        code_challenge: Result<::std::string::String, String>,
+        code_challenge_method: Result<::std::string::String, String>,
+        redirect_uri: Result<::std::string::String, String>,
+        response_type: Result<::std::string::String, String>,
+        state: Result<::std::string::String, String>,
+        user_agent: Result<Option<::std::string::String>, String>,
+    }
+    impl<'a> OauthAuthorize<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                client_id: Err("client_id was not initialized".to_string()),
+                code_challenge: Err("code_challenge was not initialized".to_string()),
+                code_challenge_method: Err(
+                    "code_challenge_method was not initialized".to_string(),
+                ),
+                redirect_uri: Err("redirect_uri was not initialized".to_string()),
+                response_type: Err("response_type was not initialized".to_string()),
+                state: Err("state was not initialized".to_string()),
+                user_agent: Ok(None),
+            }
+        }
+        pub fn client_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.client_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for client_id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn code_challenge<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.code_challenge = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for code_challenge failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn code_challenge_method<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.code_challenge_method = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for code_challenge_method failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn redirect_uri<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.redirect_uri = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for redirect_uri failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn response_type<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.response_type = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for response_type failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn state<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.state = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for state failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn user_agent<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.user_agent = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for user_agent failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/auth/api/v1/oauth/authorize`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<ByteStream>, Error<crate::api::types::OAuthError>> {
+            let Self {
+                client,
+                client_id,
+                code_challenge,
+                code_challenge_method,
+                redirect_uri,
+                response_type,
+                state,
+                user_agent,
+            } = self;
+            let client_id = client_id.map_err(Error::InvalidRequest)?;
+            let code_challenge = code_challenge.map_err(Error::InvalidRequest)?;
+            let code_challenge_method = code_challenge_method
+                .map_err(Error::InvalidRequest)?;
+            let redirect_uri = redirect_uri.map_err(Error::InvalidRequest)?;
+            let response_type = response_type.map_err(Error::InvalidRequest)?;
+            let state = state.map_err(Error::InvalidRequest)?;
+            let user_agent = user_agent.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/auth/api/v1/oauth/authorize", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .query(&progenitor_client::QueryParam::new("client_id", &client_id))
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "code_challenge",
+                        &code_challenge,
+                    ),
+                )
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "code_challenge_method",
+                        &code_challenge_method,
+                    ),
+                )
+                .query(
+                    &progenitor_client::QueryParam::new("redirect_uri", &redirect_uri),
+                )
+                .query(
+                    &progenitor_client::QueryParam::new("response_type", &response_type),
+                )
+                .query(&progenitor_client::QueryParam::new("state", &state))
+                .query(&progenitor_client::QueryParam::new("user_agent", &user_agent))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "oauth_authorize",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200..=299 => Ok(ResponseValue::stream(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::login_create`]
+
+[`Client::login_create`]: super::Client::login_create*/
+    #[derive(Debug, Clone)]
+    pub struct LoginCreate<'a> {
+        client: &'a super::Client,
+        body: Result<crate::api::types::LoginRequest, String>,
+    }
+    impl<'a> LoginCreate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::api::types::LoginRequest>,
+        {
+            self.body = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: LoginRequest` for body failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/auth/api/v1/login`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::LoginResponse>,
+            Error<crate::api::types::OAuthError>,
+        > {
+            let Self { client, body } = self;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/auth/api/v1/login", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "login_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

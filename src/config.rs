@@ -9,7 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// The OAuth client id when none is configured.
-pub const DEFAULT_OAUTH_CLIENT_ID: &str = "privx-mock";
+pub const DEFAULT_OAUTH_CLIENT_ID: &str = "privx-external";
 /// The bootstrap admin's username when none is configured.
 pub const DEFAULT_ADMIN_USERNAME: &str = "admin";
 

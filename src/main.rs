@@ -39,7 +39,8 @@ struct Args {
     /// Password of the bootstrap admin [default: generated at first start, printed once].
     #[arg(long, env = "PRIVX_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
-    /// Id of the OAuth client the SDKs authenticate as [default: privx-mock].
+    /// Id of the OAuth client the SDKs authenticate as (HTTP Basic, password grant) [default:
+    /// privx-external]. The authorization-code flow uses the public client privx-ui.
     #[arg(long, env = "PRIVX_OAUTH_CLIENT_ID")]
     oauth_client_id: Option<String>,
     /// Secret of the OAuth client [default: generated at first start, printed once].

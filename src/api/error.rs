@@ -131,7 +131,13 @@ fn json_path(message: &str) -> Option<String> {
     valid.then(|| path.to_string())
 }
 
-/// The token endpoint's error answer: RFC 6749 §5.2's `{error, error_description}`.
+/// The OAuth endpoints' error answer: RFC 6749 §5.2's `{error, error_description}`, with the
+/// PrivX envelope's `error_code` and `error_message` beside them, because the PrivX SDKs print
+/// only those.
+///
+/// RFC 6749 wants `WWW-Authenticate` on a 401 `invalid_client`; dropshot 0.18 gives a custom
+/// error type no way to add a header (its `HttpResponseContent` is not public, and
+/// `HttpError`'s headers come only with dropshot's own body), so none is sent.
 #[derive(Debug, Serialize)]
 pub struct OAuthError {
     #[serde(skip)]
@@ -146,7 +152,25 @@ impl OAuthError {
         error: OAuthErrorError,
         description: impl Into<String>,
     ) -> Self {
-        Self { status, reply: OAuthReply { error, error_description: Some(description.into()) } }
+        let description = description.into();
+        let error_code = match error {
+            OAuthErrorError::InvalidRequest => ErrorCode::BadRequest,
+            OAuthErrorError::UnsupportedGrantType | OAuthErrorError::UnsupportedResponseType => {
+                ErrorCode::InvalidRequestData
+            }
+            OAuthErrorError::ServerError => ErrorCode::GeneralError,
+            OAuthErrorError::InvalidClient
+            | OAuthErrorError::InvalidGrant
+            | OAuthErrorError::UnauthorizedClient
+            | OAuthErrorError::InvalidScope => ErrorCode::PermissionDenied,
+        };
+        let reply = OAuthReply {
+            error,
+            error_code,
+            error_message: Some(description.clone()),
+            error_description: Some(description),
+        };
+        Self { status, reply }
     }
 
     /// 400 `invalid_request`: a parameter is missing or malformed.
@@ -165,10 +189,25 @@ impl OAuthError {
 
     /// 400 `invalid_grant`: the username/password pair is wrong (which one is not said).
     pub fn invalid_grant() -> Self {
+        Self::bad_grant("invalid username or password")
+    }
+
+    /// 400 `invalid_grant`: a code, verifier, redirect URI or refresh token does not hold.
+    pub fn bad_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::BAD_REQUEST, OAuthErrorError::InvalidGrant, description)
+    }
+
+    /// 400 `unauthorized_client`: the client may not use this flow.
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(ErrorStatusCode::BAD_REQUEST, OAuthErrorError::UnauthorizedClient, description)
+    }
+
+    /// 400 `unsupported_response_type`: the authorization endpoint serves only `code`.
+    pub fn unsupported_response_type(description: impl Into<String>) -> Self {
         Self::new(
             ErrorStatusCode::BAD_REQUEST,
-            OAuthErrorError::InvalidGrant,
-            "invalid username or password",
+            OAuthErrorError::UnsupportedResponseType,
+            description,
         )
     }
 
@@ -204,7 +243,8 @@ impl HttpResponseError for OAuthError {
     }
 }
 
-/// dropshot's rejections of a token request (a missing `grant_type`, an unknown grant...).
+/// dropshot's rejections of an OAuth request (a missing `grant_type` or query parameter, an
+/// unknown grant...).
 /// serde's "unknown variant" is an unknown `grant_type`, the only enum of the token request
 /// (pinned by `tests/api/auth.rs`, which expects `unsupported_grant_type` for one).
 impl From<HttpError> for OAuthError {

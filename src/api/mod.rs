@@ -125,6 +125,24 @@ impl HttpResponse for HttpResponseOkEmpty {
     }
 }
 
+/// A `307 Temporary Redirect` to `Location`. dropshot's own redirect type publishes the
+/// header as `location`; this one publishes it as the spec spells it, `Location`.
+pub struct HttpResponseRedirect(pub String);
+
+impl HttpResponse for HttpResponseRedirect {
+    fn to_result(self) -> Result<http::Response<dropshot::Body>, HttpError> {
+        dropshot::http_response_temporary_redirect(self.0)?.to_result()
+    }
+    fn response_metadata() -> ApiEndpointResponse {
+        let mut metadata = dropshot::HttpResponseTemporaryRedirect::response_metadata();
+        metadata.headers.iter_mut().for_each(|header| header.name = "Location".to_string());
+        metadata
+    }
+    fn status_code(&self) -> http::StatusCode {
+        http::StatusCode::TEMPORARY_REDIRECT
+    }
+}
+
 /// The `Location` header of a `201 Created` response.
 #[derive(Serialize, JsonSchema)]
 pub struct LocationHeader {

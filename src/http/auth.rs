@@ -9,10 +9,16 @@
 //! operation accepts comes from the spec (the generated `OPERATIONS` table): any one of them
 //! suffices.
 //!
+//! Refresh tokens (authorization code and refresh token grants) are JWTs of their own issuer,
+//! signed with the same key: they survive a restart, and are not bearer tokens.
+//!
 //! Principals: the bootstrap admin (scopes `admin` and `user`), local users (`user`), and API
 //! clients from the config file (the scopes listed for them). Every password and secret is
 //! kept only as an argon2id hash and compared by argon2 (in constant time).
 
+mod code_flow;
+mod expiring;
+mod token;
 mod verified_tokens;
 
 use std::collections::HashMap;
@@ -20,23 +26,29 @@ use std::sync::Arc;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use dropshot::{ErrorStatusCode, RequestContext};
+use dropshot::ErrorStatusCode;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Context;
-use crate::api::types::{self, ErrorCode};
+use crate::api::types::ErrorCode;
 use crate::api::{ApiError, OAuthError, OPERATIONS};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
 use crate::password;
 use crate::store::{Secrets, Store};
+use code_flow::CodeFlows;
+pub use code_flow::{login_create, oauth_authorize};
+use token::blocking;
+pub use token::token_create;
 use verified_tokens::VerifiedTokens;
 
 pub const ADMIN_SCOPES: &[&str] = &["admin", "user"];
 pub const USER_SCOPES: &[&str] = &["user"];
 const ISSUER: &str = "privx-mock";
+/// The issuer of refresh tokens, which [`Auth::authorize`] does not accept.
+const REFRESH_ISSUER: &str = "privx-mock/refresh";
+const REFRESH_LIFETIME_SEC: i64 = 86_400;
 
 /// A principal that is not a local user: the admin and API clients.
 #[derive(Debug, Clone)]
@@ -102,6 +114,7 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    refresh_validation: Validation,
     token_lifetime_sec: i64,
     oauth_client_id: String,
     oauth_client_hash: String,
@@ -111,6 +124,7 @@ pub struct Auth {
     /// A hash to verify against when the name is unknown, so timing does not tell.
     decoy_hash: String,
     verified: VerifiedTokens,
+    code_flows: CodeFlows,
 }
 
 impl Auth {
@@ -134,11 +148,14 @@ impl Auth {
         validation.validate_exp = false;
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        let mut refresh_validation = validation.clone();
+        refresh_validation.set_issuer(&[REFRESH_ISSUER]);
         let lifetime = config.token_lifetime_sec.unwrap_or(3600);
         Self {
             encoding: EncodingKey::from_secret(secrets.signing_key.as_bytes()),
             decoding: DecodingKey::from_secret(secrets.signing_key.as_bytes()),
             validation,
+            refresh_validation,
             token_lifetime_sec: lifetime.try_into().unwrap_or(i64::MAX),
             oauth_client_id: config.oauth_client_id(),
             oauth_client_hash: secrets.oauth_client_secret_hash,
@@ -146,6 +163,7 @@ impl Auth {
             scopes_by_operation: OPERATIONS.iter().map(|o| (o.operation_id, o.scopes)).collect(),
             decoy_hash: password::hash(&clock.new_secret()),
             verified: VerifiedTokens::default(),
+            code_flows: CodeFlows::default(),
         }
     }
 
@@ -198,18 +216,29 @@ impl Auth {
         })
     }
 
-    /// A signed token for `subject` with `scopes`.
+    /// A signed token for `subject` with `scopes`, and its lifetime in seconds.
     pub fn issue(&self, subject: Uuid, scopes: &[String], now: DateTime<Utc>) -> (String, i64) {
+        let lifetime = self.token_lifetime_sec;
+        (self.sign(subject, scopes, now, lifetime, ISSUER), lifetime)
+    }
+
+    fn sign(
+        &self,
+        subject: Uuid,
+        scopes: &[String],
+        now: DateTime<Utc>,
+        lifetime_sec: i64,
+        issuer: &str,
+    ) -> String {
         let claims = Claims {
             sub: subject,
             scope: scopes.join(" "),
             iat: now.timestamp(),
-            exp: now.timestamp().saturating_add(self.token_lifetime_sec),
-            iss: ISSUER.to_string(),
+            exp: now.timestamp().saturating_add(lifetime_sec),
+            iss: issuer.to_string(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail");
-        (token, self.token_lifetime_sec)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail")
     }
 
     /// Whether HTTP Basic `authorization` names the OAuth client with its secret.
@@ -238,8 +267,7 @@ impl Auth {
         self.principal(name, secret).ok_or_else(OAuthError::invalid_client)
     }
 
-    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`:
-    /// the admin, an API client or a local user, by name and password.
+    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`.
     fn password_grant(
         &self,
         store: &Store,
@@ -250,6 +278,17 @@ impl Auth {
         if !self.is_oauth_client(authorization) {
             return Err(OAuthError::invalid_client());
         }
+        self.authenticate(store, username, password_)
+    }
+
+    /// The admin, an API client or a local user, by name (or id) and password: the check of
+    /// the password grant and of the authorization-code flow's login.
+    fn authenticate(
+        &self,
+        store: &Store,
+        username: &str,
+        password_: &str,
+    ) -> Result<Grant, OAuthError> {
         if self.principals.iter().any(|p| p.is_named(username)) {
             return self.principal(username, password_).ok_or_else(OAuthError::invalid_grant);
         }
@@ -268,6 +307,25 @@ impl Auth {
             }
         }
     }
+
+    /// A refresh token for `subject` with `scopes`: a JWT of its own issuer, so
+    /// [`Auth::authorize`] refuses it as a bearer token.
+    fn issue_refresh(&self, subject: Uuid, scopes: &[String], now: DateTime<Utc>) -> String {
+        self.sign(subject, scopes, now, REFRESH_LIFETIME_SEC, REFRESH_ISSUER)
+    }
+
+    /// The refresh token grant: who a refresh token this server signed is for, if unexpired.
+    fn refresh_grant(&self, token: &str, now: i64) -> Result<Grant, OAuthError> {
+        let invalid = || OAuthError::bad_grant("the refresh token is invalid or expired");
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.refresh_validation)
+                .map_err(|_| invalid())?
+                .claims;
+        if claims.exp <= now {
+            return Err(invalid());
+        }
+        Ok((claims.sub, claims.scope.split_whitespace().map(str::to_string).collect()))
+    }
 }
 
 /// Who a grant is for, and the scopes they hold.
@@ -280,67 +338,4 @@ fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
-}
-
-/// The token endpoint: checks the grant (argon2, off the async workers), narrows the scopes
-/// to those asked for, and issues a token.
-pub async fn token_create(
-    rqctx: &RequestContext<Context>,
-    body: types::TokenRequest,
-) -> Result<types::TokenResponse, OAuthError> {
-    let authorization = rqctx
-        .request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let server = rqctx.server.clone();
-    let (subject, held) = match body.grant_type {
-        types::TokenRequestGrantType::Password => {
-            let (Some(username), Some(password)) = (body.username, body.password) else {
-                return Err(OAuthError::invalid_request("username and password are required"));
-            };
-            blocking(move || {
-                let ctx = &server.private;
-                ctx.auth.password_grant(&ctx.store, authorization.as_deref(), &username, &password)
-            })
-            .await?
-        }
-        types::TokenRequestGrantType::ClientCredentials => {
-            let form = body.client_id.zip(body.client_secret);
-            let (id, secret) = form
-                .or_else(|| basic_credentials(authorization.as_deref()))
-                .ok_or_else(OAuthError::invalid_client)?;
-            blocking(move || server.private.auth.client_credentials_grant(&id, &secret)).await?
-        }
-    };
-    let scopes = narrow_scopes(held, body.scope.as_deref())?;
-    let ctx = rqctx.context();
-    let (access_token, expires_in) = ctx.auth.issue(subject, &scopes, ctx.now());
-    Ok(types::TokenResponse {
-        access_token,
-        token_type: "Bearer".to_string(),
-        expires_in,
-        scope: Some(scopes.join(" ")),
-    })
-}
-
-/// The scopes a token gets: those `asked` for (space-separated), each of which must be `held`,
-/// or all that are held when none are asked for.
-fn narrow_scopes(held: Vec<String>, asked: Option<&str>) -> Result<Vec<String>, OAuthError> {
-    let Some(asked) = asked else {
-        return Ok(held);
-    };
-    let asked: Vec<String> = asked.split_whitespace().map(str::to_string).collect();
-    match asked.iter().find(|s| !held.contains(s)) {
-        Some(missing) => Err(OAuthError::invalid_scope(format!("scope {missing} is not granted"))),
-        None => Ok(asked),
-    }
-}
-
-/// Runs a grant (argon2, tens of milliseconds) off the async workers.
-async fn blocking(
-    grant: impl FnOnce() -> Result<Grant, OAuthError> + Send + 'static,
-) -> Result<Grant, OAuthError> {
-    tokio::task::spawn_blocking(grant).await.map_err(|e| OAuthError::server_error(e.to_string()))?
 }

@@ -21,8 +21,8 @@ mod webauthn;
 use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
 
 use crate::api::{
-    locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
-    OptionalJsonBody, PrivxApi,
+    locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, HttpResponseRedirect,
+    LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
 };
 pub use context::Context;
 use convert::created;
@@ -37,6 +37,20 @@ impl PrivxApi for PrivxApiImpl {
         body: TypedBody<types::TokenRequest>,
     ) -> Result<HttpResponseOk<types::TokenResponse>, OAuthError> {
         auth::token_create(&rqctx, body.into_inner()).await.map(HttpResponseOk::Value)
+    }
+
+    async fn oauth_authorize(
+        rqctx: RequestContext<Context>,
+        query: Query<types::OauthAuthorizeQuery>,
+    ) -> Result<HttpResponseRedirect, OAuthError> {
+        auth::oauth_authorize(&rqctx, query.into_inner()).await
+    }
+
+    async fn login_create(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::LoginRequest>,
+    ) -> Result<HttpResponseOk<types::LoginResponse>, OAuthError> {
+        auth::login_create(&rqctx, body.into_inner()).await.map(HttpResponseOk::Value)
     }
 
     async fn listener_list(

@@ -11,6 +11,7 @@ mod generated_code;
 mod generator;
 mod helpers;
 mod listeners;
+mod oauth_flow;
 mod persistence;
 mod responses;
 mod sdk_requests;

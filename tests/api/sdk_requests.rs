@@ -189,3 +189,131 @@ async fn the_go_sdk_logs_in_creates_a_user_and_terminates() {
     assert_eq!(error["error_code"], "VALUE_DUPLICATE", "usernames are unique regardless of case");
     assert_eq!(error["property"], "username");
 }
+
+/// oauth/authcode.go's PKCE pair: RFC 7636 appendix B's verifier and its S256 challenge.
+const GO_PKCE: (&str, &str) =
+    ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+/// oauth/authcode.go's `state`: base64url of 32 random bytes.
+const GO_STATE: &str = "Ia6a2rp3tx1kFTN7wQ4qs4hhHvlKMvDpJ4RDKbTPNZ4";
+
+/// The Go SDK's transport: `CheckRedirect` returns `http.ErrUseLastResponse`.
+fn go_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A form POST to the token endpoint as oauth/authcode.go sends it: no Authorization.
+async fn go_token_request(app: &TestApp, body: String) -> reqwest::Response {
+    go_client()
+        .post(app.url("/auth/api/v1/oauth/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("User-Agent", "privx-sdk-go")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// What oauth/types.go's `AccessToken` decodes: `access_token`, `expires_in` as a uint (a JSON
+/// integer), `refresh_token`.
+async fn go_access_token(response: reqwest::Response) -> (String, String) {
+    assert!(response.status().as_u16() < 400, "isSuccess: {}", response.status());
+    let reply: Value = response.json().await.unwrap();
+    assert!(reply["expires_in"].as_u64().is_some_and(|s| s > 0), "a uint: {reply}");
+    let access = reply["access_token"].as_str().expect("access_token").to_string();
+    (access, reply["refresh_token"].as_str().expect("refresh_token").to_string())
+}
+
+/// Steps 1 and 2 of oauth/authcode.go: the login session from Location's `token` (nothing
+/// else of the 307 is read), then the code of the login, whose `state` must be the one sent.
+async fn go_code(app: &TestApp) -> String {
+    let query = format!(
+        "client_id=privx-ui&code_challenge={}&code_challenge_method=S256\
+         &redirect_uri=%2Fprivx%2Foauth-callback&response_type=code&state={GO_STATE}\
+         &user_agent=privx-sdk-go",
+        GO_PKCE.1
+    );
+    let response = go_client()
+        .get(app.url(&format!("/auth/api/v1/oauth/authorize?{query}")))
+        .header("User-Agent", "privx-sdk-go")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 307, "every SDK version accepts a 307");
+    let location = response.headers()["location"].to_str().unwrap();
+    let location = reqwest::Url::parse("https://privx.example").unwrap().join(location).unwrap();
+    let session = location.query_pairs().find(|(k, _)| k == "token").expect("token").1;
+
+    let login =
+        format!(r#"{{"username":"{}","password":"{}","token":"{session}"}}"#, ADMIN.0, ADMIN.1);
+    let response = go_client()
+        .post(app.url("/auth/api/v1/login"))
+        .header("Content-Type", "application/json")
+        .header("User-Agent", "privx-sdk-go")
+        .body(login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["state"], GO_STATE, "else: invalid response state");
+    reply["code"].as_str().expect("a code").to_string()
+}
+
+/// oauth/authcode.go (v2): authorize and login (`go_code`), code for token with the verifier,
+/// then (v2) the refresh; the form and query keys come sorted from `url.Values.Encode()`, `/`
+/// percent-encoded.
+#[tokio::test]
+async fn the_go_sdk_logs_in_with_an_authorization_code_and_refreshes() {
+    let app = spawn_app().await;
+    let code = go_code(&app).await;
+    let body = format!(
+        "client_id=privx-ui&code={code}&code_verifier={}&grant_type=authorization_code\
+         &redirect_uri=%2Fprivx%2Foauth-callback",
+        GO_PKCE.0
+    );
+    let (access, refresh) = go_access_token(go_token_request(&app, body).await).await;
+    let call = |token: String| {
+        go_client()
+            .get(app.url(USERS))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("User-Agent", "privx-sdk-go")
+            .send()
+    };
+    assert_eq!(call(access).await.unwrap().status().as_u16(), 200);
+
+    let body = format!(
+        "client_id=privx-ui&grant_type=refresh_token&redirect_uri=%2Fprivx%2Foauth-callback\
+         &refresh_token={refresh}"
+    );
+    let (access, _) = go_access_token(go_token_request(&app, body).await).await;
+    assert_eq!(call(access).await.unwrap().status().as_u16(), 200);
+}
+
+/// restapi/errors.go prints `error: <error_code>, message: <error_message>`; the OAuth
+/// replies carry both beside RFC 6749's `error` and `error_description`.
+#[tokio::test]
+async fn the_go_sdk_reads_error_code_and_message_from_oauth_errors() {
+    let app = spawn_app().await;
+    let body = format!(
+        "client_id=privx-ui&code=no-such-code&code_verifier={}&grant_type=authorization_code\
+         &redirect_uri=%2Fprivx%2Foauth-callback",
+        GO_PKCE.0
+    );
+    let response = go_token_request(&app, body).await;
+    assert_eq!(response.status().as_u16(), 400);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(reply["error"], "invalid_grant");
+    assert_eq!(reply["error_code"], "PERMISSION_DENIED");
+    assert_eq!(reply["error_message"], "the code is unknown, used or expired");
+    assert_eq!(reply["error_description"], reply["error_message"]);
+
+    let body = format!("grant_type=password&password={}&username={}", ADMIN.1, ADMIN.0);
+    let response = go_token_request(&app, body).await;
+    assert_eq!(response.status().as_u16(), 401, "the password grant needs the OAuth client");
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(
+        (&reply["error"], &reply["error_code"]),
+        (&json!("invalid_client"), &json!("PERMISSION_DENIED"))
+    );
+    assert_eq!(reply["error_message"], "client authentication failed");
+}
