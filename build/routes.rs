@@ -174,7 +174,7 @@ fn catch_alls() -> TokenStream {
             rqctx: dropshot::RequestContext<A::Context>,
             request: crate::api::AnyRequest,
         ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-            route::<A>(rqctx, request.0).await
+            route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
         }
     }
 }

@@ -2599,7 +2599,7 @@ async fn catch_all<A: PrivxApi>(
     rqctx: dropshot::RequestContext<A::Context>,
     request: crate::api::AnyRequest,
 ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-    route::<A>(rqctx, request.0).await
+    route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
 }
 /// Places a request: the operation whose path template matches the request's path (a
 /// literal segment before a variable one) and whose method is the request's; else the

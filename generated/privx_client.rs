@@ -226,7 +226,7 @@ pub mod types {
 /**Client for PrivX API (subset)
 
 A hand-written subset of the PrivX REST API covering five PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (auth). Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
-Every call carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token`. Every 4xx and 5xx response carries the Error envelope.
+Every call but the OAuth endpoints (`/auth/api/v1/oauth/authorize`, `/auth/api/v1/login`, `/auth/api/v1/oauth/token`) carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token` (password, client-credentials, authorization-code with PKCE, or refresh-token grant). Every 4xx and 5xx response carries the Error envelope; the OAuth endpoints answer RFC 6749 errors with `error_code` and `error_message` beside them.
 
 Version: 1.0.0*/
 pub struct Client {

@@ -135,9 +135,8 @@ fn json_path(message: &str) -> Option<String> {
 /// PrivX envelope's `error_code` and `error_message` beside them, because the PrivX SDKs print
 /// only those.
 ///
-/// RFC 6749 wants `WWW-Authenticate` on a 401 `invalid_client`; dropshot 0.18 gives a custom
-/// error type no way to add a header (its `HttpResponseContent` is not public, and
-/// `HttpError`'s headers come only with dropshot's own body), so none is sent.
+/// A 401 `invalid_client` also carries `WWW-Authenticate` (RFC 6749 §5.2), which the router
+/// adds (`RouteError::with_headers`): dropshot gives an error type's response no headers.
 #[derive(Debug, Serialize)]
 pub struct OAuthError {
     #[serde(skip)]

@@ -114,8 +114,7 @@ pub fn not_found(path: &str) -> RouteError {
 }
 
 /// The answer to a method that the path's operations do not have: 405, the `Allow` header
-/// (RFC 9110 §15.5.6) listing `allow`, and a `BAD_REQUEST` envelope. It is built here because
-/// an error type's response carries no headers in dropshot; dropshot logs it by its status.
+/// (RFC 9110 §15.5.6) listing `allow`, and a `BAD_REQUEST` envelope.
 pub fn method_not_allowed(
     method: &str,
     allow: &str,
@@ -126,13 +125,43 @@ pub fn method_not_allowed(
         format!("method {method} is not allowed here; allowed: {allow}"),
         None,
     );
-    let body = serde_json::to_vec(&error).map_err(|e| ApiError::internal(e.to_string()))?;
+    error_with_header(error.status_code(), &error, http::header::ALLOW, allow)
+}
+
+/// An error answer that needs a header. dropshot renders an error type's response with no
+/// headers of its own, so such an answer is built here, whole, and handed to dropshot as a
+/// response (which dropshot logs by its status like any other).
+fn error_with_header(
+    status: ErrorStatusCode,
+    body: &impl Serialize,
+    header: http::header::HeaderName,
+    value: &str,
+) -> Result<http::Response<dropshot::Body>, RouteError> {
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::internal(e.to_string()))?;
     let response = http::Response::builder()
-        .status(http::StatusCode::METHOD_NOT_ALLOWED)
+        .status(status.as_status())
         .header(http::header::CONTENT_TYPE, dropshot::CONTENT_TYPE_JSON)
-        .header(http::header::ALLOW, allow)
+        .header(header, value)
         .body(body.into());
     Ok(response.map_err(HttpError::from)?)
+}
+
+/// The challenge of a 401 from the token endpoint: the OAuth client authenticates with HTTP
+/// Basic (RFC 6749 §2.3.1).
+pub const CLIENT_CHALLENGE: &str = "Basic realm=\"privx\"";
+
+impl RouteError {
+    /// The last step of routing: a 401 `invalid_client` gets its `WWW-Authenticate` (RFC 6749
+    /// §5.2); every other error stays an error, for dropshot to render.
+    pub fn with_headers(self) -> Result<http::Response<dropshot::Body>, RouteError> {
+        match self {
+            Self::OAuth(error) if error.status_code() == ErrorStatusCode::UNAUTHORIZED => {
+                let header = http::header::WWW_AUTHENTICATE;
+                error_with_header(error.status_code(), &error, header, CLIENT_CHALLENGE)
+            }
+            other => Err(other),
+        }
+    }
 }
 
 /// The unpublished pages served beside the operations, `GET` only, by their one segment: the

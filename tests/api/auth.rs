@@ -181,8 +181,13 @@ async fn bad_credentials_get_rfc_6749_errors() {
         ),
     ];
     for (i, (response, status, error)) in cases.into_iter().enumerate() {
-        let (got, reply) = token_reply(response.unwrap()).await;
+        let response = response.unwrap();
+        let challenge = response.headers().get(reqwest::header::WWW_AUTHENTICATE).cloned();
+        let (got, reply) = token_reply(response).await;
         assert_eq!((got, reply["error"].as_str()), (status, Some(error)), "case {i}: {reply}");
+        // RFC 6749 §5.2: a 401 `invalid_client` names the scheme the client must authenticate with.
+        let basic = challenge.map(|c| c.to_str().unwrap().starts_with("Basic realm="));
+        assert_eq!(basic, (status == 401).then_some(true), "case {i}: WWW-Authenticate");
         let text = reply.to_string();
         assert!(!text.contains(ADMIN.1) && !text.contains(API_CLIENT.1), "no secret in {text}");
     }
