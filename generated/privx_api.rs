@@ -89,7 +89,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub property: ::std::option::Option<::std::string::String>,
     }
-    ///Standard error code denoting the error type
+    ///Standard error code denoting the error type. `OBJECT_NOT_FOUND` is the code of every 404 (an unknown user, listener, credential, connection or path): the Terraform provider looks for `NOT_FOUND` in the Go SDK's error text (`error: OBJECT_NOT_FOUND, message: ...`) to decide that a resource is gone.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -106,6 +106,8 @@ pub mod types {
     pub enum ErrorCode {
         #[serde(rename = "GENERAL_ERROR")]
         GeneralError,
+        #[serde(rename = "OBJECT_NOT_FOUND")]
+        ObjectNotFound,
         #[serde(rename = "BAD_REQUEST")]
         BadRequest,
         #[serde(rename = "PERMISSION_DENIED")]
@@ -141,6 +143,7 @@ pub mod types {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::GeneralError => f.write_str("GENERAL_ERROR"),
+                Self::ObjectNotFound => f.write_str("OBJECT_NOT_FOUND"),
                 Self::BadRequest => f.write_str("BAD_REQUEST"),
                 Self::PermissionDenied => f.write_str("PERMISSION_DENIED"),
                 Self::InvalidRequestData => f.write_str("INVALID_REQUEST_DATA"),
@@ -168,6 +171,7 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "GENERAL_ERROR" => Ok(Self::GeneralError),
+                "OBJECT_NOT_FOUND" => Ok(Self::ObjectNotFound),
                 "BAD_REQUEST" => Ok(Self::BadRequest),
                 "PERMISSION_DENIED" => Ok(Self::PermissionDenied),
                 "INVALID_REQUEST_DATA" => Ok(Self::InvalidRequestData),

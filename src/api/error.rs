@@ -46,7 +46,7 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::GeneralError, message, None)
+        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::ObjectNotFound, message, None)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

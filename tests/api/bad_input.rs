@@ -59,10 +59,29 @@ async fn bad_path_and_query_parameters_get_an_envelope() {
             "{path}: {envelope:?}"
         );
     }
-    let unknown = format!("{USERS}/{}", uuid::Uuid::new_v4());
-    let envelope =
-        assert_envelope(app.http.get(app.url(&unknown)).send().await.unwrap(), 404).await;
-    assert_eq!(envelope.error_code, ErrorCode::GeneralError);
+}
+
+/// Every 404 says `OBJECT_NOT_FOUND`: the Terraform provider decides that a resource is gone by
+/// finding `NOT_FOUND` in the Go SDK's error text, which is built from `error_code`.
+#[tokio::test]
+async fn a_missing_resource_is_object_not_found() {
+    let app = spawn_app().await;
+    let unknown = uuid::Uuid::new_v4();
+    for (method, path) in [
+        ("GET", format!("{USERS}/{unknown}")),
+        ("PUT", format!("{USERS}/{unknown}/password")),
+        ("DELETE", format!("{USERS}/{unknown}")),
+        ("GET", format!("/extender-service/api/v1/listeners/{unknown}")),
+        ("DELETE", format!("/extender-service/api/v1/listeners/{unknown}")),
+        ("POST", format!("/connection-manager/api/v1/terminate/connection/{unknown}")),
+    ] {
+        let mut request = app.http.request(method.parse().unwrap(), app.url(&path));
+        if method == "PUT" {
+            request = request.json(&json!({"password": "a-new-password"}));
+        }
+        let envelope = assert_envelope(request.send().await.unwrap(), 404).await;
+        assert_eq!(envelope.error_code, ErrorCode::ObjectNotFound, "{method} {path}");
+    }
 }
 
 #[tokio::test]
