@@ -643,20 +643,17 @@ pub mod types {
                 })
         }
     }
-    ///A page of extender connection listeners
+    ///A page of extender connection listeners. `count` and `items` are always there (`items` is `[]` for an empty page): the PrivX SDKs' examples read both.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
-        Default,
         schemars::JsonSchema
     )]
     pub struct ListenerList {
         ///Total number of listeners
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub count: i64,
         pub items: ::std::vec::Vec<Listener>,
     }
     ///`ListenerListQuery`
@@ -1296,7 +1293,7 @@ pub mod types {
         ///Always `Bearer`.
         pub token_type: ::std::string::String,
     }
-    ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only.
+    ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only. `tags` and `attributes` are always there (`[]` when empty).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1305,6 +1302,7 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct User {
+        pub attributes: UserAttributes,
         ///ID of the user who originally authored the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<::uuid::Uuid>,
@@ -1326,6 +1324,9 @@ pub mod types {
         ///Email address
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
+        ///First name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_name: ::std::option::Option<::std::string::String>,
         ///Full name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub full_name: ::std::option::Option<::std::string::String>,
@@ -1335,6 +1336,9 @@ pub mod types {
         ///Job title
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub job_title: ::std::option::Option<::std::string::String>,
+        ///Last name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_name: ::std::option::Option<::std::string::String>,
         ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub locale: ::std::option::Option<::std::string::String>,
@@ -1344,7 +1348,6 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password_change_required: ::std::option::Option<bool>,
         ///Array of tag strings
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
         ///Phone number
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1364,6 +1367,46 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
     }
+    ///A key-value attribute of a user
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct UserAttribute {
+        ///Attribute name
+        pub key: ::std::string::String,
+        ///Attribute value
+        pub value: ::std::string::String,
+    }
+    ///Free-form key-value attributes of a user
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserAttributes(pub ::std::vec::Vec<UserAttribute>);
+    impl ::std::ops::Deref for UserAttributes {
+        type Target = ::std::vec::Vec<UserAttribute>;
+        fn deref(&self) -> &::std::vec::Vec<UserAttribute> {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserAttributes> for ::std::vec::Vec<UserAttribute> {
+        fn from(value: UserAttributes) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::vec::Vec<UserAttribute>> for UserAttributes {
+        fn from(value: ::std::vec::Vec<UserAttribute>) -> Self {
+            Self(value)
+        }
+    }
     ///`UserDeletePath`
     #[derive(
         ::serde::Deserialize,
@@ -1376,20 +1419,17 @@ pub mod types {
         ///User ID
         pub user_id: ::uuid::Uuid,
     }
-    ///A page of local users
+    ///A page of local users. `count` and `items` are always there (`items` is `[]` for an empty page or a filter matching nothing).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
-        Default,
         schemars::JsonSchema
     )]
     pub struct UserList {
         ///Total number of matching users
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub count: i64,
         pub items: ::std::vec::Vec<User>,
     }
     ///`UserListQuery`
@@ -1517,7 +1557,7 @@ pub mod types {
         ///User ID
         pub user_id: ::std::string::String,
     }
-    ///Request body for creating or updating a local user. Unknown fields are accepted (the Go SDK also sends first_name, last_name and attributes).
+    ///Request body for creating or updating a local user. Unknown fields are accepted. An update replaces every field the server keeps (a field left out is emptied, `password_change_required` left out is false) but the password, which only changes when `password.password` is given. The Go SDK sends `"attributes": null` and `"password": {}` for none.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1526,6 +1566,9 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct UserRequest {
+        ///Free-form key-value attributes of the user (null is none)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub attributes: ::std::option::Option<UserAttributes>,
         ///A comment describing the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub comment: ::std::option::Option<::std::string::String>,
@@ -1541,17 +1584,26 @@ pub mod types {
         ///Email address
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
+        ///First name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_name: ::std::option::Option<::std::string::String>,
         ///Full name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub full_name: ::std::option::Option<::std::string::String>,
         ///Job title
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub job_title: ::std::option::Option<::std::string::String>,
+        ///Last name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_name: ::std::option::Option<::std::string::String>,
         ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub locale: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password: ::std::option::Option<UserPassword>,
+        ///Whether the user must change the password at the next login
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password_change_required: ::std::option::Option<bool>,
         ///Array of tag strings
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
@@ -1849,7 +1901,7 @@ pub mod types {
         ///User ID
         pub user_id: ::std::string::String,
     }
-    ///A page of a user's webauthn credentials
+    ///A page of a user's webauthn credentials. `count` and `items` are always there (`items` is `[]` for an empty page).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,

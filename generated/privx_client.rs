@@ -15,9 +15,10 @@ pub mod types {
         ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
         OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
         ServiceOptions, SshOptions, StateReset, StateResetTo, TerminateRequest,
-        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserList, UserPassword,
-        UserPasswordPassword, UserRequest, UserRequestUsername, UserUsername, VncOptions,
-        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserAttribute,
+        UserAttributes, UserList, UserPassword, UserPasswordPassword, UserRequest,
+        UserRequestUsername, UserUsername, VncOptions, WebOptions, WebauthnCredential,
+        WebauthnCredentialList, WebauthnCredentialUpdate,
     };
     ///`ListenerListSortkey`
     #[derive(

@@ -27,7 +27,7 @@ pub fn list(
     let listing =
         ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
     let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
-    Ok(HttpResponseOk::Value(types::ListenerList { count: Some(count(listing.count)), items }))
+    Ok(HttpResponseOk::Value(types::ListenerList { count: count(listing.count), items }))
 }
 
 pub async fn create(

@@ -27,10 +27,7 @@ pub fn list(
     q: types::UserListQuery,
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
     let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-    Ok(HttpResponseOk::Value(types::UserList {
-        count: Some(count(listing.count)),
-        items: listing.items,
-    }))
+    Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
 }
 
 pub async fn create(

@@ -146,7 +146,6 @@ fn reopening_finishes_a_user_batch_a_crash_cut_short() {
         id: id(2),
         authorship: Authorship::new(stamp()),
         profile: profile("Recovered", &["t", "new"]),
-        password_change_required: false,
         password: Some(PasswordHash { hash: "$argon2id$stand-in".into(), created: Utc::now() }),
     };
     let mut tx = UserTx { store: &store, batch: batch::Batch::new(&store.meta) };

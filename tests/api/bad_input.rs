@@ -36,7 +36,7 @@ async fn malformed_bodies_get_an_envelope() {
         assert_eq!(envelope.property.as_deref(), property, "body {body}");
         assert!(envelope.error_message.is_some());
     }
-    assert_eq!(app.client.user_list().send().await.unwrap().into_inner().count, Some(0));
+    assert_eq!(app.client.user_list().send().await.unwrap().into_inner().count, 0);
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn huge_and_negative_numbers_are_handled() {
     assert_eq!(ok.status().as_u16(), 200, "the largest limit is just a big page");
     let past = app.http.get(app.url(&format!("{USERS}?offset={max}"))).send().await.unwrap();
     let past: serde_json::Value = past.json().await.unwrap();
-    assert_eq!((past["count"].as_u64(), past.get("items")), (Some(1), None), "empty page");
+    assert_eq!(past, serde_json::json!({"count": 1, "items": []}), "an empty page");
     for query in
         ["limit=4294967296", "offset=18446744073709551616", "offset=-5", "limit=-1", "limit=1e3"]
     {
