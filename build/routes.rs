@@ -147,7 +147,9 @@ fn routed_call(op: &Operation, sig: &Signature, segment_var: &str) -> TokenStrea
     let mut names = Vec::new();
     if let Some(p) = &sig.path {
         let var = format_ident!("{segment_var}");
-        lets.push(quote! { let path = #p { #var: crate::api::path_param(segment)? }; });
+        lets.push(
+            quote! { let path = #p { #var: crate::api::path_param(#segment_var, segment)? }; },
+        );
         names.push(quote! { path });
     }
     if let Some(q) = &sig.query {

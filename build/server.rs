@@ -302,7 +302,7 @@ pub(crate) fn arguments(sig: &Signature, routed: bool) -> Vec<(syn::Ident, Token
     let mut args = Vec::new();
     match &sig.path {
         Some(p) if routed => args.push((format_ident!("path"), quote! { #p })),
-        Some(p) => args.push((format_ident!("path"), quote! { dropshot::Path<#p> })),
+        Some(p) => args.push((format_ident!("path"), quote! { crate::api::Path<#p> })),
         None => {}
     }
     if let Some(q) = &sig.query {

@@ -1555,7 +1555,7 @@ pub mod types {
     )]
     pub struct UserPasswordSetPath {
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///Request body for creating or updating a local user. Unknown fields are accepted. An update replaces every field the server keeps (a field left out is emptied, `password_change_required` left out is false) but the password, which only changes when `password.password` is given. The Go SDK sends `"attributes": null` and `"password": {}` for none.
     #[derive(
@@ -1897,9 +1897,9 @@ pub mod types {
     )]
     pub struct WebauthnCredentialDeletePath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///A page of a user's webauthn credentials. `count` and `items` are always there (`items` is `[]` for an empty page).
     #[derive(
@@ -1924,7 +1924,7 @@ pub mod types {
     )]
     pub struct WebauthnCredentialListPath {
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///`WebauthnCredentialListQuery`
     #[derive(
@@ -2075,9 +2075,9 @@ pub mod types {
     )]
     pub struct WebauthnCredentialUpdatePath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///`WebauthnCredentialViewPath`
     #[derive(
@@ -2089,9 +2089,9 @@ pub mod types {
     )]
     pub struct WebauthnCredentialViewPath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     /// Generation of default values for serde.
     pub mod defaults {
@@ -2194,7 +2194,7 @@ pub trait PrivxApi {
     tags = ["listeners"]}]
     async fn listener_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerViewPath>,
+        path: crate::api::Path<types::ListenerViewPath>,
     ) -> Result<crate::api::HttpResponseOk<types::Listener>, crate::api::ApiError>;
     /// Update an extender connection listener
     ///
@@ -2204,7 +2204,7 @@ pub trait PrivxApi {
     tags = ["listeners"]}]
     async fn listener_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerUpdatePath>,
+        path: crate::api::Path<types::ListenerUpdatePath>,
         body: dropshot::TypedBody<types::Listener>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Delete an extender connection listener
@@ -2215,7 +2215,7 @@ pub trait PrivxApi {
     tags = ["listeners"]}]
     async fn listener_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerDeletePath>,
+        path: crate::api::Path<types::ListenerDeletePath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Terminate connection by ID.
     ///
@@ -2225,7 +2225,7 @@ pub trait PrivxApi {
     tags = ["connections"]}]
     async fn connection_terminate(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminatePath>,
+        path: crate::api::Path<types::ConnectionTerminatePath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Terminate connection(s) from host.
@@ -2236,7 +2236,7 @@ pub trait PrivxApi {
     tags = ["connections"]}]
     async fn connection_terminate_host(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminateHostPath>,
+        path: crate::api::Path<types::ConnectionTerminateHostPath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Terminate connection(s) of a user.
@@ -2247,7 +2247,7 @@ pub trait PrivxApi {
     tags = ["connections"]}]
     async fn connection_terminate_user(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminateUserPath>,
+        path: crate::api::Path<types::ConnectionTerminateUserPath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Get users.
@@ -2301,7 +2301,7 @@ pub trait PrivxApi {
             }
             _ => {
                 let path = types::UserViewPath {
-                    user_id: crate::api::path_param(segment)?,
+                    user_id: crate::api::path_param("user_id", segment)?,
                 };
                 let mut rqctx = rqctx;
                 rqctx.endpoint.operation_id = "user_view".to_string();
@@ -2346,7 +2346,7 @@ pub trait PrivxApi {
     tags = ["users"]}]
     async fn user_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserUpdatePath>,
+        path: crate::api::Path<types::UserUpdatePath>,
         body: dropshot::TypedBody<types::UserRequest>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Delete a user.
@@ -2357,7 +2357,7 @@ pub trait PrivxApi {
     tags = ["users"]}]
     async fn user_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserDeletePath>,
+        path: crate::api::Path<types::UserDeletePath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Set user's password
     ///
@@ -2367,7 +2367,7 @@ pub trait PrivxApi {
     tags = ["users"]}]
     async fn user_password_set(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserPasswordSetPath>,
+        path: crate::api::Path<types::UserPasswordSetPath>,
         body: dropshot::TypedBody<types::Password>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Get the default service options.
@@ -2381,13 +2381,13 @@ pub trait PrivxApi {
     ) -> Result<crate::api::HttpResponseOk<types::ServiceOptions>, crate::api::ApiError>;
     /// Get user's webauthn credentials
     ///
-    /// Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. PrivX keeps WebAuthn credentials in its role-store. An unknown user is 404.
     #[endpoint{method = GET,
-    path = "/auth/api/v1/users/{user_id}/webauthn/credentials",
+    path = "/role-store/api/v1/users/{user_id}/webauthn-credentials",
     tags = ["webauthn"]}]
     async fn webauthn_credential_list(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialListPath>,
+        path: crate::api::Path<types::WebauthnCredentialListPath>,
         query: dropshot::Query<types::WebauthnCredentialListQuery>,
     ) -> Result<
         crate::api::HttpResponseOk<types::WebauthnCredentialList>,
@@ -2395,37 +2395,37 @@ pub trait PrivxApi {
     >;
     /// Get user's webauthn credential
     ///
-    /// Get one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Get one WebAuthn credential of a user.
     #[endpoint{method = GET,
-    path = "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+    path = "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
     tags = ["webauthn"]}]
     async fn webauthn_credential_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialViewPath>,
+        path: crate::api::Path<types::WebauthnCredentialViewPath>,
     ) -> Result<
         crate::api::HttpResponseOk<types::WebauthnCredential>,
         crate::api::ApiError,
     >;
     /// Update user's webauthn credential meta data
     ///
-    /// Update the name and comment of one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Update the name and comment of one WebAuthn credential of a user.
     #[endpoint{method = PUT,
-    path = "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+    path = "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
     tags = ["webauthn"]}]
     async fn webauthn_credential_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialUpdatePath>,
+        path: crate::api::Path<types::WebauthnCredentialUpdatePath>,
         body: dropshot::TypedBody<types::WebauthnCredentialUpdate>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Delete user's webauthn credential
     ///
-    /// Delete one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Delete one WebAuthn credential of a user.
     #[endpoint{method = DELETE,
-    path = "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+    path = "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
     tags = ["webauthn"]}]
     async fn webauthn_credential_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialDeletePath>,
+        path: crate::api::Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Export the whole state
     ///
@@ -2492,7 +2492,7 @@ pub trait PrivxApi {
     tags = ["test-control"]}]
     async fn fault_set(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::FaultSetPath>,
+        path: crate::api::Path<types::FaultSetPath>,
         body: dropshot::TypedBody<types::Fault>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
     /// Clear a fault
@@ -2503,7 +2503,7 @@ pub trait PrivxApi {
     tags = ["test-control"]}]
     async fn fault_clear(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::FaultClearPath>,
+        path: crate::api::Path<types::FaultClearPath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
 }
 /// Every operation of the spec with the scopes its security requirement accepts (any one
@@ -2631,28 +2631,28 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
     crate::api::Operation {
         operation_id: "webauthn_credential_list",
         method: "GET",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_view",
         method: "GET",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_update",
         method: "PUT",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_delete",
         method: "DELETE",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
     },
@@ -2729,7 +2729,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::UserViewPath>,),
+                    (crate::api::Path<types::UserViewPath>,),
                     Result<crate::api::HttpResponseOk<types::User>, crate::api::ApiError>,
                 >(
                         "user_view".to_string(),

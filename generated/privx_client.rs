@@ -225,8 +225,9 @@ pub mod types {
 #[derive(Clone, Debug)]
 /**Client for PrivX API (subset)
 
-A hand-written subset of the PrivX REST API covering five PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (auth). Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
+A hand-written subset of the PrivX REST API covering five PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (role-store). Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
 Every call carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token`. Every 4xx and 5xx response carries the Error envelope.
+Every id in a path is a UUID: a malformed one is 400 (the envelope's `property` names the path parameter), an unknown one 404 (`OBJECT_NOT_FOUND`).
 
 Version: 1.0.0*/
 pub struct Client {
@@ -590,9 +591,9 @@ let response = client.service_options_view()
     }
     /**Get user's webauthn credentials
 
-Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. PrivX keeps WebAuthn credentials in its role-store. An unknown user is 404.
 
-Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials`
+Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials`
 
 Arguments:
 - `user_id`: User ID
@@ -615,9 +616,9 @@ let response = client.webauthn_credential_list()
     }
     /**Get user's webauthn credential
 
-Get one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Get one WebAuthn credential of a user.
 
-Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -634,9 +635,9 @@ let response = client.webauthn_credential_view()
     }
     /**Update user's webauthn credential meta data
 
-Update the name and comment of one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Update the name and comment of one WebAuthn credential of a user.
 
-Sends a `PUT` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `PUT` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -655,9 +656,9 @@ let response = client.webauthn_credential_update()
     }
     /**Delete user's webauthn credential
 
-Delete one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Delete one WebAuthn credential of a user.
 
-Sends a `DELETE` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `DELETE` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -2568,7 +2569,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UserPasswordSet<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
         body: Result<crate::api::types::Password, String>,
     }
     impl<'a> UserPasswordSet<'a> {
@@ -2581,13 +2582,12 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
@@ -2775,7 +2775,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialList<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
         limit: Result<Option<u32>, String>,
         offset: Result<Option<u32>, String>,
         sortdir: Result<Option<crate::api::SortDir>, String>,
@@ -2794,13 +2794,12 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
@@ -2850,7 +2849,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials`
+        ///Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials`
         pub async fn send(
             self,
         ) -> Result<
@@ -2864,7 +2863,7 @@ pub mod builder {
             let sortdir = sortdir.map_err(Error::InvalidRequest)?;
             let sortkey = sortkey.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials", client.baseurl,
                 encode_path(& user_id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -2943,8 +2942,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialView<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
     }
     impl<'a> WebauthnCredentialView<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -2956,29 +2955,27 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
-        ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<
@@ -2989,7 +2986,7 @@ pub mod builder {
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3064,8 +3061,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialUpdate<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
         body: Result<crate::api::types::WebauthnCredentialUpdate, String>,
     }
     impl<'a> WebauthnCredentialUpdate<'a> {
@@ -3079,25 +3076,23 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
@@ -3113,7 +3108,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `PUT` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `PUT` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
@@ -3122,7 +3117,7 @@ pub mod builder {
             let id = id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3198,8 +3193,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialDelete<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
     }
     impl<'a> WebauthnCredentialDelete<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -3211,29 +3206,27 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
-        ///Sends a `DELETE` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `DELETE` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
@@ -3241,7 +3234,7 @@ pub mod builder {
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);

@@ -17,7 +17,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 mod error;
+mod path;
 pub use error::{ApiError, OAuthError};
+pub use path::{path_param, Path};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
 mod generated {
@@ -153,16 +155,6 @@ impl<T: JsonSchema + DeserializeOwned + Send + Sync + 'static> ExclusiveExtracto
         }
         metadata
     }
-}
-
-/// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
-/// it (with its 400 when it does not parse): routing endpoints read the segment once and hand
-/// the operation its parameter.
-pub fn path_param<T: DeserializeOwned>(segment: String) -> Result<T, HttpError> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
-        HttpError::for_bad_request(None, format!("bad parameter in URL path: {e}"))
-    })
 }
 
 /// The OpenAPI document of an API description, as JSON.

@@ -18,11 +18,11 @@ pub mod test_control;
 mod users;
 mod webauthn;
 
-use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
+use dropshot::{HttpResponseCreated, HttpResponseHeaders, Query, RequestContext, TypedBody};
 
 use crate::api::{
     locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, LocationHeader, OAuthError,
-    OptionalJsonBody, PrivxApi,
+    OptionalJsonBody, Path, PrivxApi,
 };
 pub use context::Context;
 use convert::created;
@@ -183,7 +183,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        users::password_set(ctx, &caller, &path.into_inner().user_id, body.into_inner()).await
+        users::password_set(ctx, &caller, path.into_inner().user_id, body.into_inner()).await
     }
 
     async fn service_options_view(
@@ -201,7 +201,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        webauthn::list(ctx, &caller, &path.into_inner().user_id, query.into_inner())
+        webauthn::list(ctx, &caller, path.into_inner().user_id, query.into_inner())
     }
 
     async fn webauthn_credential_view(
@@ -211,7 +211,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::view(ctx, &caller, &path.user_id, &path.id)
+        webauthn::view(ctx, &caller, path.user_id, path.id)
     }
 
     async fn webauthn_credential_update(
@@ -222,7 +222,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::update(ctx, &caller, &path.user_id, &path.id, body.into_inner()).await
+        webauthn::update(ctx, &caller, path.user_id, path.id, body.into_inner()).await
     }
 
     async fn webauthn_credential_delete(
@@ -232,7 +232,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::delete(ctx, &caller, &path.user_id, &path.id).await
+        webauthn::delete(ctx, &caller, path.user_id, path.id).await
     }
 
     async fn state_export(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::convert::{convert, count, descending, page, parse_id};
+use super::convert::{convert, count, descending, page};
 use super::Context;
 use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
 use crate::password;
@@ -75,14 +75,12 @@ pub async fn delete(
     Ok(HttpResponseOkEmpty)
 }
 
-/// Sets a user's password; the path's id is a plain string in the spec.
 pub async fn password_set(
     ctx: &Context,
     caller: &Caller,
-    id: &str,
+    id: Uuid,
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let id = parse_id("user", id)?;
     let password = hash_password(&body.password, ctx.now());
     ctx.write(caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)

@@ -50,7 +50,7 @@ async fn bad_path_and_query_parameters_get_an_envelope() {
         "/local-user-store/api/v1/users?id=nope",
         "/local-user-store/api/v1/users/tags?sortdir=sideways",
         "/extender-service/api/v1/listeners?sortkey=color",
-        "/auth/api/v1/users/x/webauthn/credentials?sortkey=color",
+        "/role-store/api/v1/users/0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001/webauthn-credentials?sortkey=color",
     ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         let envelope = assert_envelope(response, 400).await;
@@ -155,9 +155,10 @@ async fn non_utf8_in_path_and_query_gets_an_envelope() {
     assert_envelope(response, 400).await;
     // A path that does not decode never reaches an operation: dropshot's router answers it
     // with its own error body (a known gap, see the README).
-    for path in
-        ["/local-user-store/api/v1/users/%FF%FE", "/auth/api/v1/users/%FF/webauthn/credentials"]
-    {
+    for path in [
+        "/local-user-store/api/v1/users/%FF%FE",
+        "/role-store/api/v1/users/%FF/webauthn-credentials",
+    ] {
         let response = app.http.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 400, "{path}");
     }
@@ -294,9 +295,11 @@ async fn the_wording_invalid_digit_is_pinned() {
 #[tokio::test]
 async fn the_wording_uuid_is_pinned() {
     let app = spawn_app().await;
-    for url in [format!("{USERS}?id=nope"), format!("{USERS}/not-a-uuid")] {
+    for (url, property) in
+        [(format!("{USERS}?id=nope"), None), (format!("{USERS}/not-a-uuid"), Some("user_id"))]
+    {
         let request = app.http.get(app.url(&url));
-        assert_worded(request, "UUID", ErrorCode::ValueIncorrectFormat, None).await;
+        assert_worded(request, "UUID", ErrorCode::ValueIncorrectFormat, property).await;
     }
 }
 

@@ -148,20 +148,16 @@ async fn set_password_stores_a_hash_and_never_returns_it() {
     let app = spawn_app().await;
     let id = app.create_user("erin", &[]).await;
     let body = types::Password { password: "correct horse".try_into().unwrap(), created: None };
-    let response =
-        app.client.user_password_set().user_id(id.to_string()).body(body.clone()).send().await;
+    let response = app.client.user_password_set().user_id(id).body(body.clone()).send().await;
     assert_eq!(response.unwrap().status().as_u16(), 200);
     let raw = app.http.get(app.url(&format!("/local-user-store/api/v1/users/{id}"))).send().await;
     let raw = raw.unwrap().text().await.unwrap();
     assert!(!raw.contains("correct horse") && !raw.contains("argon2"), "{raw}");
 
-    let unknown = uuid::Uuid::new_v4().to_string();
+    let unknown = uuid::Uuid::new_v4();
     let (status, _) =
         api_error(app.client.user_password_set().user_id(unknown).body(body.clone()).send().await);
     assert_eq!(status, 404);
-    let (status, _) =
-        api_error(app.client.user_password_set().user_id("not-a-uuid").body(body).send().await);
-    assert_eq!(status, 404, "the spec types this user_id as a plain string");
 
     let store = app.stop_and_open_store().await;
     let record = store.user_by_name("erin").unwrap().expect("erin is stored");
@@ -257,7 +253,7 @@ async fn lists_carry_count_and_items_also_when_empty() {
     let id = page["items"][0]["id"].as_str().unwrap();
     let (_, user) = app.call("GET", &format!("{users}/{id}"), None).await;
     assert_eq!(user["tags"], json!([]), "{user}");
-    let credentials = format!("/auth/api/v1/users/{id}/webauthn/credentials");
+    let credentials = format!("/role-store/api/v1/users/{id}/webauthn-credentials");
     let (_, none) = app.call("GET", &credentials, None).await;
     assert_eq!(none, json!({"count": 0, "items": []}));
 }
