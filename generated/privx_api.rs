@@ -1068,6 +1068,35 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub web: ::std::option::Option<WebOptions>,
     }
+    ///A PrivX microservice's status (the Go SDK's `ServiceStatus`). `start_time` is when this server started.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ServiceStatus {
+        ///The API version
+        pub api_version: ::std::string::String,
+        ///The service's name
+        pub app_id: ::std::string::String,
+        ///The mode the service runs in
+        #[serde(rename = "server-mode")]
+        pub server_mode: ::std::string::String,
+        ///When the service started
+        pub start_time: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The service's state
+        pub status: ::std::string::String,
+        ///Further details, as key-value pairs
+        pub status_details: ::std::vec::Vec<StatusDetail>,
+        ///Human-readable status, `OK` when the service is up
+        pub status_message: ::std::string::String,
+        ///Which build of the service answers
+        pub variant: ::std::string::String,
+        ///The service's version
+        pub version: ::std::string::String,
+    }
     ///SSH service options
     #[derive(
         ::serde::Deserialize,
@@ -1164,6 +1193,20 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///One detail of a service status
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct StatusDetail {
+        ///Key
+        pub k: ::std::string::String,
+        ///Value
+        pub v: ::std::string::String,
     }
     ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
     #[derive(
@@ -2427,6 +2470,60 @@ pub trait PrivxApi {
         rqctx: dropshot::RequestContext<Self::Context>,
         path: crate::api::Path<types::WebauthnCredentialDeletePath>,
     ) -> Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>;
+    /// Get the local user store's status.
+    ///
+    /// The status of the local-user-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/local-user-store/api/v1/status",
+    tags = ["status"]}]
+    async fn user_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
+    /// Get the Extender service's status.
+    ///
+    /// The status of the extender-service microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/extender-service/api/v1/status",
+    tags = ["status"]}]
+    async fn extender_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
+    /// Get the connection manager's status.
+    ///
+    /// The status of the connection-manager microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/connection-manager/api/v1/status",
+    tags = ["status"]}]
+    async fn connection_manager_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
+    /// Get the host store's status.
+    ///
+    /// The status of the host-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/host-store/api/v1/status",
+    tags = ["status"]}]
+    async fn host_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
+    /// Get the role store's status.
+    ///
+    /// The status of the role-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/role-store/api/v1/status",
+    tags = ["status"]}]
+    async fn role_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
+    /// Get the auth service's status.
+    ///
+    /// The status of the auth microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    #[endpoint{method = GET,
+    path = "/auth/api/v1/status",
+    tags = ["status"]}]
+    async fn auth_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> Result<crate::api::HttpResponseOk<types::ServiceStatus>, crate::api::ApiError>;
     /// Export the whole state
     ///
     /// The whole state as a fixtures document (the `--fixtures` format, with every field). Not a PrivX operation: this server's test-control API, enabled with `--test-control`; 404 otherwise.
@@ -2655,6 +2752,48 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
+    },
+    crate::api::Operation {
+        operation_id: "user_store_status_view",
+        method: "GET",
+        path: "/local-user-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "extender_status_view",
+        method: "GET",
+        path: "/extender-service/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "connection_manager_status_view",
+        method: "GET",
+        path: "/connection-manager/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "host_store_status_view",
+        method: "GET",
+        path: "/host-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "role_store_status_view",
+        method: "GET",
+        path: "/role-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "auth_status_view",
+        method: "GET",
+        path: "/auth/api/v1/status",
+        tag: "status",
+        scopes: &[],
     },
     crate::api::Operation {
         operation_id: "state_export",

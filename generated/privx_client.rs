@@ -14,11 +14,11 @@ pub mod types {
         JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
         ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
         OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
-        ServiceOptions, SshOptions, StateReset, StateResetTo, TerminateRequest,
-        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserAttribute,
-        UserAttributes, UserList, UserPassword, UserPasswordPassword, UserRequest,
-        UserRequestUsername, UserUsername, VncOptions, WebOptions, WebauthnCredential,
-        WebauthnCredentialList, WebauthnCredentialUpdate,
+        ServiceOptions, ServiceStatus, SshOptions, StateReset, StateResetTo,
+        StatusDetail, TerminateRequest, TokenRequest, TokenRequestGrantType,
+        TokenResponse, User, UserAttribute, UserAttributes, UserList, UserPassword,
+        UserPasswordPassword, UserRequest, UserRequestUsername, UserUsername, VncOptions,
+        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
     };
     ///`ListenerListSortkey`
     #[derive(
@@ -225,8 +225,8 @@ pub mod types {
 #[derive(Clone, Debug)]
 /**Client for PrivX API (subset)
 
-A hand-written subset of the PrivX REST API covering five PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (role-store). Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
-Every call carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token`. Every 4xx and 5xx response carries the Error envelope.
+A hand-written subset of the PrivX REST API covering these PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (role-store), plus the status endpoint of each of these services and auth. Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
+Every call but the status endpoints carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token`. Every 4xx and 5xx response carries the Error envelope.
 Every id in a path is a UUID: a malformed one is 400 (the envelope's `property` names the path parameter), an unknown one 404 (`OBJECT_NOT_FOUND`).
 
 Version: 1.0.0*/
@@ -672,6 +672,92 @@ let response = client.webauthn_credential_delete()
 ```*/
     pub fn webauthn_credential_delete(&self) -> builder::WebauthnCredentialDelete<'_> {
         builder::WebauthnCredentialDelete::new(self)
+    }
+    /**Get the local user store's status
+
+The status of the local-user-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/local-user-store/api/v1/status`
+
+```ignore
+let response = client.user_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn user_store_status_view(&self) -> builder::UserStoreStatusView<'_> {
+        builder::UserStoreStatusView::new(self)
+    }
+    /**Get the Extender service's status
+
+The status of the extender-service microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/extender-service/api/v1/status`
+
+```ignore
+let response = client.extender_status_view()
+    .send()
+    .await;
+```*/
+    pub fn extender_status_view(&self) -> builder::ExtenderStatusView<'_> {
+        builder::ExtenderStatusView::new(self)
+    }
+    /**Get the connection manager's status
+
+The status of the connection-manager microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/connection-manager/api/v1/status`
+
+```ignore
+let response = client.connection_manager_status_view()
+    .send()
+    .await;
+```*/
+    pub fn connection_manager_status_view(
+        &self,
+    ) -> builder::ConnectionManagerStatusView<'_> {
+        builder::ConnectionManagerStatusView::new(self)
+    }
+    /**Get the host store's status
+
+The status of the host-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/host-store/api/v1/status`
+
+```ignore
+let response = client.host_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn host_store_status_view(&self) -> builder::HostStoreStatusView<'_> {
+        builder::HostStoreStatusView::new(self)
+    }
+    /**Get the role store's status
+
+The status of the role-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/role-store/api/v1/status`
+
+```ignore
+let response = client.role_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn role_store_status_view(&self) -> builder::RoleStoreStatusView<'_> {
+        builder::RoleStoreStatusView::new(self)
+    }
+    /**Get the auth service's status
+
+The status of the auth microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/auth/api/v1/status`
+
+```ignore
+let response = client.auth_status_view()
+    .send()
+    .await;
+```*/
+    pub fn auth_status_view(&self) -> builder::AuthStatusView<'_> {
+        builder::AuthStatusView::new(self)
     }
     /**Export the whole state
 
@@ -3286,6 +3372,396 @@ pub mod builder {
                     )
                 }
                 404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::user_store_status_view`]
+
+[`Client::user_store_status_view`]: super::Client::user_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct UserStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> UserStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/local-user-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/local-user-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "user_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::extender_status_view`]
+
+[`Client::extender_status_view`]: super::Client::extender_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct ExtenderStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ExtenderStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/extender-service/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/extender-service/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "extender_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_manager_status_view`]
+
+[`Client::connection_manager_status_view`]: super::Client::connection_manager_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionManagerStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ConnectionManagerStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/connection-manager/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/connection-manager/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_manager_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::host_store_status_view`]
+
+[`Client::host_store_status_view`]: super::Client::host_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct HostStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> HostStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/host-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/host-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "host_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::role_store_status_view`]
+
+[`Client::role_store_status_view`]: super::Client::role_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct RoleStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> RoleStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/role-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/role-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "role_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::auth_status_view`]
+
+[`Client::auth_status_view`]: super::Client::auth_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct AuthStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> AuthStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/auth/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/auth/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "auth_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -14,6 +14,7 @@ mod error;
 pub mod journal;
 mod listeners;
 mod settings;
+mod status;
 pub mod test_control;
 mod users;
 mod webauthn;
@@ -233,6 +234,42 @@ impl PrivxApi for PrivxApiImpl {
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
         webauthn::delete(ctx, &caller, path.user_id, path.id).await
+    }
+
+    async fn user_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn extender_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn connection_manager_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn host_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn role_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn auth_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
     }
 
     async fn state_export(
