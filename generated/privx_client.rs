@@ -12,13 +12,20 @@ pub mod types {
     pub use crate::api::types::{
         CreatedId, DbOptions, Error, ErrorCode, Fault, FaultEntry, FaultList, Fixtures,
         JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
-        ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
-        OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
-        ServiceOptions, ServiceStatus, SshOptions, StateReset, StateResetTo,
-        StatusDetail, TerminateRequest, TokenRequest, TokenRequestGrantType,
-        TokenResponse, User, UserAttribute, UserAttributes, UserList, UserPassword,
-        UserPasswordPassword, UserRequest, UserRequestUsername, UserUsername, VncOptions,
-        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        ListenerCreateNetwork, ListenerCreateSourceItem, ListenerDestination,
+        ListenerList, ListenerNetwork, ListenerSourceItem, OAuthError, OAuthErrorError,
+        Password, PasswordPassword, RdpOptions, ServiceOptions, ServiceStatus,
+        SshOptions, StateReset, StateResetTo, StatusDetail, TerminateRequest,
+        TokenRequest, TokenRequestGrantType, TokenResponse, User, UserAttribute,
+        UserAttributeKey, UserAttributeValue, UserAttributes, UserList, UserPassword,
+        UserPasswordPassword, UserRequest, UserRequestComment, UserRequestCompany,
+        UserRequestDepartment, UserRequestDisplayName, UserRequestEmail,
+        UserRequestFirstName, UserRequestFullName, UserRequestJobTitle,
+        UserRequestLastName, UserRequestLocale, UserRequestTagsItem,
+        UserRequestTelephone, UserRequestUnixAccount, UserRequestUsername,
+        UserRequestWindowsAccount, UserUsername, VncOptions, WebOptions,
+        WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        WebauthnCredentialUpdateComment, WebauthnCredentialUpdateName,
     };
     ///`ListenerListSortkey`
     #[derive(

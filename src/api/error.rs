@@ -108,6 +108,7 @@ impl From<HttpError> for ApiError {
 /// quietly turning into `BAD_REQUEST`.
 const SERDE_WORDING: &[(&str, ErrorCode)] = &[
     ("missing field", ErrorCode::RequiredValueMissing),
+    ("longer than", ErrorCode::ValueOutOfBounds),
     ("invalid type", ErrorCode::ValueIncorrectType),
     ("unknown variant", ErrorCode::ValueIncorrectFormat),
     ("invalid value", ErrorCode::ValueIncorrectFormat),

@@ -16,8 +16,10 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod bounds;
 mod error;
 mod path;
+pub use bounds::check_max_items;
 pub use error::{ApiError, OAuthError};
 pub use path::{path_param, Path};
 

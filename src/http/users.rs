@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::convert::{convert, count, descending, page};
 use super::Context;
-use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
+use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
 use crate::password;
-use crate::store::{PasswordHash, UserRecord};
+use crate::store::{PasswordHash, UserProfile, UserRecord};
 
 /// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
 fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
@@ -20,6 +20,16 @@ fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
 fn request_password(body: &types::UserRequest, now: DateTime<Utc>) -> Option<PasswordHash> {
     let password = body.password.as_ref().and_then(|p| p.password.as_deref());
     password.map(|p| hash_password(p, now))
+}
+
+/// The new password (if any) and the profile of a user create/update request, whose arrays
+/// must be within the spec's bounds.
+fn request_profile(
+    body: &types::UserRequest,
+    now: DateTime<Utc>,
+) -> Result<(Option<PasswordHash>, UserProfile), ApiError> {
+    check_max_items("UserRequest", body)?;
+    Ok((request_password(body, now), convert(body)?))
 }
 
 pub fn list(
@@ -35,8 +45,7 @@ pub async fn create(
     caller: &Caller,
     body: types::UserRequest,
 ) -> Result<UserRecord, ApiError> {
-    let password = request_password(&body, ctx.now());
-    let profile = convert(&body)?;
+    let (password, profile) = request_profile(&body, ctx.now())?;
     ctx.write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
         .await
 }
@@ -60,8 +69,7 @@ pub async fn update(
     id: Uuid,
     body: types::UserRequest,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let password = request_password(&body, ctx.now());
-    let profile = convert(&body)?;
+    let (password, profile) = request_profile(&body, ctx.now())?;
     ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)
 }

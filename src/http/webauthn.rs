@@ -42,7 +42,8 @@ pub async fn update(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     caller.may_act_for(user_id)?;
     ctx.write(caller, |stamp| {
-        ctx.store.credential_update(user_id, id, body.name, body.comment, stamp)
+        let (name, comment) = (body.name.map(String::from), body.comment.map(String::from));
+        ctx.store.credential_update(user_id, id, name, comment, stamp)
     })
     .await?;
     Ok(HttpResponseOkEmpty)

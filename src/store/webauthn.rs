@@ -50,7 +50,7 @@ fn key(user_id: Uuid, id: Uuid) -> [u8; 32] {
 }
 
 impl Store {
-    fn credentials_of(
+    pub(super) fn credentials_of(
         &self,
         user_id: Uuid,
     ) -> impl Iterator<Item = Result<CredentialRecord, StoreError>> {

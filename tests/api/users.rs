@@ -113,8 +113,8 @@ async fn update_replaces_the_profile_and_stamps_it() {
     let id = app.create_user("carol", &["a"]).await;
     let before = app.client.user_view().user_id(id).send().await.unwrap().into_inner();
     let body = types::UserRequest {
-        comment: Some("on call".into()),
-        tags: vec!["b".into()],
+        comment: Some("on call".parse().unwrap()),
+        tags: vec!["b".parse().unwrap()],
         ..user_request("carol")
     };
     let response = app.client.user_update().user_id(id).body(body).send().await.unwrap();

@@ -78,8 +78,8 @@ async fn view_update_and_delete_one_credential() {
     );
 
     let body = types::WebauthnCredentialUpdate {
-        name: Some("work laptop".into()),
-        comment: Some("desk".into()),
+        name: Some("work laptop".parse().unwrap()),
+        comment: Some("desk".parse().unwrap()),
     };
     let response =
         app.client.webauthn_credential_update().user_id(ALICE).id(KEY_B).body(body).send().await;
@@ -107,7 +107,7 @@ async fn a_credential_is_only_found_under_its_own_user() {
     let app = app().await;
     let wrong_user = app.client.webauthn_credential_view().user_id(ALICE).id(BOB_KEY).send().await;
     assert_eq!(api_error(wrong_user).0, 404);
-    let body = types::WebauthnCredentialUpdate { name: Some("x".into()), comment: None };
+    let body = types::WebauthnCredentialUpdate { name: Some("x".parse().unwrap()), comment: None };
     let update =
         app.client.webauthn_credential_update().user_id(ALICE).id(BOB_KEY).body(body).send().await;
     assert_eq!(api_error(update).0, 404);
