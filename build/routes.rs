@@ -264,8 +264,9 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
         });
     }
     if let Some(p) = &sig.path {
+        let names = vars.iter().map(|v| v.to_string());
         lets.push(quote! {
-            let path = dropshot::Path::from(#p { #(#vars: crate::api::path_param(#vars)?),* });
+            let path = crate::api::Path::from(#p { #(#vars: crate::api::path_param(#names, #vars)?),* });
         });
     }
     if let Some(q) = &sig.query {

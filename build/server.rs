@@ -273,7 +273,7 @@ pub(crate) fn docs(op: &Operation) -> TokenStream {
 pub(crate) fn arguments(sig: &Signature) -> Vec<(syn::Ident, TokenStream)> {
     let mut args = Vec::new();
     if let Some(p) = &sig.path {
-        args.push((format_ident!("path"), quote! { dropshot::Path<#p> }));
+        args.push((format_ident!("path"), quote! { crate::api::Path<#p> }));
     }
     if let Some(q) = &sig.query {
         args.push((format_ident!("query"), quote! { dropshot::Query<#q> }));

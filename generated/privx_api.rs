@@ -89,7 +89,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub property: ::std::option::Option<::std::string::String>,
     }
-    ///Standard error code denoting the error type
+    ///Standard error code denoting the error type. `OBJECT_NOT_FOUND` is the code of every 404 (an unknown user, listener, credential, connection or path): the Terraform provider looks for `NOT_FOUND` in the Go SDK's error text (`error: OBJECT_NOT_FOUND, message: ...`) to decide that a resource is gone.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -106,6 +106,8 @@ pub mod types {
     pub enum ErrorCode {
         #[serde(rename = "GENERAL_ERROR")]
         GeneralError,
+        #[serde(rename = "OBJECT_NOT_FOUND")]
+        ObjectNotFound,
         #[serde(rename = "BAD_REQUEST")]
         BadRequest,
         #[serde(rename = "PERMISSION_DENIED")]
@@ -141,6 +143,7 @@ pub mod types {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
             match *self {
                 Self::GeneralError => f.write_str("GENERAL_ERROR"),
+                Self::ObjectNotFound => f.write_str("OBJECT_NOT_FOUND"),
                 Self::BadRequest => f.write_str("BAD_REQUEST"),
                 Self::PermissionDenied => f.write_str("PERMISSION_DENIED"),
                 Self::InvalidRequestData => f.write_str("INVALID_REQUEST_DATA"),
@@ -168,6 +171,7 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             match value {
                 "GENERAL_ERROR" => Ok(Self::GeneralError),
+                "OBJECT_NOT_FOUND" => Ok(Self::ObjectNotFound),
                 "BAD_REQUEST" => Ok(Self::BadRequest),
                 "PERMISSION_DENIED" => Ok(Self::PermissionDenied),
                 "INVALID_REQUEST_DATA" => Ok(Self::InvalidRequestData),
@@ -407,7 +411,7 @@ pub mod types {
         pub network: ::std::option::Option<ListenerNetwork>,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub source: ::std::vec::Vec<::std::string::String>,
+        pub source: ::std::vec::Vec<ListenerSourceItem>,
         ///When the object was updated
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub updated: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
@@ -433,7 +437,7 @@ pub mod types {
         pub network: ListenerCreateNetwork,
         ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub source: ::std::vec::Vec<::std::string::String>,
+        pub source: ::std::vec::Vec<ListenerCreateSourceItem>,
     }
     ///Destination address including extender prefix, hostname and port
     #[derive(
@@ -465,6 +469,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -529,6 +536,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -552,6 +562,70 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for ListenerCreateNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///IP address, CIDR or hostname
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerCreateSourceItem(::std::string::String);
+    impl ::std::ops::Deref for ListenerCreateSourceItem {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerCreateSourceItem> for ::std::string::String {
+        fn from(value: ListenerCreateSourceItem) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerCreateSourceItem {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerCreateSourceItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerCreateSourceItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerCreateSourceItem {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -605,6 +679,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -639,20 +716,17 @@ pub mod types {
                 })
         }
     }
-    ///A page of extender connection listeners
+    ///A page of extender connection listeners. `count` and `items` are always there (`items` is `[]` for an empty page): the PrivX SDKs' examples read both.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
-        Default,
         schemars::JsonSchema
     )]
     pub struct ListenerList {
         ///Total number of listeners
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub count: i64,
         pub items: ::std::vec::Vec<Listener>,
     }
     ///`ListenerListQuery`
@@ -798,6 +872,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -821,6 +898,70 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for ListenerNetwork {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///IP address, CIDR or hostname
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ListenerSourceItem(::std::string::String);
+    impl ::std::ops::Deref for ListenerSourceItem {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ListenerSourceItem> for ::std::string::String {
+        fn from(value: ListenerSourceItem) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ListenerSourceItem {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ListenerSourceItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ListenerSourceItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ListenerSourceItem {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -1055,6 +1196,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -1129,6 +1273,35 @@ pub mod types {
         pub vnc: ::std::option::Option<VncOptions>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub web: ::std::option::Option<WebOptions>,
+    }
+    ///A PrivX microservice's status (the Go SDK's `ServiceStatus`). `start_time` is when this server started.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ServiceStatus {
+        ///The API version
+        pub api_version: ::std::string::String,
+        ///The service's name
+        pub app_id: ::std::string::String,
+        ///The mode the service runs in
+        #[serde(rename = "server-mode")]
+        pub server_mode: ::std::string::String,
+        ///When the service started
+        pub start_time: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///The service's state
+        pub status: ::std::string::String,
+        ///Further details, as key-value pairs
+        pub status_details: ::std::vec::Vec<StatusDetail>,
+        ///Human-readable status, `OK` when the service is up
+        pub status_message: ::std::string::String,
+        ///Which build of the service answers
+        pub variant: ::std::string::String,
+        ///The service's version
+        pub version: ::std::string::String,
     }
     ///SSH service options
     #[derive(
@@ -1226,6 +1399,20 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///One detail of a service status
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct StatusDetail {
+        ///Key
+        pub k: ::std::string::String,
+        ///Value
+        pub v: ::std::string::String,
     }
     ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
     #[derive(
@@ -1378,7 +1565,7 @@ pub mod types {
         ///Always `Bearer`.
         pub token_type: ::std::string::String,
     }
-    ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only.
+    ///A complete user object. The server never returns the `password` object: passwords are write-only and are stored as argon2id hashes only. `tags` and `attributes` are always there (`[]` when empty).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1387,6 +1574,7 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct User {
+        pub attributes: UserAttributes,
         ///ID of the user who originally authored the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub author: ::std::option::Option<::uuid::Uuid>,
@@ -1408,6 +1596,9 @@ pub mod types {
         ///Email address
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,
+        ///First name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_name: ::std::option::Option<::std::string::String>,
         ///Full name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub full_name: ::std::option::Option<::std::string::String>,
@@ -1417,6 +1608,9 @@ pub mod types {
         ///Job title
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub job_title: ::std::option::Option<::std::string::String>,
+        ///Last name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_name: ::std::option::Option<::std::string::String>,
         ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub locale: ::std::option::Option<::std::string::String>,
@@ -1426,7 +1620,6 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password_change_required: ::std::option::Option<bool>,
         ///Array of tag strings
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<::std::string::String>,
         ///Phone number
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -1446,6 +1639,174 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub windows_account: ::std::option::Option<::std::string::String>,
     }
+    ///A key-value attribute of a user
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct UserAttribute {
+        ///Attribute name
+        pub key: UserAttributeKey,
+        ///Attribute value
+        pub value: UserAttributeValue,
+    }
+    ///Attribute name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserAttributeKey(::std::string::String);
+    impl ::std::ops::Deref for UserAttributeKey {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserAttributeKey> for ::std::string::String {
+        fn from(value: UserAttributeKey) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserAttributeKey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserAttributeKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserAttributeKey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserAttributeKey {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Attribute value
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserAttributeValue(::std::string::String);
+    impl ::std::ops::Deref for UserAttributeValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserAttributeValue> for ::std::string::String {
+        fn from(value: UserAttributeValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserAttributeValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserAttributeValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserAttributeValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserAttributeValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Free-form key-value attributes of a user
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserAttributes(pub ::std::vec::Vec<UserAttribute>);
+    impl ::std::ops::Deref for UserAttributes {
+        type Target = ::std::vec::Vec<UserAttribute>;
+        fn deref(&self) -> &::std::vec::Vec<UserAttribute> {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserAttributes> for ::std::vec::Vec<UserAttribute> {
+        fn from(value: UserAttributes) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::vec::Vec<UserAttribute>> for UserAttributes {
+        fn from(value: ::std::vec::Vec<UserAttribute>) -> Self {
+            Self(value)
+        }
+    }
     ///`UserDeletePath`
     #[derive(
         ::serde::Deserialize,
@@ -1458,20 +1819,17 @@ pub mod types {
         ///User ID
         pub user_id: ::uuid::Uuid,
     }
-    ///A page of local users
+    ///A page of local users. `count` and `items` are always there (`items` is `[]` for an empty page or a filter matching nothing).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
-        Default,
         schemars::JsonSchema
     )]
     pub struct UserList {
         ///Total number of matching users
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub count: ::std::option::Option<i64>,
-        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub count: i64,
         pub items: ::std::vec::Vec<User>,
     }
     ///`UserListQuery`
@@ -1553,6 +1911,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -1597,9 +1958,9 @@ pub mod types {
     )]
     pub struct UserPasswordSetPath {
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
-    ///Request body for creating or updating a local user. Unknown fields are accepted (the Go SDK also sends first_name, last_name and attributes).
+    ///Request body for creating or updating a local user. Unknown fields are accepted. Strings and arrays are bounded (this server's choice, PrivX does not publish its limits): username 128 characters, names and accounts 256, comment 1024, at most 128 tags of 64 characters and 128 attributes; over a bound is 400 `VALUE_OUT_OF_BOUNDS` naming the property. An update replaces every field the server keeps (a field left out is emptied, `password_change_required` left out is false) but the password, which only changes when `password.password` is given. The Go SDK sends `"attributes": null` and `"password": {}` for none.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1608,46 +1969,890 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct UserRequest {
+        ///Free-form key-value attributes of the user (null is none)
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub attributes: ::std::option::Option<UserAttributes>,
         ///A comment describing the object
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
+        pub comment: ::std::option::Option<UserRequestComment>,
         ///Company
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub company: ::std::option::Option<::std::string::String>,
+        pub company: ::std::option::Option<UserRequestCompany>,
         ///Department
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub department: ::std::option::Option<::std::string::String>,
+        pub department: ::std::option::Option<UserRequestDepartment>,
         ///Display name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub display_name: ::std::option::Option<::std::string::String>,
+        pub display_name: ::std::option::Option<UserRequestDisplayName>,
         ///Email address
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub email: ::std::option::Option<::std::string::String>,
+        pub email: ::std::option::Option<UserRequestEmail>,
+        ///First name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub first_name: ::std::option::Option<UserRequestFirstName>,
         ///Full name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub full_name: ::std::option::Option<::std::string::String>,
+        pub full_name: ::std::option::Option<UserRequestFullName>,
         ///Job title
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub job_title: ::std::option::Option<::std::string::String>,
+        pub job_title: ::std::option::Option<UserRequestJobTitle>,
+        ///Last name
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_name: ::std::option::Option<UserRequestLastName>,
         ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub locale: ::std::option::Option<::std::string::String>,
+        pub locale: ::std::option::Option<UserRequestLocale>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password: ::std::option::Option<UserPassword>,
+        ///Whether the user must change the password at the next login
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub password_change_required: ::std::option::Option<bool>,
         ///Array of tag strings
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-        pub tags: ::std::vec::Vec<::std::string::String>,
+        pub tags: ::std::vec::Vec<UserRequestTagsItem>,
         ///Phone number
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub telephone: ::std::option::Option<::std::string::String>,
+        pub telephone: ::std::option::Option<UserRequestTelephone>,
         ///Unix account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub unix_account: ::std::option::Option<::std::string::String>,
+        pub unix_account: ::std::option::Option<UserRequestUnixAccount>,
         ///A unique principal name for the user, a username or an email address
         pub username: UserRequestUsername,
         ///Windows account name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub windows_account: ::std::option::Option<::std::string::String>,
+        pub windows_account: ::std::option::Option<UserRequestWindowsAccount>,
+    }
+    ///A comment describing the object
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestComment(::std::string::String);
+    impl ::std::ops::Deref for UserRequestComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestComment> for ::std::string::String {
+        fn from(value: UserRequestComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Company
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestCompany(::std::string::String);
+    impl ::std::ops::Deref for UserRequestCompany {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestCompany> for ::std::string::String {
+        fn from(value: UserRequestCompany) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestCompany {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestCompany {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestCompany {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestCompany {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Department
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestDepartment(::std::string::String);
+    impl ::std::ops::Deref for UserRequestDepartment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestDepartment> for ::std::string::String {
+        fn from(value: UserRequestDepartment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestDepartment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestDepartment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestDepartment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestDepartment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Display name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestDisplayName(::std::string::String);
+    impl ::std::ops::Deref for UserRequestDisplayName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestDisplayName> for ::std::string::String {
+        fn from(value: UserRequestDisplayName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestDisplayName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestDisplayName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Email address
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestEmail(::std::string::String);
+    impl ::std::ops::Deref for UserRequestEmail {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestEmail> for ::std::string::String {
+        fn from(value: UserRequestEmail) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestEmail {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestEmail {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestEmail {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///First name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestFirstName(::std::string::String);
+    impl ::std::ops::Deref for UserRequestFirstName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestFirstName> for ::std::string::String {
+        fn from(value: UserRequestFirstName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestFirstName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestFirstName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestFirstName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestFirstName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Full name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestFullName(::std::string::String);
+    impl ::std::ops::Deref for UserRequestFullName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestFullName> for ::std::string::String {
+        fn from(value: UserRequestFullName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestFullName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestFullName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestFullName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestFullName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Job title
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestJobTitle(::std::string::String);
+    impl ::std::ops::Deref for UserRequestJobTitle {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestJobTitle> for ::std::string::String {
+        fn from(value: UserRequestJobTitle) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestJobTitle {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestJobTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestJobTitle {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestJobTitle {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Last name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestLastName(::std::string::String);
+    impl ::std::ops::Deref for UserRequestLastName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestLastName> for ::std::string::String {
+        fn from(value: UserRequestLastName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestLastName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestLastName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestLastName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestLastName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///User's locale. Language code ISO 639-1 & country code ISO 3166-1 separated by a "_"
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestLocale(::std::string::String);
+    impl ::std::ops::Deref for UserRequestLocale {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestLocale> for ::std::string::String {
+        fn from(value: UserRequestLocale) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestLocale {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestLocale {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestLocale {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestLocale {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`UserRequestTagsItem`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestTagsItem(::std::string::String);
+    impl ::std::ops::Deref for UserRequestTagsItem {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestTagsItem> for ::std::string::String {
+        fn from(value: UserRequestTagsItem) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestTagsItem {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestTagsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestTagsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestTagsItem {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Phone number
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestTelephone(::std::string::String);
+    impl ::std::ops::Deref for UserRequestTelephone {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestTelephone> for ::std::string::String {
+        fn from(value: UserRequestTelephone) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestTelephone {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestTelephone {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestTelephone {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestTelephone {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Unix account name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestUnixAccount(::std::string::String);
+    impl ::std::ops::Deref for UserRequestUnixAccount {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestUnixAccount> for ::std::string::String {
+        fn from(value: UserRequestUnixAccount) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestUnixAccount {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestUnixAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestUnixAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestUnixAccount {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///A unique principal name for the user, a username or an email address
     #[derive(
@@ -1679,6 +2884,9 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 128usize {
+                return Err("longer than 128 characters".into());
+            }
             if value.chars().count() < 1usize {
                 return Err("shorter than 1 characters".into());
             }
@@ -1702,6 +2910,70 @@ pub mod types {
         }
     }
     impl<'de> ::serde::Deserialize<'de> for UserRequestUsername {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Windows account name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct UserRequestWindowsAccount(::std::string::String);
+    impl ::std::ops::Deref for UserRequestWindowsAccount {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<UserRequestWindowsAccount> for ::std::string::String {
+        fn from(value: UserRequestWindowsAccount) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for UserRequestWindowsAccount {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for UserRequestWindowsAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for UserRequestWindowsAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for UserRequestWindowsAccount {
         fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
         where
             D: ::serde::Deserializer<'de>,
@@ -1916,11 +3188,11 @@ pub mod types {
     )]
     pub struct WebauthnCredentialDeletePath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
-    ///A page of a user's webauthn credentials
+    ///A page of a user's webauthn credentials. `count` and `items` are always there (`items` is `[]` for an empty page).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1943,7 +3215,7 @@ pub mod types {
     )]
     pub struct WebauthnCredentialListPath {
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///`WebauthnCredentialListQuery`
     #[derive(
@@ -2067,7 +3339,7 @@ pub mod types {
             WebauthnCredentialListQuerySortkey::Id
         }
     }
-    ///Update user's webauthn credential meta data
+    ///Update user's webauthn credential meta data (name at most 256 characters, comment 1024)
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -2079,10 +3351,141 @@ pub mod types {
     pub struct WebauthnCredentialUpdate {
         ///Optional comment
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub comment: ::std::option::Option<::std::string::String>,
+        pub comment: ::std::option::Option<WebauthnCredentialUpdateComment>,
         ///Credential name
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub name: ::std::option::Option<::std::string::String>,
+        pub name: ::std::option::Option<WebauthnCredentialUpdateName>,
+    }
+    ///Optional comment
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct WebauthnCredentialUpdateComment(::std::string::String);
+    impl ::std::ops::Deref for WebauthnCredentialUpdateComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<WebauthnCredentialUpdateComment>
+    for ::std::string::String {
+        fn from(value: WebauthnCredentialUpdateComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for WebauthnCredentialUpdateComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for WebauthnCredentialUpdateComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for WebauthnCredentialUpdateComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for WebauthnCredentialUpdateComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///Credential name
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct WebauthnCredentialUpdateName(::std::string::String);
+    impl ::std::ops::Deref for WebauthnCredentialUpdateName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<WebauthnCredentialUpdateName> for ::std::string::String {
+        fn from(value: WebauthnCredentialUpdateName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for WebauthnCredentialUpdateName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for WebauthnCredentialUpdateName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for WebauthnCredentialUpdateName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for WebauthnCredentialUpdateName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
     }
     ///`WebauthnCredentialUpdatePath`
     #[derive(
@@ -2094,9 +3497,9 @@ pub mod types {
     )]
     pub struct WebauthnCredentialUpdatePath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     ///`WebauthnCredentialViewPath`
     #[derive(
@@ -2108,9 +3511,9 @@ pub mod types {
     )]
     pub struct WebauthnCredentialViewPath {
         ///Credential UUID
-        pub id: ::std::string::String,
+        pub id: ::uuid::Uuid,
         ///User ID
-        pub user_id: ::std::string::String,
+        pub user_id: ::uuid::Uuid,
     }
     /// Generation of default values for serde.
     pub mod defaults {
@@ -2237,6 +3640,84 @@ pub trait PrivxApi {
                 dropshot::HttpResponseCreated<types::CreatedId>,
                 crate::api::LocationHeader,
             >,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the local user store's status.
+    ///
+    /// The status of the local-user-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /local-user-store/api/v1/status` by the router.
+    fn user_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the Extender service's status.
+    ///
+    /// The status of the extender-service microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /extender-service/api/v1/status` by the router.
+    fn extender_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the connection manager's status.
+    ///
+    /// The status of the connection-manager microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /connection-manager/api/v1/status` by the router.
+    fn connection_manager_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the host store's status.
+    ///
+    /// The status of the host-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /host-store/api/v1/status` by the router.
+    fn host_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the role store's status.
+    ///
+    /// The status of the role-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /role-store/api/v1/status` by the router.
+    fn role_store_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get the auth service's status.
+    ///
+    /// The status of the auth microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+    ///
+    /// Served at `GET /auth/api/v1/status` by the router.
+    fn auth_status_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ServiceStatus>,
             crate::api::ApiError,
         >,
     > + Send;
@@ -2371,7 +3852,7 @@ pub trait PrivxApi {
     /// Served at `POST /connection-manager/api/v1/terminate/connection/{connection_id}` by the router.
     fn connection_terminate(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminatePath>,
+        path: crate::api::Path<types::ConnectionTerminatePath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2383,7 +3864,7 @@ pub trait PrivxApi {
     /// Served at `POST /connection-manager/api/v1/terminate/host/{host_id}` by the router.
     fn connection_terminate_host(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminateHostPath>,
+        path: crate::api::Path<types::ConnectionTerminateHostPath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2395,7 +3876,7 @@ pub trait PrivxApi {
     /// Served at `POST /connection-manager/api/v1/terminate/user/{user_id}` by the router.
     fn connection_terminate_user(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ConnectionTerminateUserPath>,
+        path: crate::api::Path<types::ConnectionTerminateUserPath>,
         body: crate::api::OptionalJsonBody<types::TerminateRequest>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2407,7 +3888,7 @@ pub trait PrivxApi {
     /// Served at `GET /extender-service/api/v1/listeners/{id}` by the router.
     fn listener_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerViewPath>,
+        path: crate::api::Path<types::ListenerViewPath>,
     ) -> impl std::future::Future<
         Output = Result<
             crate::api::HttpResponseOk<types::Listener>,
@@ -2421,7 +3902,7 @@ pub trait PrivxApi {
     /// Served at `PUT /extender-service/api/v1/listeners/{id}` by the router.
     fn listener_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerUpdatePath>,
+        path: crate::api::Path<types::ListenerUpdatePath>,
         body: dropshot::TypedBody<types::Listener>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2433,7 +3914,7 @@ pub trait PrivxApi {
     /// Served at `DELETE /extender-service/api/v1/listeners/{id}` by the router.
     fn listener_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::ListenerDeletePath>,
+        path: crate::api::Path<types::ListenerDeletePath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
@@ -2444,7 +3925,7 @@ pub trait PrivxApi {
     /// Served at `GET /local-user-store/api/v1/users/{user_id}` by the router.
     fn user_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserViewPath>,
+        path: crate::api::Path<types::UserViewPath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOk<types::User>, crate::api::ApiError>,
     > + Send;
@@ -2455,7 +3936,7 @@ pub trait PrivxApi {
     /// Served at `PUT /local-user-store/api/v1/users/{user_id}` by the router.
     fn user_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserUpdatePath>,
+        path: crate::api::Path<types::UserUpdatePath>,
         body: dropshot::TypedBody<types::UserRequest>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2467,7 +3948,7 @@ pub trait PrivxApi {
     /// Served at `DELETE /local-user-store/api/v1/users/{user_id}` by the router.
     fn user_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserDeletePath>,
+        path: crate::api::Path<types::UserDeletePath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
@@ -2478,7 +3959,7 @@ pub trait PrivxApi {
     /// Served at `PUT /test-control/api/v1/faults/{operation_id}` by the router.
     fn fault_set(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::FaultSetPath>,
+        path: crate::api::Path<types::FaultSetPath>,
         body: dropshot::TypedBody<types::Fault>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -2490,7 +3971,7 @@ pub trait PrivxApi {
     /// Served at `DELETE /test-control/api/v1/faults/{operation_id}` by the router.
     fn fault_clear(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::FaultClearPath>,
+        path: crate::api::Path<types::FaultClearPath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
@@ -2501,19 +3982,19 @@ pub trait PrivxApi {
     /// Served at `PUT /local-user-store/api/v1/users/{user_id}/password` by the router.
     fn user_password_set(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::UserPasswordSetPath>,
+        path: crate::api::Path<types::UserPasswordSetPath>,
         body: dropshot::TypedBody<types::Password>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
     /// Get user's webauthn credentials
     ///
-    /// Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. PrivX keeps WebAuthn credentials in its role-store. An unknown user is 404.
     ///
-    /// Served at `GET /auth/api/v1/users/{user_id}/webauthn/credentials` by the router.
+    /// Served at `GET /role-store/api/v1/users/{user_id}/webauthn-credentials` by the router.
     fn webauthn_credential_list(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialListPath>,
+        path: crate::api::Path<types::WebauthnCredentialListPath>,
         query: dropshot::Query<types::WebauthnCredentialListQuery>,
     ) -> impl std::future::Future<
         Output = Result<
@@ -2523,12 +4004,12 @@ pub trait PrivxApi {
     > + Send;
     /// Get user's webauthn credential
     ///
-    /// Get one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Get one WebAuthn credential of a user.
     ///
-    /// Served at `GET /auth/api/v1/users/{user_id}/webauthn/credentials/{id}` by the router.
+    /// Served at `GET /role-store/api/v1/users/{user_id}/webauthn-credentials/{id}` by the router.
     fn webauthn_credential_view(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialViewPath>,
+        path: crate::api::Path<types::WebauthnCredentialViewPath>,
     ) -> impl std::future::Future<
         Output = Result<
             crate::api::HttpResponseOk<types::WebauthnCredential>,
@@ -2537,24 +4018,24 @@ pub trait PrivxApi {
     > + Send;
     /// Update user's webauthn credential meta data
     ///
-    /// Update the name and comment of one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Update the name and comment of one WebAuthn credential of a user.
     ///
-    /// Served at `PUT /auth/api/v1/users/{user_id}/webauthn/credentials/{id}` by the router.
+    /// Served at `PUT /role-store/api/v1/users/{user_id}/webauthn-credentials/{id}` by the router.
     fn webauthn_credential_update(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialUpdatePath>,
+        path: crate::api::Path<types::WebauthnCredentialUpdatePath>,
         body: dropshot::TypedBody<types::WebauthnCredentialUpdate>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
     /// Delete user's webauthn credential
     ///
-    /// Delete one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+    /// Delete one WebAuthn credential of a user.
     ///
-    /// Served at `DELETE /auth/api/v1/users/{user_id}/webauthn/credentials/{id}` by the router.
+    /// Served at `DELETE /role-store/api/v1/users/{user_id}/webauthn-credentials/{id}` by the router.
     fn webauthn_credential_delete(
         rqctx: dropshot::RequestContext<Self::Context>,
-        path: dropshot::Path<types::WebauthnCredentialDeletePath>,
+        path: crate::api::Path<types::WebauthnCredentialDeletePath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
@@ -2610,7 +4091,7 @@ async fn route<A: PrivxApi>(
 ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
     let uri = request.uri().clone();
     let method = request.method().clone();
-    let Some(segments) = crate::api::PathSegments::<8usize>::parse(uri.path()) else {
+    let Some(segments) = crate::api::PathSegments::<7usize>::parse(uri.path()) else {
         return Err(crate::api::not_found(uri.path()));
     };
     let (segments, len) = segments.strs();
@@ -2633,6 +4114,47 @@ async fn route<A: PrivxApi>(
                 "GET" => Ok(route_to::user_list::<A>(rqctx, request).await?),
                 "POST" => Ok(route_to::user_create::<A>(rqctx, request).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, POST"),
+            }
+        }
+        ["local-user-store", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::user_store_status_view::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["extender-service", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::extender_status_view::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["connection-manager", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => {
+                    Ok(
+                        route_to::connection_manager_status_view::<A>(rqctx, request)
+                            .await?,
+                    )
+                }
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["host-store", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::host_store_status_view::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["role-store", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::role_store_status_view::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["auth", "api", "v1", "status"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::auth_status_view::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["test-control", "api", "v1", "state"] => {
@@ -2792,7 +4314,7 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "PUT"),
             }
         }
-        ["auth", "api", "v1", "users", segment_user_id, "webauthn", "credentials"] => {
+        ["role-store", "api", "v1", "users", segment_user_id, "webauthn-credentials"] => {
             match method.as_str() {
                 "GET" => {
                     Ok(
@@ -2805,7 +4327,7 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
-        ["auth", "api", "v1", "users", segment_user_id, "webauthn", "credentials",
+        ["role-store", "api", "v1", "users", segment_user_id, "webauthn-credentials",
         segment_id] => {
             match method.as_str() {
                 "GET" => {
@@ -2898,6 +4420,52 @@ mod route_to {
         > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_create(rqctx, body).await?)?)
+    }
+    pub(super) async fn user_store_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "user_store_status_view");
+        Ok(dropshot::HttpResponse::to_result(A::user_store_status_view(rqctx).await?)?)
+    }
+    pub(super) async fn extender_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "extender_status_view");
+        Ok(dropshot::HttpResponse::to_result(A::extender_status_view(rqctx).await?)?)
+    }
+    pub(super) async fn connection_manager_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "connection_manager_status_view");
+        Ok(
+            dropshot::HttpResponse::to_result(
+                A::connection_manager_status_view(rqctx).await?,
+            )?,
+        )
+    }
+    pub(super) async fn host_store_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "host_store_status_view");
+        Ok(dropshot::HttpResponse::to_result(A::host_store_status_view(rqctx).await?)?)
+    }
+    pub(super) async fn role_store_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "role_store_status_view");
+        Ok(dropshot::HttpResponse::to_result(A::role_store_status_view(rqctx).await?)?)
+    }
+    pub(super) async fn auth_status_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "auth_status_view");
+        Ok(dropshot::HttpResponse::to_result(A::auth_status_view(rqctx).await?)?)
     }
     pub(super) async fn state_export<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
@@ -3003,8 +4571,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "connection_terminate");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::ConnectionTerminatePath {
-            connection_id: crate::api::path_param(connection_id)?,
+        let path = crate::api::Path::from(types::ConnectionTerminatePath {
+            connection_id: crate::api::path_param("connection_id", connection_id)?,
         });
         let body = <crate::api::OptionalJsonBody<
             types::TerminateRequest,
@@ -3023,8 +4591,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "connection_terminate_host");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::ConnectionTerminateHostPath {
-            host_id: crate::api::path_param(host_id)?,
+        let path = crate::api::Path::from(types::ConnectionTerminateHostPath {
+            host_id: crate::api::path_param("host_id", host_id)?,
         });
         let body = <crate::api::OptionalJsonBody<
             types::TerminateRequest,
@@ -3043,8 +4611,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "connection_terminate_user");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::ConnectionTerminateUserPath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::ConnectionTerminateUserPath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         let body = <crate::api::OptionalJsonBody<
             types::TerminateRequest,
@@ -3062,8 +4630,8 @@ mod route_to {
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "listener_view");
-        let path = dropshot::Path::from(types::ListenerViewPath {
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::ListenerViewPath {
+            id: crate::api::path_param("id", id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::listener_view(rqctx, path).await?)?)
     }
@@ -3074,8 +4642,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "listener_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::ListenerUpdatePath {
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::ListenerUpdatePath {
+            id: crate::api::path_param("id", id)?,
         });
         let body = <dropshot::TypedBody<
             types::Listener,
@@ -3093,8 +4661,8 @@ mod route_to {
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "listener_delete");
-        let path = dropshot::Path::from(types::ListenerDeletePath {
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::ListenerDeletePath {
+            id: crate::api::path_param("id", id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::listener_delete(rqctx, path).await?)?)
     }
@@ -3104,8 +4672,8 @@ mod route_to {
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_view");
-        let path = dropshot::Path::from(types::UserViewPath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::UserViewPath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::user_view(rqctx, path).await?)?)
     }
@@ -3116,8 +4684,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::UserUpdatePath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::UserUpdatePath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         let body = <dropshot::TypedBody<
             types::UserRequest,
@@ -3131,8 +4699,8 @@ mod route_to {
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_delete");
-        let path = dropshot::Path::from(types::UserDeletePath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::UserDeletePath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::user_delete(rqctx, path).await?)?)
     }
@@ -3143,8 +4711,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "fault_set");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::FaultSetPath {
-            operation_id: crate::api::path_param(operation_id)?,
+        let path = crate::api::Path::from(types::FaultSetPath {
+            operation_id: crate::api::path_param("operation_id", operation_id)?,
         });
         let body = <dropshot::TypedBody<
             types::Fault,
@@ -3158,8 +4726,8 @@ mod route_to {
         operation_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "fault_clear");
-        let path = dropshot::Path::from(types::FaultClearPath {
-            operation_id: crate::api::path_param(operation_id)?,
+        let path = crate::api::Path::from(types::FaultClearPath {
+            operation_id: crate::api::path_param("operation_id", operation_id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::fault_clear(rqctx, path).await?)?)
     }
@@ -3170,8 +4738,8 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_password_set");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::UserPasswordSetPath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::UserPasswordSetPath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         let body = <dropshot::TypedBody<
             types::Password,
@@ -3189,8 +4757,8 @@ mod route_to {
         user_id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_list");
-        let path = dropshot::Path::from(types::WebauthnCredentialListPath {
-            user_id: crate::api::path_param(user_id)?,
+        let path = crate::api::Path::from(types::WebauthnCredentialListPath {
+            user_id: crate::api::path_param("user_id", user_id)?,
         });
         let query = <dropshot::Query<
             types::WebauthnCredentialListQuery,
@@ -3209,9 +4777,9 @@ mod route_to {
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_view");
-        let path = dropshot::Path::from(types::WebauthnCredentialViewPath {
-            user_id: crate::api::path_param(user_id)?,
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::WebauthnCredentialViewPath {
+            user_id: crate::api::path_param("user_id", user_id)?,
+            id: crate::api::path_param("id", id)?,
         });
         Ok(
             dropshot::HttpResponse::to_result(
@@ -3227,9 +4795,9 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_update");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let path = dropshot::Path::from(types::WebauthnCredentialUpdatePath {
-            user_id: crate::api::path_param(user_id)?,
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::WebauthnCredentialUpdatePath {
+            user_id: crate::api::path_param("user_id", user_id)?,
+            id: crate::api::path_param("id", id)?,
         });
         let body = <dropshot::TypedBody<
             types::WebauthnCredentialUpdate,
@@ -3248,9 +4816,9 @@ mod route_to {
         id: &str,
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "webauthn_credential_delete");
-        let path = dropshot::Path::from(types::WebauthnCredentialDeletePath {
-            user_id: crate::api::path_param(user_id)?,
-            id: crate::api::path_param(id)?,
+        let path = crate::api::Path::from(types::WebauthnCredentialDeletePath {
+            user_id: crate::api::path_param("user_id", user_id)?,
+            id: crate::api::path_param("id", id)?,
         });
         Ok(
             dropshot::HttpResponse::to_result(
@@ -3398,30 +4966,72 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
     crate::api::Operation {
         operation_id: "webauthn_credential_list",
         method: "GET",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_view",
         method: "GET",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_update",
         method: "PUT",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
     },
     crate::api::Operation {
         operation_id: "webauthn_credential_delete",
         method: "DELETE",
-        path: "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+        path: "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
         tag: "webauthn",
         scopes: &["user"],
+    },
+    crate::api::Operation {
+        operation_id: "user_store_status_view",
+        method: "GET",
+        path: "/local-user-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "extender_status_view",
+        method: "GET",
+        path: "/extender-service/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "connection_manager_status_view",
+        method: "GET",
+        path: "/connection-manager/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "host_store_status_view",
+        method: "GET",
+        path: "/host-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "role_store_status_view",
+        method: "GET",
+        path: "/role-store/api/v1/status",
+        tag: "status",
+        scopes: &[],
+    },
+    crate::api::Operation {
+        operation_id: "auth_status_view",
+        method: "GET",
+        path: "/auth/api/v1/status",
+        tag: "status",
+        scopes: &[],
     },
     crate::api::Operation {
         operation_id: "state_export",
@@ -3630,7 +5240,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::ListenerViewPath>,),
+                    (crate::api::Path<types::ListenerViewPath>,),
                     Result<
                         crate::api::HttpResponseOk<types::Listener>,
                         crate::api::ApiError,
@@ -3658,7 +5268,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::ListenerUpdatePath>,
+                        crate::api::Path<types::ListenerUpdatePath>,
                         dropshot::TypedBody<types::Listener>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -3684,7 +5294,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::ListenerDeletePath>,),
+                    (crate::api::Path<types::ListenerDeletePath>,),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
                 >(
                         "listener_delete".to_string(),
@@ -3709,7 +5319,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::ConnectionTerminatePath>,
+                        crate::api::Path<types::ConnectionTerminatePath>,
                         crate::api::OptionalJsonBody<types::TerminateRequest>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -3736,7 +5346,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::ConnectionTerminateHostPath>,
+                        crate::api::Path<types::ConnectionTerminateHostPath>,
                         crate::api::OptionalJsonBody<types::TerminateRequest>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -3763,7 +5373,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::ConnectionTerminateUserPath>,
+                        crate::api::Path<types::ConnectionTerminateUserPath>,
                         crate::api::OptionalJsonBody<types::TerminateRequest>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -3875,7 +5485,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::UserViewPath>,),
+                    (crate::api::Path<types::UserViewPath>,),
                     Result<crate::api::HttpResponseOk<types::User>, crate::api::ApiError>,
                 >(
                         "user_view".to_string(),
@@ -3900,7 +5510,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::UserUpdatePath>,
+                        crate::api::Path<types::UserUpdatePath>,
                         dropshot::TypedBody<types::UserRequest>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -3926,7 +5536,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::UserDeletePath>,),
+                    (crate::api::Path<types::UserDeletePath>,),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
                 >(
                         "user_delete".to_string(),
@@ -3949,7 +5559,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::UserPasswordSetPath>,
+                        crate::api::Path<types::UserPasswordSetPath>,
                         dropshot::TypedBody<types::Password>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -4003,7 +5613,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::WebauthnCredentialListPath>,
+                        crate::api::Path<types::WebauthnCredentialListPath>,
                         dropshot::Query<types::WebauthnCredentialListQuery>,
                     ),
                     Result<
@@ -4014,12 +5624,12 @@ pub fn openapi_document() -> serde_json::Value {
                         "webauthn_credential_list".to_string(),
                         dropshot::Method::GET,
                         "application/json",
-                        "/auth/api/v1/users/{user_id}/webauthn/credentials",
+                        "/role-store/api/v1/users/{user_id}/webauthn-credentials",
                         dropshot::ApiEndpointVersions::All,
                     )
                     .summary("Get user's webauthn credentials")
                     .description(
-                        "Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).",
+                        "Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. PrivX keeps WebAuthn credentials in its role-store. An unknown user is 404.",
                     )
                     .tag("webauthn"),
             ),
@@ -4032,7 +5642,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::WebauthnCredentialViewPath>,),
+                    (crate::api::Path<types::WebauthnCredentialViewPath>,),
                     Result<
                         crate::api::HttpResponseOk<types::WebauthnCredential>,
                         crate::api::ApiError,
@@ -4041,13 +5651,11 @@ pub fn openapi_document() -> serde_json::Value {
                         "webauthn_credential_view".to_string(),
                         dropshot::Method::GET,
                         "application/json",
-                        "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+                        "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
                         dropshot::ApiEndpointVersions::All,
                     )
                     .summary("Get user's webauthn credential")
-                    .description(
-                        "Get one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).",
-                    )
+                    .description("Get one WebAuthn credential of a user.")
                     .tag("webauthn"),
             ),
             "PrivX API (subset)",
@@ -4060,7 +5668,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::WebauthnCredentialUpdatePath>,
+                        crate::api::Path<types::WebauthnCredentialUpdatePath>,
                         dropshot::TypedBody<types::WebauthnCredentialUpdate>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -4068,12 +5676,12 @@ pub fn openapi_document() -> serde_json::Value {
                         "webauthn_credential_update".to_string(),
                         dropshot::Method::PUT,
                         "application/json",
-                        "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+                        "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
                         dropshot::ApiEndpointVersions::All,
                     )
                     .summary("Update user's webauthn credential meta data")
                     .description(
-                        "Update the name and comment of one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).",
+                        "Update the name and comment of one WebAuthn credential of a user.",
                     )
                     .tag("webauthn"),
             ),
@@ -4086,20 +5694,180 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::WebauthnCredentialDeletePath>,),
+                    (crate::api::Path<types::WebauthnCredentialDeletePath>,),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
                 >(
                         "webauthn_credential_delete".to_string(),
                         dropshot::Method::DELETE,
                         "application/json",
-                        "/auth/api/v1/users/{user_id}/webauthn/credentials/{id}",
+                        "/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}",
                         dropshot::ApiEndpointVersions::All,
                     )
                     .summary("Delete user's webauthn credential")
-                    .description(
-                        "Delete one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).",
-                    )
+                    .description("Delete one WebAuthn credential of a user.")
                     .tag("webauthn"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "user_store_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/local-user-store/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the local user store's status.")
+                    .description(
+                        "The status of the local-user-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "extender_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/extender-service/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the Extender service's status.")
+                    .description(
+                        "The status of the extender-service microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "connection_manager_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/connection-manager/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the connection manager's status.")
+                    .description(
+                        "The status of the connection-manager microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "host_store_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/host-store/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the host store's status.")
+                    .description(
+                        "The status of the host-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "role_store_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/role-store/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the role store's status.")
+                    .description(
+                        "The status of the role-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ServiceStatus>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "auth_status_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/auth/api/v1/status",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get the auth service's status.")
+                    .description(
+                        "The status of the auth microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.",
+                    )
+                    .tag("status"),
             ),
             "PrivX API (subset)",
             "1.0.0",
@@ -4262,7 +6030,7 @@ pub fn openapi_document() -> serde_json::Value {
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
                     (
-                        dropshot::Path<types::FaultSetPath>,
+                        crate::api::Path<types::FaultSetPath>,
                         dropshot::TypedBody<types::Fault>,
                     ),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
@@ -4288,7 +6056,7 @@ pub fn openapi_document() -> serde_json::Value {
         crate::api::openapi_json(
             &crate::api::single_endpoint(
                 dropshot::ApiEndpoint::new_for_types::<
-                    (dropshot::Path<types::FaultClearPath>,),
+                    (crate::api::Path<types::FaultClearPath>,),
                     Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
                 >(
                         "fault_clear".to_string(),

@@ -12,13 +12,20 @@ pub mod types {
     pub use crate::api::types::{
         CreatedId, DbOptions, Error, ErrorCode, Fault, FaultEntry, FaultList, Fixtures,
         JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
-        ListenerCreateNetwork, ListenerDestination, ListenerList, ListenerNetwork,
-        LoginRequest, LoginResponse, OAuthError, OAuthErrorError, Password,
-        PasswordPassword, RdpOptions, ServiceOptions, SshOptions, StateReset,
-        StateResetTo, TerminateRequest, TokenRequest, TokenRequestGrantType,
-        TokenResponse, User, UserList, UserPassword, UserPasswordPassword, UserRequest,
-        UserRequestUsername, UserUsername, VncOptions, WebOptions, WebauthnCredential,
-        WebauthnCredentialList, WebauthnCredentialUpdate,
+        ListenerCreateNetwork, ListenerCreateSourceItem, ListenerDestination,
+        ListenerList, ListenerNetwork, ListenerSourceItem, LoginRequest, LoginResponse,
+        OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
+        ServiceOptions, ServiceStatus, SshOptions, StateReset, StateResetTo,
+        StatusDetail, TerminateRequest, TokenRequest, TokenRequestGrantType,
+        TokenResponse, User, UserAttribute, UserAttributeKey, UserAttributeValue,
+        UserAttributes, UserList, UserPassword, UserPasswordPassword, UserRequest,
+        UserRequestComment, UserRequestCompany, UserRequestDepartment,
+        UserRequestDisplayName, UserRequestEmail, UserRequestFirstName,
+        UserRequestFullName, UserRequestJobTitle, UserRequestLastName, UserRequestLocale,
+        UserRequestTagsItem, UserRequestTelephone, UserRequestUnixAccount,
+        UserRequestUsername, UserRequestWindowsAccount, UserUsername, VncOptions,
+        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        WebauthnCredentialUpdateComment, WebauthnCredentialUpdateName,
     };
     ///`ListenerListSortkey`
     #[derive(
@@ -225,8 +232,9 @@ pub mod types {
 #[derive(Clone, Debug)]
 /**Client for PrivX API (subset)
 
-A hand-written subset of the PrivX REST API covering five PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (auth). Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
-Every call but the OAuth endpoints (`/auth/api/v1/oauth/authorize`, `/auth/api/v1/login`, `/auth/api/v1/oauth/token`) carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token` (password, client-credentials, authorization-code with PKCE, or refresh-token grant). Every 4xx and 5xx response carries the Error envelope; the OAuth endpoints answer RFC 6749 errors with `error_code` and `error_message` beside them.
+A hand-written subset of the PrivX REST API covering these PrivX services: Extender connection listeners (extender-service), connection termination (connection-manager), local users (local-user-store), default service options settings (host-store) and users' WebAuthn credentials (role-store), plus the status endpoint of each of these services and auth. Schemas, query parameters, scopes and response descriptions follow the PrivX API reference pages; URL paths and status codes follow the public PrivX SDKs (SSHcom/privx-sdk-go, SSHcom/privx-sdk-for-python), except where an operation says its path prefix is this project's choice. This document is the single source of truth of this project: the served API and the served OpenAPI document must match it.
+Every call but the status endpoints and the OAuth endpoints (`/auth/api/v1/oauth/authorize`, `/auth/api/v1/login`, `/auth/api/v1/oauth/token`) carries `Authorization: Bearer <token>`; a token is obtained with `POST /auth/api/v1/oauth/token` (password, client-credentials, authorization-code with PKCE, or refresh-token grant). Every 4xx and 5xx response carries the Error envelope; the OAuth endpoints answer RFC 6749 errors with `error_code` and `error_message` beside them.
+Every id in a path is a UUID: a malformed one is 400 (the envelope's `property` names the path parameter), an unknown one 404 (`OBJECT_NOT_FOUND`).
 
 Version: 1.0.0*/
 pub struct Client {
@@ -634,9 +642,9 @@ let response = client.service_options_view()
     }
     /**Get user's webauthn credentials
 
-Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Get the WebAuthn credentials of a user. `count` is the total number of the user's credentials; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir`. PrivX keeps WebAuthn credentials in its role-store. An unknown user is 404.
 
-Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials`
+Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials`
 
 Arguments:
 - `user_id`: User ID
@@ -659,9 +667,9 @@ let response = client.webauthn_credential_list()
     }
     /**Get user's webauthn credential
 
-Get one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Get one WebAuthn credential of a user.
 
-Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -678,9 +686,9 @@ let response = client.webauthn_credential_view()
     }
     /**Update user's webauthn credential meta data
 
-Update the name and comment of one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Update the name and comment of one WebAuthn credential of a user.
 
-Sends a `PUT` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `PUT` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -699,9 +707,9 @@ let response = client.webauthn_credential_update()
     }
     /**Delete user's webauthn credential
 
-Delete one WebAuthn credential of a user. The /auth/api/v1/users/{user_id}/webauthn path prefix is this project's choice (no public PrivX client calls it).
+Delete one WebAuthn credential of a user.
 
-Sends a `DELETE` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+Sends a `DELETE` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
 
 Arguments:
 - `user_id`: User ID
@@ -715,6 +723,92 @@ let response = client.webauthn_credential_delete()
 ```*/
     pub fn webauthn_credential_delete(&self) -> builder::WebauthnCredentialDelete<'_> {
         builder::WebauthnCredentialDelete::new(self)
+    }
+    /**Get the local user store's status
+
+The status of the local-user-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/local-user-store/api/v1/status`
+
+```ignore
+let response = client.user_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn user_store_status_view(&self) -> builder::UserStoreStatusView<'_> {
+        builder::UserStoreStatusView::new(self)
+    }
+    /**Get the Extender service's status
+
+The status of the extender-service microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/extender-service/api/v1/status`
+
+```ignore
+let response = client.extender_status_view()
+    .send()
+    .await;
+```*/
+    pub fn extender_status_view(&self) -> builder::ExtenderStatusView<'_> {
+        builder::ExtenderStatusView::new(self)
+    }
+    /**Get the connection manager's status
+
+The status of the connection-manager microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/connection-manager/api/v1/status`
+
+```ignore
+let response = client.connection_manager_status_view()
+    .send()
+    .await;
+```*/
+    pub fn connection_manager_status_view(
+        &self,
+    ) -> builder::ConnectionManagerStatusView<'_> {
+        builder::ConnectionManagerStatusView::new(self)
+    }
+    /**Get the host store's status
+
+The status of the host-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/host-store/api/v1/status`
+
+```ignore
+let response = client.host_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn host_store_status_view(&self) -> builder::HostStoreStatusView<'_> {
+        builder::HostStoreStatusView::new(self)
+    }
+    /**Get the role store's status
+
+The status of the role-store microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/role-store/api/v1/status`
+
+```ignore
+let response = client.role_store_status_view()
+    .send()
+    .await;
+```*/
+    pub fn role_store_status_view(&self) -> builder::RoleStoreStatusView<'_> {
+        builder::RoleStoreStatusView::new(self)
+    }
+    /**Get the auth service's status
+
+The status of the auth microservice, as the SDKs' `Status()` calls read it. No token is needed (the Python SDK asks before logging in); a token sent along is ignored.
+
+Sends a `GET` request to `/auth/api/v1/status`
+
+```ignore
+let response = client.auth_status_view()
+    .send()
+    .await;
+```*/
+    pub fn auth_status_view(&self) -> builder::AuthStatusView<'_> {
+        builder::AuthStatusView::new(self)
     }
     /**Export the whole state
 
@@ -2894,7 +2988,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct UserPasswordSet<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
         body: Result<crate::api::types::Password, String>,
     }
     impl<'a> UserPasswordSet<'a> {
@@ -2907,13 +3001,12 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
@@ -3101,7 +3194,7 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialList<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
         limit: Result<Option<u32>, String>,
         offset: Result<Option<u32>, String>,
         sortdir: Result<Option<crate::api::SortDir>, String>,
@@ -3120,13 +3213,12 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
@@ -3176,7 +3268,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials`
+        ///Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials`
         pub async fn send(
             self,
         ) -> Result<
@@ -3190,7 +3282,7 @@ pub mod builder {
             let sortdir = sortdir.map_err(Error::InvalidRequest)?;
             let sortkey = sortkey.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials", client.baseurl,
                 encode_path(& user_id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3269,8 +3361,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialView<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
     }
     impl<'a> WebauthnCredentialView<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -3282,29 +3374,27 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
-        ///Sends a `GET` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `GET` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<
@@ -3315,7 +3405,7 @@ pub mod builder {
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3390,8 +3480,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialUpdate<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
         body: Result<crate::api::types::WebauthnCredentialUpdate, String>,
     }
     impl<'a> WebauthnCredentialUpdate<'a> {
@@ -3405,25 +3495,23 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
@@ -3439,7 +3527,7 @@ pub mod builder {
                 });
             self
         }
-        ///Sends a `PUT` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `PUT` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
@@ -3448,7 +3536,7 @@ pub mod builder {
             let id = id.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3524,8 +3612,8 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct WebauthnCredentialDelete<'a> {
         client: &'a super::Client,
-        user_id: Result<::std::string::String, String>,
-        id: Result<::std::string::String, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        id: Result<::uuid::Uuid, String>,
     }
     impl<'a> WebauthnCredentialDelete<'a> {
         pub fn new(client: &'a super::Client) -> Self {
@@ -3537,29 +3625,27 @@ pub mod builder {
         }
         pub fn user_id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.user_id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for user_id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
                 });
             self
         }
         pub fn id<V>(mut self, value: V) -> Self
         where
-            V: std::convert::TryInto<::std::string::String>,
+            V: std::convert::TryInto<::uuid::Uuid>,
         {
             self.id = value
                 .try_into()
                 .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
                 });
             self
         }
-        ///Sends a `DELETE` request to `/auth/api/v1/users/{user_id}/webauthn/credentials/{id}`
+        ///Sends a `DELETE` request to `/role-store/api/v1/users/{user_id}/webauthn-credentials/{id}`
         pub async fn send(
             self,
         ) -> Result<ResponseValue<()>, Error<crate::api::types::Error>> {
@@ -3567,7 +3653,7 @@ pub mod builder {
             let user_id = user_id.map_err(Error::InvalidRequest)?;
             let id = id.map_err(Error::InvalidRequest)?;
             let url = format!(
-                "{}/auth/api/v1/users/{}/webauthn/credentials/{}", client.baseurl,
+                "{}/role-store/api/v1/users/{}/webauthn-credentials/{}", client.baseurl,
                 encode_path(& user_id.to_string()), encode_path(& id.to_string()),
             );
             let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
@@ -3619,6 +3705,396 @@ pub mod builder {
                     )
                 }
                 404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::user_store_status_view`]
+
+[`Client::user_store_status_view`]: super::Client::user_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct UserStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> UserStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/local-user-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/local-user-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "user_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::extender_status_view`]
+
+[`Client::extender_status_view`]: super::Client::extender_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct ExtenderStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ExtenderStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/extender-service/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/extender-service/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "extender_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_manager_status_view`]
+
+[`Client::connection_manager_status_view`]: super::Client::connection_manager_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionManagerStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ConnectionManagerStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/connection-manager/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/connection-manager/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_manager_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::host_store_status_view`]
+
+[`Client::host_store_status_view`]: super::Client::host_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct HostStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> HostStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/host-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/host-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "host_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::role_store_status_view`]
+
+[`Client::role_store_status_view`]: super::Client::role_store_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct RoleStoreStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> RoleStoreStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/role-store/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/role-store/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "role_store_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::auth_status_view`]
+
+[`Client::auth_status_view`]: super::Client::auth_status_view*/
+    #[derive(Debug, Clone)]
+    pub struct AuthStatusView<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> AuthStatusView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/auth/api/v1/status`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ServiceStatus>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!("{}/auth/api/v1/status", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "auth_status_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

@@ -169,6 +169,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         test_control: config
             .test_control
             .then(|| TestControl { fixtures: config.fixtures.clone() }),
+        started: config.clock.now(),
     };
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)

@@ -46,7 +46,7 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::GeneralError, message, None)
+        Self::new(ErrorStatusCode::NOT_FOUND, ErrorCode::ObjectNotFound, message, None)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -92,7 +92,7 @@ impl From<HttpError> for ApiError {
         if status.as_u16() == 404 {
             return Self::not_found(message);
         }
-        let property = quoted_after(&message, "field `").or_else(|| json_path(&message));
+        let property = quoted_after(&message, "field `").or_else(|| named_path(&message));
         let code = SERDE_WORDING
             .iter()
             .find(|(wording, _)| message.contains(wording))
@@ -108,6 +108,7 @@ impl From<HttpError> for ApiError {
 /// quietly turning into `BAD_REQUEST`.
 const SERDE_WORDING: &[(&str, ErrorCode)] = &[
     ("missing field", ErrorCode::RequiredValueMissing),
+    ("longer than", ErrorCode::ValueOutOfBounds),
     ("invalid type", ErrorCode::ValueIncorrectType),
     ("unknown variant", ErrorCode::ValueIncorrectFormat),
     ("invalid value", ErrorCode::ValueIncorrectFormat),
@@ -123,9 +124,12 @@ fn quoted_after(message: &str, marker: &str) -> Option<String> {
 }
 
 /// The field a JSON body error is about: dropshot prefixes serde's message with its path, as
-/// in "unable to parse JSON body: tags: invalid type: ...".
-fn json_path(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unable to parse JSON body: ")?;
+/// in "unable to parse JSON body: tags: invalid type: ...", and `Path` with the parameter's
+/// name, as in "bad parameter in URL path: user_id: UUID parsing failed: ...".
+fn named_path(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unable to parse JSON body: ")
+        .or_else(|| message.strip_prefix(super::path::BAD_PATH_PARAMETER))?;
     let (path, _) = rest.split_once(": ")?;
     let valid = !path.is_empty() && path != "." && !path.contains(' ');
     valid.then(|| path.to_string())

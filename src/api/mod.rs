@@ -18,12 +18,14 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod bounds;
 mod error;
+mod path;
 mod routing;
+pub use bounds::check_max_items;
 pub use error::{ApiError, OAuthError};
-pub use routing::{
-    method_not_allowed, not_found, path_param, unrouted, AnyRequest, PathSegments, RouteError,
-};
+pub use path::{path_param, Path};
+pub use routing::{method_not_allowed, not_found, unrouted, AnyRequest, PathSegments, RouteError};
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]
 mod generated {

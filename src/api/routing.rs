@@ -98,16 +98,6 @@ fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
     String::from_utf8(decoded).ok().map(Cow::Owned)
 }
 
-/// A path parameter from the text of its segment, as dropshot's `Path` extractor would parse
-/// it (with its 400 when it does not parse). The text is read as a string, so the generator
-/// accepts only path parameters with a string schema (of any format).
-pub fn path_param<T: serde::de::DeserializeOwned>(segment: &str) -> Result<T, HttpError> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(segment.into_deserializer()).map_err(|e: serde::de::value::Error| {
-        HttpError::for_bad_request(None, format!("bad parameter in URL path: {e}"))
-    })
-}
-
 /// The answer to a path that no operation (nor page) has: the 404 every missing resource gets.
 pub fn not_found(path: &str) -> RouteError {
     ApiError::not_found(format!("no resource at {path}")).into()

@@ -22,6 +22,8 @@ pub struct Context {
     pub faults: Faults,
     /// Present when the test-control API is on.
     pub test_control: Option<TestControl>,
+    /// When the server started (the status endpoints' `start_time`).
+    pub started: DateTime<Utc>,
 }
 
 impl Context {
@@ -34,16 +36,26 @@ impl Context {
     /// into it (test-control API), then the caller, if its bearer token carries a scope the
     /// spec accepts for the operation.
     pub async fn begin(&self, rqctx: &RequestContext<Context>) -> Result<Arc<Caller>, ApiError> {
+        self.begin_without_token(rqctx).await?;
+        let operation_id = rqctx.endpoint.operation_id.as_str();
+        let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
+        self.journal.note_subject(&rqctx.request_id, caller.subject);
+        Ok(caller)
+    }
+
+    /// The start of an operation that needs no token (the status endpoints): [`Self::begin`]
+    /// but the caller, so any `Authorization` header is ignored.
+    pub async fn begin_without_token(
+        &self,
+        rqctx: &RequestContext<Context>,
+    ) -> Result<(), ApiError> {
         let operation_id = rqctx.endpoint.operation_id.as_str();
         if self.test_control.is_none() && test_control::is_test_control(operation_id) {
             return Err(ApiError::not_found(
                 "the test-control API is off (start the server with --test-control)",
             ));
         }
-        self.faults.apply(operation_id).await?;
-        let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
-        self.journal.note_subject(&rqctx.request_id, caller.subject);
-        Ok(caller)
+        self.faults.apply(operation_id).await
     }
 
     /// Runs a store write stamped with the caller and the time, and makes it durable before

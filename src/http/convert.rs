@@ -6,7 +6,6 @@
 use dropshot::{HttpResponseCreated, HttpResponseHeaders};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::api::{ApiError, LocationHeader, SortDir};
 use crate::store::{Page, StoreError};
@@ -38,11 +37,6 @@ pub fn descending(sortdir: Option<SortDir>) -> bool {
 /// A listing's `count` as the spec types it.
 pub fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Path ids the spec types as plain strings: anything but a uuid names nothing.
-pub fn parse_id(kind: &'static str, id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| StoreError::NotFound { kind, id: id.to_string() }.into())
 }
 
 /// A `201 Created` answer with its `Location`.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::auth::Caller;
 use super::convert::{convert, count, descending, page, seconds};
 use super::Context;
-use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
+use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
 use crate::store::{ListenerFields, ListenerRecord, ListenerSort};
 
 /// A listener record as the API shows it.
@@ -27,7 +27,7 @@ pub fn list(
     let listing =
         ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
     let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
-    Ok(HttpResponseOk::Value(types::ListenerList { count: Some(count(listing.count)), items }))
+    Ok(HttpResponseOk::Value(types::ListenerList { count: count(listing.count), items }))
 }
 
 pub async fn create(
@@ -35,6 +35,7 @@ pub async fn create(
     caller: &Caller,
     body: types::ListenerCreate,
 ) -> Result<ListenerRecord, ApiError> {
+    check_max_items("ListenerCreate", &body)?;
     let fields = convert(&body)?;
     let keep_open_sec = seconds(body.keep_open_sec);
     ctx.write(caller, |stamp| {
@@ -57,6 +58,7 @@ pub async fn update(
     id: uuid::Uuid,
     body: types::Listener,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
+    check_max_items("Listener", &body)?;
     let closes_in = seconds(body.closed_in_sec);
     let update = |fields: &mut ListenerFields| {
         if let Some(network) = body.network {
@@ -65,7 +67,7 @@ pub async fn update(
         if let Some(destination) = body.destination {
             fields.destination = destination.to_string();
         }
-        fields.source = body.source;
+        fields.source = body.source.into_iter().map(String::from).collect();
     };
     ctx.write(caller, |stamp| ctx.store.listener_update(id, update, closes_in, stamp)).await?;
     Ok(HttpResponseOkEmpty)

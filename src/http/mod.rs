@@ -14,15 +14,16 @@ mod error;
 pub mod journal;
 mod listeners;
 mod settings;
+mod status;
 pub mod test_control;
 mod users;
 mod webauthn;
 
-use dropshot::{HttpResponseCreated, HttpResponseHeaders, Path, Query, RequestContext, TypedBody};
+use dropshot::{HttpResponseCreated, HttpResponseHeaders, Query, RequestContext, TypedBody};
 
 use crate::api::{
     locations, types, ApiError, HttpResponseOk, HttpResponseOkEmpty, HttpResponseRedirect,
-    LocationHeader, OAuthError, OptionalJsonBody, PrivxApi,
+    LocationHeader, OAuthError, OptionalJsonBody, Path, PrivxApi,
 };
 pub use context::Context;
 use convert::created;
@@ -197,7 +198,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        users::password_set(ctx, &caller, &path.into_inner().user_id, body.into_inner()).await
+        users::password_set(ctx, &caller, path.into_inner().user_id, body.into_inner()).await
     }
 
     async fn service_options_view(
@@ -215,7 +216,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        webauthn::list(ctx, &caller, &path.into_inner().user_id, query.into_inner())
+        webauthn::list(ctx, &caller, path.into_inner().user_id, query.into_inner())
     }
 
     async fn webauthn_credential_view(
@@ -225,7 +226,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::view(ctx, &caller, &path.user_id, &path.id)
+        webauthn::view(ctx, &caller, path.user_id, path.id)
     }
 
     async fn webauthn_credential_update(
@@ -236,7 +237,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::update(ctx, &caller, &path.user_id, &path.id, body.into_inner()).await
+        webauthn::update(ctx, &caller, path.user_id, path.id, body.into_inner()).await
     }
 
     async fn webauthn_credential_delete(
@@ -246,7 +247,43 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::delete(ctx, &caller, &path.user_id, &path.id).await
+        webauthn::delete(ctx, &caller, path.user_id, path.id).await
+    }
+
+    async fn user_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn extender_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn connection_manager_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn host_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn role_store_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
+    }
+
+    async fn auth_status_view(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ServiceStatus>, ApiError> {
+        status::view(&rqctx).await
     }
 
     async fn state_export(

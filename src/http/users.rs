@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::convert::{convert, count, descending, page, parse_id};
+use super::convert::{convert, count, descending, page};
 use super::Context;
-use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
+use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
 use crate::password;
-use crate::store::{PasswordHash, UserRecord};
+use crate::store::{PasswordHash, UserProfile, UserRecord};
 
 /// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
 fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
@@ -22,15 +22,22 @@ fn request_password(body: &types::UserRequest, now: DateTime<Utc>) -> Option<Pas
     password.map(|p| hash_password(p, now))
 }
 
+/// The new password (if any) and the profile of a user create/update request, whose arrays
+/// must be within the spec's bounds.
+fn request_profile(
+    body: &types::UserRequest,
+    now: DateTime<Utc>,
+) -> Result<(Option<PasswordHash>, UserProfile), ApiError> {
+    check_max_items("UserRequest", body)?;
+    Ok((request_password(body, now), convert(body)?))
+}
+
 pub fn list(
     ctx: &Context,
     q: types::UserListQuery,
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
     let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
-    Ok(HttpResponseOk::Value(types::UserList {
-        count: Some(count(listing.count)),
-        items: listing.items,
-    }))
+    Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
 }
 
 pub async fn create(
@@ -38,8 +45,7 @@ pub async fn create(
     caller: &Caller,
     body: types::UserRequest,
 ) -> Result<UserRecord, ApiError> {
-    let password = request_password(&body, ctx.now());
-    let profile = convert(&body)?;
+    let (password, profile) = request_profile(&body, ctx.now())?;
     ctx.write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
         .await
 }
@@ -63,8 +69,7 @@ pub async fn update(
     id: Uuid,
     body: types::UserRequest,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let password = request_password(&body, ctx.now());
-    let profile = convert(&body)?;
+    let (password, profile) = request_profile(&body, ctx.now())?;
     ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)
 }
@@ -78,14 +83,12 @@ pub async fn delete(
     Ok(HttpResponseOkEmpty)
 }
 
-/// Sets a user's password; the path's id is a plain string in the spec.
 pub async fn password_set(
     ctx: &Context,
     caller: &Caller,
-    id: &str,
+    id: Uuid,
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let id = parse_id("user", id)?;
     let password = hash_password(&body.password, ctx.now());
     ctx.write(caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)

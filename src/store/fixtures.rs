@@ -91,8 +91,6 @@ pub struct FixtureUser {
     pub password_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_created: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub password_change_required: bool,
     #[serde(flatten)]
     pub stamps: FixtureStamps,
 }
@@ -158,7 +156,6 @@ impl Store {
                 id: user.id,
                 authorship: user.stamps.or(stamp),
                 profile: user.profile,
-                password_change_required: user.password_change_required,
                 password: hash.map(|hash| PasswordHash {
                     hash,
                     created: user.password_created.unwrap_or(stamp.now),
@@ -213,7 +210,6 @@ impl Store {
                     password: None,
                     password_created: u.password.as_ref().map(|p| p.created),
                     password_hash: u.password.map(|p| p.hash),
-                    password_change_required: u.password_change_required,
                     stamps: u.authorship.into(),
                 })
             })

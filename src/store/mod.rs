@@ -30,9 +30,9 @@
 //! after a crash; the distinct tags are the keys of `tag_counts`, so listing them costs the
 //! number of tags, not of users.
 //!
-//! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; opening
-//! such a store moves each hash to `passwords` (idempotently, so an interrupted upgrade just
-//! runs again) and records version 2.
+//! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; 2 left
+//! a user's empty `tags` out and had no `attributes`. Opening an older store brings it to this
+//! layout, 3 (see [`layout`]).
 //!
 //! # Durability and consistency
 //!
@@ -53,6 +53,7 @@
 mod batch;
 mod connections;
 mod fixtures;
+mod layout;
 mod listeners;
 mod secrets;
 #[cfg(test)]
@@ -71,7 +72,7 @@ pub use connections::ConnectionRecord;
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
 pub use secrets::Secrets;
-pub use users::{PasswordHash, UserProfile, UserRecord};
+pub use users::{PasswordHash, UserAttribute, UserProfile, UserRecord};
 pub use webauthn::{CredentialRecord, CredentialSort};
 
 /// What can go wrong in the store. It knows nothing of HTTP; `crate::http` maps it.
@@ -220,9 +221,6 @@ fn wait_until_unlocked(dir: &Path) -> Result<(), StoreError> {
 }
 
 const USER_COUNT: &[u8] = b"user_count";
-const LAYOUT: &[u8] = b"layout";
-/// The layout this code reads and writes (see "Layout versions").
-const LAYOUT_VERSION: u64 = 2;
 
 impl Store {
     /// Opens (or creates) the store in `dir`, once no other handle holds it (see "Durability
@@ -252,38 +250,6 @@ impl Store {
         batch::recover(&store.db, &store.meta)?;
         store.upgrade()?;
         Ok(store)
-    }
-
-    /// Brings a store of an earlier layout to this one (see "Layout versions").
-    fn upgrade(&self) -> Result<(), StoreError> {
-        match self.meta.get(LAYOUT)?.map(|v| read_u64(&v)) {
-            Some(LAYOUT_VERSION) => return Ok(()),
-            Some(version) => {
-                return Err(StoreError::Storage(sled::Error::Unsupported(format!(
-                    "store layout {version} is not this server's ({LAYOUT_VERSION}): written by \
-                     a newer server?"
-                ))))
-            }
-            None => {}
-        }
-        for entry in self.users.iter() {
-            let (id, json) = entry?;
-            let mut user: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_slice(&json)?;
-            let (Some(hash), created) =
-                (user.remove("password_hash"), user.remove("password_created"))
-            else {
-                continue;
-            };
-            let password = PasswordHash {
-                hash: serde_json::from_value(hash)?,
-                created: serde_json::from_value(created.unwrap_or_default())?,
-            };
-            self.passwords.insert(&id, serde_json::to_vec(&password)?)?;
-            self.users.insert(&id, serde_json::to_vec(&user)?)?;
-        }
-        self.meta.insert(LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
-        self.flush()
     }
 
     /// Writes everything to disk.

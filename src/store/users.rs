@@ -9,12 +9,16 @@ use uuid::Uuid;
 use super::batch::Batch;
 use super::{get_json, read_u64, Authorship, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
 
-/// The fields of a user that a client sets.
+/// The fields of a user that a client sets. `tags` and `attributes` are always written, also
+/// empty (clients index them); a missing or `null` one reads as empty (the Go SDK sends
+/// `"attributes": null`, and layout 2 left empty tags out).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct UserProfile {
     pub username: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub attributes: Vec<UserAttribute>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +29,10 @@ pub struct UserProfile {
     pub full_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +45,24 @@ pub struct UserProfile {
     pub telephone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub password_change_required: bool,
+}
+
+/// A free-form key-value attribute of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserAttribute {
+    pub key: String,
+    pub value: String,
+}
+
+/// A `null` as the type's default, as if the field were left out.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A user. Its JSON is exactly the API's `User` (what `GET /users/{id}` answers), so that is
@@ -48,8 +74,6 @@ pub struct UserRecord {
     pub authorship: Authorship,
     #[serde(flatten)]
     pub profile: UserProfile,
-    #[serde(default)]
-    pub password_change_required: bool,
     /// In the `passwords` tree, never in the user's JSON.
     #[serde(skip)]
     pub password: Option<PasswordHash>,
@@ -190,13 +214,7 @@ impl Store {
         stamp: Stamp,
     ) -> Result<UserRecord, StoreError> {
         validate(&profile)?;
-        let record = UserRecord {
-            id,
-            authorship: Authorship::new(stamp),
-            profile,
-            password_change_required: false,
-            password,
-        };
+        let record = UserRecord { id, authorship: Authorship::new(stamp), profile, password };
         self.user_tx(|tx| tx.put(None, &record))?;
         Ok(record)
     }

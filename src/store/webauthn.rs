@@ -50,7 +50,7 @@ fn key(user_id: Uuid, id: Uuid) -> [u8; 32] {
 }
 
 impl Store {
-    fn credentials_of(
+    pub(super) fn credentials_of(
         &self,
         user_id: Uuid,
     ) -> impl Iterator<Item = Result<CredentialRecord, StoreError>> {
@@ -60,6 +60,7 @@ impl Store {
             .map(|value| Ok(serde_json::from_slice(&value?)?))
     }
 
+    /// A page of the credentials of user `user_id`, who must exist.
     pub fn credential_list(
         &self,
         user_id: Uuid,
@@ -67,6 +68,9 @@ impl Store {
         descending: bool,
         page: Page,
     ) -> Result<Listing<CredentialRecord>, StoreError> {
+        if !self.users.contains_key(user_id.as_bytes())? {
+            return Err(StoreError::not_found("user", user_id));
+        }
         let mut all = self.credentials_of(user_id).collect::<Result<Vec<_>, _>>()?;
         match sort {
             CredentialSort::Id => sort_by_key(&mut all, descending, |c| c.id),

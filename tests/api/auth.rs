@@ -462,7 +462,7 @@ async fn every_operation_checks_the_token_and_the_scopes_the_spec_lists() {
 async fn a_remembered_token_still_expires_and_keeps_to_its_scopes() {
     let app = spawn_app_with_fixtures(fixtures()).await;
     let alice = bearer_client(&mint(ALICE, &["user"], 60, SIGNING_KEY));
-    let own = app.url(&format!("/auth/api/v1/users/{ALICE}/webauthn/credentials"));
+    let own = app.url(&format!("/role-store/api/v1/users/{ALICE}/webauthn-credentials"));
     let users = app.url("/local-user-store/api/v1/users");
     for _ in 0..2 {
         assert_eq!(alice.get(&own).send().await.unwrap().status().as_u16(), 200);
@@ -489,9 +489,9 @@ async fn authorization_comes_before_any_lookup() {
 async fn a_user_token_reaches_only_its_own_credentials() {
     let app = spawn_app_with_fixtures(fixtures()).await;
     let alice = bearer_client(&mint(ALICE, &["user"], 600, SIGNING_KEY));
-    let own = format!("/auth/api/v1/users/{ALICE}/webauthn/credentials");
+    let own = format!("/role-store/api/v1/users/{ALICE}/webauthn-credentials");
     assert_eq!(alice.get(app.url(&own)).send().await.unwrap().status().as_u16(), 200);
-    let theirs = format!("/auth/api/v1/users/{BOB}/webauthn/credentials");
+    let theirs = format!("/role-store/api/v1/users/{BOB}/webauthn-credentials");
     for (method, path) in [
         ("GET", theirs.clone()),
         ("GET", format!("{theirs}/{BOB_KEY}")),

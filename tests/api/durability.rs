@@ -200,7 +200,7 @@ async fn snapshot(app: &TestApp) -> Value {
         "users": get("/local-user-store/api/v1/users?limit=1000").await,
         "tags": get("/local-user-store/api/v1/users/tags").await,
         "listeners": get("/extender-service/api/v1/listeners").await,
-        "credentials": get(&format!("/auth/api/v1/users/{alice}/webauthn/credentials")).await,
+        "credentials": get(&format!("/role-store/api/v1/users/{alice}/webauthn-credentials")).await,
         "settings": get("/host-store/api/v1/settings/default_service_options").await,
     })
 }

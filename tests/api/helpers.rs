@@ -210,7 +210,7 @@ impl TestApp {
     /// Creates a user with `username` (and `tags`) and returns its id.
     pub async fn create_user(&self, username: &str, tags: &[&str]) -> uuid::Uuid {
         let body = types::UserRequest {
-            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tags: tags.iter().map(|t| t.parse().expect("a tag within bounds")).collect(),
             ..user_request(username)
         };
         self.client.user_create().body(body).send().await.expect("user created").into_inner().id

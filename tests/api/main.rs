@@ -18,6 +18,7 @@ mod sdk_requests;
 mod serving;
 mod settings;
 mod spec_drift;
+mod status;
 mod test_control;
 mod users;
 mod webauthn;

@@ -130,7 +130,7 @@ async fn the_flow_serves_the_admin_an_api_client_and_a_local_user() {
         .call("PUT", &format!("{USERS}/{user}/password"), Some(json!({"password": "pw-C"})))
         .await;
     assert_eq!(status, 200);
-    let own_credentials = format!("/auth/api/v1/users/{user}/webauthn/credentials");
+    let own_credentials = format!("/role-store/api/v1/users/{user}/webauthn-credentials");
     for (username, password, path) in [
         (ADMIN.0, ADMIN.1, USERS),
         (API_CLIENT.0, API_CLIENT.1, USERS),

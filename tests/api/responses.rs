@@ -37,14 +37,14 @@ async fn main_operations_answer_what_the_spec_describes() {
         (
             "webauthn_credential_list",
             "GET",
-            format!("/auth/api/v1/users/{alice}/webauthn/credentials"),
+            format!("/role-store/api/v1/users/{alice}/webauthn-credentials"),
             None,
             200,
         ),
         (
             "webauthn_credential_view",
             "GET",
-            format!("/auth/api/v1/users/{alice}/webauthn/credentials/{key}"),
+            format!("/role-store/api/v1/users/{alice}/webauthn-credentials/{key}"),
             None,
             200,
         ),
