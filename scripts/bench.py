@@ -67,7 +67,7 @@ def privx(server, data_dir, *extra, wrapper=()):
 def token_for(url):
     body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
     request = urllib.request.Request(f"{url}/auth/api/v1/oauth/token", data=body.encode())
-    request.add_header("Authorization", "Basic " + base64.b64encode(f"privx-mock:{CLIENT_SECRET}".encode()).decode())
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"privx-external:{CLIENT_SECRET}".encode()).decode())
     return json.load(urllib.request.urlopen(request))["access_token"]
 
 
@@ -236,7 +236,7 @@ def main():
 def oha_token(url):
     """The token endpoint, form-encoded with the OAuth client's HTTP Basic, as the SDKs call it."""
     body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
-    basic = base64.b64encode(f"privx-mock:{CLIENT_SECRET}".encode()).decode()
+    basic = base64.b64encode(f"privx-external:{CLIENT_SECRET}".encode()).decode()
     argv = ["taskset", "-c", LOAD_CORE, "oha", "-z", f"{SECONDS}s", "-c", str(CONNECTIONS), "--no-tui",
             "--output-format", "json", "-m", "POST", "-H", f"Authorization: Basic {basic}",
             "-T", "application/x-www-form-urlencoded", "-d", body, f"{url}/auth/api/v1/oauth/token"]

@@ -31,7 +31,7 @@ import base64, json, sys, urllib.parse, urllib.request
 url, secret, password = sys.argv[1:]
 body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": password})
 request = urllib.request.Request(f"{url}/auth/api/v1/oauth/token", data=body.encode())
-basic = base64.b64encode(f"privx-mock:{secret}".encode()).decode()
+basic = base64.b64encode(f"privx-external:{secret}".encode()).decode()
 request.add_header("Authorization", f"Basic {basic}")
 print(json.load(urllib.request.urlopen(request))["access_token"])
 PY
