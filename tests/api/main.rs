@@ -17,6 +17,7 @@ mod sdk_requests;
 mod serving;
 mod settings;
 mod spec_drift;
+mod spec_examples;
 mod test_control;
 mod users;
 mod webauthn;
