@@ -79,13 +79,32 @@ pub(crate) fn body_example(spec: &Spec, op: &Operation) -> Option<(String, Value
     Some((body.content_type.clone(), example))
 }
 
-/// How the operation authenticates: a bearer token with one of its scopes, the OAuth
-/// client's HTTP Basic (the token endpoint), or nothing.
-fn auth(op: &Operation) -> &'static str {
-    match (op.scopes.is_empty(), op.security.is_empty()) {
-        (false, _) => "bearer",
-        (true, false) => "basic",
-        (true, true) => "none",
+/// How an operation authenticates.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// A bearer token with one of the operation's scopes.
+    Bearer,
+    /// The OAuth client's HTTP Basic (the token endpoint).
+    Basic,
+    None,
+}
+
+impl Auth {
+    fn of(op: &Operation) -> Self {
+        match (op.scopes.is_empty(), op.security.is_empty()) {
+            (false, _) => Auth::Bearer,
+            (true, false) => Auth::Basic,
+            (true, true) => Auth::None,
+        }
+    }
+
+    /// As the page's script reads it from `data-auth`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Auth::Bearer => "bearer",
+            Auth::Basic => "basic",
+            Auth::None => "none",
+        }
     }
 }
 
@@ -151,10 +170,10 @@ fn curl(spec: &Spec, op: &Operation) -> String {
         op.method,
         esc(&example_target(op))
     )];
-    match auth(op) {
-        "bearer" => lines.push(esc("-H \"Authorization: Bearer $PRIVX_TOKEN\"")),
-        "basic" => lines.push(esc("-u \"$PRIVX_CLIENT_ID:$PRIVX_CLIENT_SECRET\"")),
-        _ => {}
+    match Auth::of(op) {
+        Auth::Bearer => lines.push(esc("-H \"Authorization: Bearer $PRIVX_TOKEN\"")),
+        Auth::Basic => lines.push(esc("-u \"$PRIVX_CLIENT_ID:$PRIVX_CLIENT_SECRET\"")),
+        Auth::None => {}
     }
     match body_example(spec, op) {
         Some((media, example)) if media == "application/x-www-form-urlencoded" => {
@@ -214,7 +233,7 @@ pub(crate) fn try_it(spec: &Spec, op: &Operation, out: &mut String) {
          <summary>Try it</summary><form>",
         op.method,
         esc(&op.path),
-        auth(op)
+        Auth::of(op).as_str()
     )
     .unwrap();
     for p in &op.parameters {

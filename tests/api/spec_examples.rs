@@ -5,11 +5,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::helpers::repo_path;
-
+/// The spec as the server serves it (`spec/privx.yaml` as JSON).
 fn spec() -> Value {
-    let text = std::fs::read_to_string(repo_path("spec/privx.yaml")).expect("spec/privx.yaml");
-    serde_yaml::from_str(&text).expect("the spec is YAML")
+    serde_json::from_str(privx_mock::api::SPEC_JSON).expect("the served spec is JSON")
 }
 
 /// `schema` in JSON Schema draft 4, which the validator speaks: OpenAPI 3.0's
@@ -31,8 +29,9 @@ fn draft4(schema: &Value) -> Value {
     }
 }
 
-/// The errors of `example` against `schema`, whose `$ref`s point into `components`.
-fn errors_of(components: &Value, schema: &Value, example: &Value) -> Vec<String> {
+/// The errors of `example` against `schema`, whose `$ref`s point into `components` (the
+/// spec's, through [`draft4`]).
+pub(crate) fn errors_of(components: &Value, schema: &Value, example: &Value) -> Vec<String> {
     let root = json!({ "allOf": [draft4(schema)], "components": components });
     let validator = jsonschema::draft4::new(&root).expect("the spec's schemas compile");
     validator.iter_errors(example).map(|e| format!("{e} (at {})", e.instance_path())).collect()
