@@ -1,6 +1,7 @@
 // The browser half of scripts/browser-test: node browser-test.cjs URL CHROMIUM, with the
-// server's credentials in PRIVX_CLIENT_ID, PRIVX_CLIENT_SECRET, PRIVX_ADMIN_PASSWORD and an
-// admin bearer token in PRIVX_TOKEN (for running the page's curl lines as a reader would).
+// server's credentials in PRIVX_OAUTH_CLIENT_ID, PRIVX_OAUTH_CLIENT_SECRET and
+// PRIVX_ADMIN_PASSWORD, and an admin bearer token in PRIVX_TOKEN (the variables the page's
+// curl lines name, so they run as a reader would run them).
 const { chromium } = require('playwright-core');
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -69,8 +70,8 @@ async function send(page, id, edit = async () => {}) {
 
 // Logs in through the page, creates a user and lists it with "try it".
 async function tryIt(page) {
-  await page.fill('#login-form [name=client_id]', process.env.PRIVX_CLIENT_ID);
-  await page.fill('#login-form [name=client_secret]', process.env.PRIVX_CLIENT_SECRET);
+  await page.fill('#login-form [name=client_id]', process.env.PRIVX_OAUTH_CLIENT_ID);
+  await page.fill('#login-form [name=client_secret]', process.env.PRIVX_OAUTH_CLIENT_SECRET);
   await page.fill('#login-form [name=username]', 'admin');
   await page.fill('#login-form [name=password]', process.env.PRIVX_ADMIN_PASSWORD);
   await page.click('#login-form button[type=submit]');
@@ -87,6 +88,7 @@ async function tryIt(page) {
   check('try it: user_list shows the created user', listed.status.includes('\u2192 200')
     && JSON.parse(listed.body).items.some((user) => user.username === 'carol'), JSON.stringify(listed));
   await page.locator('#user_list').scrollIntoViewIfNeeded();
+  await page.locator('#user_list button.copy', { hasText: /^Copy$/ }).waitFor();
   fs.mkdirSync('docs', { recursive: true });
   await page.screenshot({ path: 'docs/api-reference.png' });
 

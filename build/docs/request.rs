@@ -163,7 +163,9 @@ fn example_target(op: &Operation) -> String {
 }
 
 /// The operation's example request as a `curl` command line (HTML, with the origin in a
-/// `span.origin` the script replaces), credentials left to the shell's `$PRIVX_*` variables.
+/// `span.origin` the script replaces). Credentials stay in shell variables: `$PRIVX_TOKEN`, and
+/// for the token endpoint the OAuth client's, named as the server reads them from its
+/// environment (`PRIVX_OAUTH_CLIENT_ID`, `PRIVX_OAUTH_CLIENT_SECRET`).
 fn curl(spec: &Spec, op: &Operation) -> String {
     let mut lines = vec![format!(
         "curl -sS -X {} '<span class=\"origin\">{DEFAULT_ORIGIN}</span>{}'",
@@ -172,7 +174,7 @@ fn curl(spec: &Spec, op: &Operation) -> String {
     )];
     match Auth::of(op) {
         Auth::Bearer => lines.push(esc("-H \"Authorization: Bearer $PRIVX_TOKEN\"")),
-        Auth::Basic => lines.push(esc("-u \"$PRIVX_CLIENT_ID:$PRIVX_CLIENT_SECRET\"")),
+        Auth::Basic => lines.push(esc("-u \"$PRIVX_OAUTH_CLIENT_ID:$PRIVX_OAUTH_CLIENT_SECRET\"")),
         Auth::None => {}
     }
     match body_example(spec, op) {
