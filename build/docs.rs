@@ -1,9 +1,15 @@
 //! The HTML API reference: one self-contained page (inline CSS and JS, nothing fetched) with
-//! every operation by tag, its scopes, parameters, bodies, responses and error codes, every
-//! schema, and a search box, all in spec order.
+//! every operation by tag (its scopes, parameters, bodies, responses, error codes, a
+//! copy-ready example request and response, and a "try it" form), every schema, a login box
+//! and a search box, all in spec order. Descriptions are Markdown, rendered here.
+//!
+//! An operation's anchor is its operationId (`/docs#user_create`); a schema's is
+//! `schema-<name>`, a tag's `tag-<name>`. Without its script the page still reads in full;
+//! the script adds search, copy buttons, the serving origin in `curl` lines, and "try it".
 //!
 //! The page is `docs/page.html` with its style `docs/style.css` and script `docs/script.js`;
-//! this module renders the operations and schemas and fills in the page's `{{slot}}`s.
+//! this module renders the operations and schemas and fills in the page's `{{slot}}`s,
+//! `docs/markdown.rs` renders descriptions and `docs/request.rs` the examples and forms.
 
 use std::fmt::Write;
 
@@ -11,6 +17,13 @@ use openapiv3::{ReferenceOr, Schema, SchemaKind, Type};
 use serde_json::Value;
 
 use super::model::{Operation, Spec};
+
+#[path = "docs/markdown.rs"]
+mod markdown;
+#[path = "docs/request.rs"]
+mod request;
+
+use markdown::to_html as md;
 
 const PAGE: &str = include_str!("docs/page.html");
 const STYLE: &str = include_str!("docs/style.css");
@@ -25,12 +38,12 @@ pub(crate) fn render(spec: &Spec) -> String {
         write!(nav, "<li><a href=\"#tag-{name}\">{name}</a><ul>").unwrap();
         write!(
             body,
-            "<section class=\"tag\" id=\"tag-{name}\"><h2>{name}</h2><p>{}</p>",
-            esc(&tag.description)
+            "<section class=\"tag\" id=\"tag-{name}\"><h2>{name}</h2>{}",
+            md(&tag.description)
         )
         .unwrap();
         for op in spec.operations.iter().filter(|op| op.tag == *name) {
-            write!(nav, "<li><a href=\"#op-{id}\">{id}</a></li>", id = op.id).unwrap();
+            write!(nav, "<li><a href=\"#{id}\">{id}</a></li>", id = op.id).unwrap();
             operation(spec, op, &mut body);
         }
         nav.push_str("</ul></li>");
@@ -43,7 +56,7 @@ pub(crate) fn render(spec: &Spec) -> String {
     }
     body.push_str("</section>");
     let title = esc(&spec.title);
-    let intro = esc(&spec.description);
+    let intro = md(&spec.description);
     fill(
         PAGE,
         &[
@@ -51,6 +64,7 @@ pub(crate) fn render(spec: &Spec) -> String {
             ("style", STYLE),
             ("nav", &nav),
             ("intro", &intro),
+            ("login", &request::login(spec)),
             ("body", &body),
             ("script", SCRIPT),
         ],
@@ -74,7 +88,7 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -121,11 +135,10 @@ fn describe(schema: &Value) -> String {
     text
 }
 
-/// The schema's example, pretty-printed and escaped, as a `<pre>`.
+/// The schema's own example as a `<pre>`.
 fn example(spec: &Spec, schema: &ReferenceOr<Schema>, out: &mut String) {
     if let Some(example) = spec.schema(schema).and_then(|s| s.schema_data.example.as_ref()) {
-        let text = serde_json::to_string_pretty(example).unwrap_or_default();
-        write!(out, "<pre>{}</pre>", esc(&text)).unwrap();
+        request::pretty(example, out);
     }
 }
 
@@ -157,15 +170,16 @@ fn operation(spec: &Spec, op: &Operation, out: &mut String) {
     let search = esc(&format!("{} {path} {id} {summary}", op.method).to_lowercase());
     write!(
         out,
-        "<article class=\"op\" id=\"op-{id}\" data-search=\"{search}\"><h3><span class=\"method \
-         {m}\">{M}</span> <code>{p}</code></h3><p class=\"summary\">{s}</p><p class=\"id\">\
-         operationId <code>{id}</code> &middot; scopes (any one): {scopes}</p><p>{d}</p>",
+        "<article class=\"op\" id=\"{id}\" data-search=\"{search}\"><h3><span class=\"method \
+         {m}\">{M}</span> <code>{p}</code> <a class=\"anchor\" href=\"#{id}\">#</a></h3><p \
+         class=\"summary\">{s}</p><p class=\"id\">operationId <code>{id}</code> &middot; \
+         scopes (any one): {scopes}</p><div class=\"description\">{d}</div>",
         m = op.method.to_lowercase(),
         M = op.method,
         p = esc(path),
         s = esc(summary),
         scopes = esc(&callers(op).join(", ")),
-        d = esc(&op.description),
+        d = md(&op.description),
     )
     .unwrap();
     if !op.parameters.is_empty() {
@@ -178,7 +192,7 @@ fn operation(spec: &Spec, op: &Operation, out: &mut String) {
                 p.location.as_str(),
                 type_of(&p.schema),
                 yes_no(p.required),
-                esc(p.description.as_deref().unwrap_or_default()),
+                md(p.description.as_deref().unwrap_or_default()),
             )
             .unwrap();
         }
@@ -186,10 +200,21 @@ fn operation(spec: &Spec, op: &Operation, out: &mut String) {
     }
     if let Some(body) = &op.body {
         let required = if body.required { "required" } else { "optional" };
-        write!(out, "<h4>Request body ({required})</h4>").unwrap();
-        content(spec, &[(body.content_type.clone(), Some(body.schema.clone()))], out);
+        write!(
+            out,
+            "<h4>Request body ({required})</h4><div class=\"media\"><code>{}</code> {}",
+            esc(&body.content_type),
+            type_of(&body.schema)
+        )
+        .unwrap();
+        if let Some((_, example)) = request::body_example(spec, op) {
+            request::pretty(&example, out);
+        }
+        out.push_str("</div>");
     }
     responses(spec, op, out);
+    request::example_request(spec, op, out);
+    request::try_it(spec, op, out);
     out.push_str("</article>");
 }
 
@@ -204,7 +229,7 @@ fn responses(spec: &Spec, op: &Operation, out: &mut String) {
             out,
             "<tr><td class=\"status\">{}</td><td>{}</td><td>{body}</td></tr>",
             esc(&reply.status),
-            esc(&reply.description),
+            md(&reply.description),
         )
         .unwrap();
     }
@@ -240,8 +265,8 @@ fn schema(spec: &Spec, name: &str, schema: &ReferenceOr<Schema>, out: &mut Strin
     let description = item.and_then(|s| s.schema_data.description.as_deref()).unwrap_or_default();
     write!(
         out,
-        "<article class=\"op schema\" id=\"schema-{name}\" data-search=\"{search}\"><h3>{name}</h3><p>{}</p>",
-        esc(description)
+        "<article class=\"op schema\" id=\"schema-{name}\" data-search=\"{search}\"><h3>{name}</h3>{}",
+        md(description)
     )
     .unwrap();
     match item.map(|s| &s.schema_kind) {
@@ -260,7 +285,7 @@ fn schema(spec: &Spec, name: &str, schema: &ReferenceOr<Schema>, out: &mut Strin
                     esc(field),
                     type_of(property),
                     yes_no(object.required.contains(field)),
-                    esc(description.unwrap_or_default())
+                    md(description.unwrap_or_default())
                 )
                 .unwrap();
             }

@@ -79,12 +79,16 @@ pub(crate) struct Param {
     pub(crate) schema: ReferenceOr<Schema>,
     pub(crate) required: bool,
     pub(crate) description: Option<String>,
+    /// The parameter's `example`, or else its schema's.
+    pub(crate) example: Option<serde_json::Value>,
 }
 
 pub(crate) struct Body {
     pub(crate) content_type: String,
     pub(crate) schema: ReferenceOr<Schema>,
     pub(crate) required: bool,
+    /// The media type's `example`.
+    pub(crate) example: Option<serde_json::Value>,
 }
 
 /// One response of an operation.

@@ -150,6 +150,10 @@ impl OperationReader<'_> {
                 schema: schema.clone(),
                 required: data.required,
                 description: data.description.clone(),
+                example: data
+                    .example
+                    .clone()
+                    .or_else(|| resolve(schema, self.components).ok()?.schema_data.example.clone()),
             };
             match params.iter_mut().find(|p| p.name == param.name && p.location == location) {
                 Some(shared) => *shared = param,
@@ -172,7 +176,8 @@ impl OperationReader<'_> {
             self.error("request body has no schema");
             return None;
         };
-        Some(Body { content_type: media.clone(), schema, required: body.required })
+        let example = content.example.clone();
+        Some(Body { content_type: media.clone(), schema, required: body.required, example })
     }
 
     /// Every response, the success response and the error type.

@@ -18,6 +18,7 @@ mod sdk_requests;
 mod serving;
 mod settings;
 mod spec_drift;
+mod spec_examples;
 mod status;
 mod test_control;
 mod users;
