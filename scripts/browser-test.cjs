@@ -89,8 +89,9 @@ async function tryIt(page) {
     && JSON.parse(listed.body).items.some((user) => user.username === 'carol'), JSON.stringify(listed));
   await page.locator('#user_list').scrollIntoViewIfNeeded();
   await page.locator('#user_list button.copy', { hasText: /^Copy$/ }).waitFor();
-  fs.mkdirSync('docs', { recursive: true });
-  await page.screenshot({ path: 'docs/api-reference.png' });
+  // The README's picture: a test run leaves the committed copy alone (it changes with every
+  // run's ids and times); `cp target/docs-try-it.png docs/api-reference.png` refreshes it.
+  await page.screenshot({ path: 'target/docs-try-it.png' });
 
   const failed = await send(page, 'user_view', (details) => details.locator('[name=user_id]').fill('not-a-uuid'));
   check('try it: an error shows the PrivX envelope as it came', failed.status.includes('\u2192 400')

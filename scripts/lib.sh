@@ -4,6 +4,7 @@
 # when the calling script exits.
 
 admin_password=script-admin-password
+client_id=privx-external # the server's default OAuth client
 client_secret=script-client-secret
 
 start_server() {
@@ -26,12 +27,12 @@ start_server() {
     done
     [ -n "$url" ] || { echo "the server did not start"; cat "$work/stderr"; return 1; }
 
-    token=$(python3 - "$url" "$client_secret" "$admin_password" <<'PY'
+    token=$(python3 - "$url" "$client_id" "$client_secret" "$admin_password" <<'PY'
 import base64, json, sys, urllib.parse, urllib.request
-url, secret, password = sys.argv[1:]
+url, client, secret, password = sys.argv[1:]
 body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": password})
 request = urllib.request.Request(f"{url}/auth/api/v1/oauth/token", data=body.encode())
-basic = base64.b64encode(f"privx-external:{secret}".encode()).decode()
+basic = base64.b64encode(f"{client}:{secret}".encode()).decode()
 request.add_header("Authorization", f"Basic {basic}")
 print(json.load(urllib.request.urlopen(request))["access_token"])
 PY
