@@ -14,6 +14,7 @@ use crate::helpers::{
     assert_envelope, bearer_client, repo_path, spawn_app, spawn_app_with, spawn_app_with_fixtures,
     user_request, TestApp, ADMIN, API_CLIENT, API_CLIENT_SCOPES, OAUTH_CLIENT, SIGNING_KEY,
 };
+use crate::spec::{resolved, schema_errors, spec};
 
 const TOKEN: &str = "/auth/api/v1/oauth/token";
 const ALICE: &str = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001";
@@ -193,27 +194,9 @@ async fn bad_credentials_get_rfc_6749_errors() {
     }
 }
 
-/// The spec as JSON, where the examples of the matrix come from.
-fn spec() -> Value {
-    let text = std::fs::read_to_string(repo_path("spec/privx.yaml")).expect("spec/privx.yaml");
-    serde_yaml::from_str(&text).expect("the spec is YAML")
-}
-
-/// `value` itself, or the part of the spec its `$ref` points at.
-fn resolved<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
-    match value["$ref"].as_str() {
-        Some(reference) => spec
-            .pointer(reference.trim_start_matches('#'))
-            .unwrap_or_else(|| panic!("{reference} points at nothing in the spec")),
-        None => value,
-    }
-}
-
-/// Checks that `example` is valid against `schema` (with the spec's components beside it).
-fn check_example(spec: &Value, schema: &Value, example: &Value) -> Result<(), String> {
-    let root = json!({ "allOf": [schema], "components": spec["components"] });
-    let validator = jsonschema::draft4::new(&root).expect("the spec's schemas compile");
-    let errors: Vec<String> = validator.iter_errors(example).map(|e| e.to_string()).collect();
+/// Checks that `example` is valid against `schema`.
+fn check_example(schema: &Value, example: &Value) -> Result<(), String> {
+    let errors = schema_errors(schema, example);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -251,7 +234,6 @@ fn url_text(example: &Value) -> String {
 /// The examples of an operation's path parameters and required query parameters, as
 /// (location, name, example); a missing or invalid example is added to `problems`.
 fn parameter_examples(
-    spec: &Value,
     item: &Value,
     op: &Value,
     problems: &mut Vec<String>,
@@ -259,7 +241,7 @@ fn parameter_examples(
     let mut examples = Vec::new();
     let shared = item["parameters"].as_array().into_iter().flatten();
     for parameter in shared.chain(op["parameters"].as_array().into_iter().flatten()) {
-        let parameter = resolved(spec, parameter);
+        let parameter = resolved(parameter);
         let name = parameter["name"].as_str().unwrap_or_default();
         let location = parameter["in"].as_str().unwrap_or_default();
         if location != "path" && parameter["required"] != true {
@@ -269,7 +251,7 @@ fn parameter_examples(
             problems.push(format!("{location} parameter `{name}` needs an `example`"));
             continue;
         };
-        if let Err(e) = check_example(spec, &parameter["schema"], example) {
+        if let Err(e) = check_example(&parameter["schema"], example) {
             problems.push(format!("{location} parameter `{name}`: {e}"));
         }
         examples.push((location.to_string(), name.to_string(), example.clone()));
@@ -279,14 +261,14 @@ fn parameter_examples(
 
 /// The media type and example of an operation's request body, if it has one; a missing or
 /// invalid example is added to `problems`.
-fn body_example(spec: &Value, op: &Value, problems: &mut Vec<String>) -> Option<(String, Value)> {
-    let body = resolved(spec, op.get("requestBody")?);
+fn body_example(op: &Value, problems: &mut Vec<String>) -> Option<(String, Value)> {
+    let body = resolved(op.get("requestBody")?);
     let (media, content) = body["content"].as_object()?.iter().next()?;
     let Some(example) = content.get("example") else {
         problems.push(format!("the {media} request body needs an `example`"));
         return None;
     };
-    if let Err(e) = check_example(spec, &content["schema"], example) {
+    if let Err(e) = check_example(&content["schema"], example) {
         problems.push(format!("the {media} request body: {e}"));
     }
     Some((media.clone(), example.clone()))
@@ -298,8 +280,8 @@ impl ExampleRequest {
         let item = &spec["paths"][operation.path];
         let op = &item[operation.method.to_lowercase()];
         let mut problems = Vec::new();
-        let parameters = parameter_examples(spec, item, op, &mut problems);
-        let body = body_example(spec, op, &mut problems);
+        let parameters = parameter_examples(item, op, &mut problems);
+        let body = body_example(op, &mut problems);
         if !problems.is_empty() {
             let (method, path) = (operation.method, operation.path);
             return Err(problems.into_iter().map(|p| format!("{method} {path}: {p}")).collect());
@@ -367,7 +349,7 @@ fn example_requests() -> Vec<ExampleRequest> {
     let mut requests = Vec::new();
     let mut problems = Vec::new();
     for operation in OPERATIONS {
-        match ExampleRequest::from_spec(&spec, operation) {
+        match ExampleRequest::from_spec(spec, operation) {
             Ok(request) => requests.push(request),
             Err(mut missing) => problems.append(&mut missing),
         }

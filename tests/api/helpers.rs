@@ -249,26 +249,17 @@ pub fn repo_path(relative: &str) -> PathBuf {
 /// Asserts that `body`, answered with `status` by `operation_id`, is what the spec says that
 /// operation answers (its response schema, resolved against the spec's components).
 pub fn assert_matches_spec(operation_id: &str, status: u16, body: &serde_json::Value) {
-    use std::sync::OnceLock;
-    static SPEC: OnceLock<serde_json::Value> = OnceLock::new();
-    let spec = SPEC.get_or_init(|| serde_json::from_str(privx_mock::api::SPEC_JSON).unwrap());
-    let operation = spec["paths"]
+    let operation = crate::spec::spec()["paths"]
         .as_object()
         .unwrap()
         .values()
         .flat_map(|item| item.as_object().unwrap().values())
         .find(|op| op["operationId"] == operation_id)
         .unwrap_or_else(|| panic!("no operation {operation_id} in the spec"));
-    let mut response = &operation["responses"][status.to_string()];
-    if let Some(reference) = response["$ref"].as_str() {
-        response = spec.pointer(reference.trim_start_matches('#')).expect("a response");
-    }
+    let response = crate::spec::resolved(&operation["responses"][status.to_string()]);
     let schema = &response["content"]["application/json"]["schema"];
     assert!(!schema.is_null(), "{operation_id} has no JSON body for {status}");
-    // The schema with the spec's components beside it, so `#/components/...` resolves.
-    let root = serde_json::json!({ "allOf": [schema], "components": spec["components"] });
-    let validator = jsonschema::draft4::new(&root).expect("the spec's schemas compile");
-    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    let errors = crate::spec::schema_errors(schema, body);
     assert!(
         errors.is_empty(),
         "{operation_id} {status} does not match the spec: {errors:?}\n{body}"

@@ -17,6 +17,7 @@ mod responses;
 mod sdk_requests;
 mod serving;
 mod settings;
+mod spec;
 mod spec_drift;
 mod spec_examples;
 mod status;
