@@ -802,7 +802,7 @@ pub mod types {
             ConnectionListQuerySortkey::Connected
         }
     }
-    ///PrivX's connection search (the SDKs' `ConnectionSearch`), the criteria this server keeps fields for.
+    ///PrivX's connection search (the SDKs' `ConnectionSearch`), the criteria this server keeps fields for. A criterion left out, null (where the schema allows it) or an empty list is no criterion.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,

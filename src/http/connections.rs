@@ -175,6 +175,13 @@ pub async fn create(
     caller: &Caller,
     body: types::ConnectionCreate,
 ) -> Result<HttpResponseOk<types::Connection>, ApiError> {
+    let counts = [("bytes_in", body.bytes_in), ("bytes_out", body.bytes_out)];
+    for (property, value) in [("duration", body.duration)].into_iter().chain(counts) {
+        if value.is_some_and(|v| v < 0) {
+            let message = "must not be negative".to_string();
+            return Err(StoreError::Invalid { property, message }.into());
+        }
+    }
     let mut fixture = serde_json::to_value(&body).map_err(StoreError::Corrupt)?;
     fixture["id"] = serde_json::json!(body.id.unwrap_or_else(|| ctx.clock.new_id()));
     let fixture: FixtureConnection = convert(&fixture)?;

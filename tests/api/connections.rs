@@ -170,6 +170,7 @@ async fn search_applies_every_criterion_and_pages_like_the_list() {
         (json!({"keywords": "web"}), vec![C4, C3]),
         (json!({"keywords": "   "}), vec![C4, C1, C3, C2]),
         (json!({"user_id": []}), vec![C4, C1, C3, C2]),
+        (json!({"keywords": null, "type": null, "connected": null}), vec![C4, C1, C3, C2]),
         (json!({"id": [C1], "type": ["RDP"]}), vec![]),
     ];
     for (body, expected) in cases {
@@ -309,6 +310,9 @@ async fn staged_connections_are_read_and_terminated_like_the_others() {
     assert_eq!((status, &error["error_code"]), (400, &json!("VALUE_DUPLICATE")));
     let (status, _) = app.call("POST", STAGE, Some(json!({"user": {"id": ALICE}}))).await;
     assert_eq!(status, 400, "target_host is required");
+    let negative = json!({"user": {"id": ALICE}, "target_host": {"id": HOST_B}, "bytes_in": -1});
+    let (status, error) = app.call("POST", STAGE, Some(negative)).await;
+    assert_eq!((status, &error["property"]), (400, &json!("bytes_in")), "{error}");
     terminate(&app, "host", HOST_B, "").await;
     let found = search(&app, "", json!({"type": ["VNC"], "status": ["TERMINATING"]})).await;
     assert_eq!(ids(&found), [id.as_str()]);
