@@ -2708,7 +2708,7 @@ pub mod types {
         ///Value
         pub v: ::std::string::String,
     }
-    ///Optional. PrivX documents a JSON string, the termination reason; the Go SDK posts no body and the Python SDK a JSON object, whose `reason` (if a string) is taken as the reason. Every JSON value is accepted; the reason is stored as `termination_reason` on each terminated connection.
+    ///Optional. PrivX documents a JSON string, the termination reason; the Go SDK posts no body and the Python SDK a free-form JSON object, whose `reason` (or else `termination_reason`), if a string, is taken as the reason. Every JSON value is accepted; the reason is stored as `termination_reason` on each terminated connection.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -2734,13 +2734,12 @@ pub mod types {
             Self(value)
         }
     }
-    ///A time range; either end may be left out.
+    ///A time range; either end may be left out. Other fields are allowed and ignored (PrivX's clients may send more than this server keeps).
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
         Clone,
         Debug,
-        Default,
         schemars::JsonSchema
     )]
     pub struct TimestampSearch {
@@ -2748,6 +2747,8 @@ pub mod types {
         pub end: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub start: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     ///OAuth2 token request (form-encoded).
     #[derive(

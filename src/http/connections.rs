@@ -195,14 +195,17 @@ pub async fn create(
 }
 
 /// The reason a terminate request gives: PrivX's body is the reason as a JSON string; the
-/// Python SDK sends an object, whose `reason` is taken.
+/// Python SDK sends a free-form object (`termination_params`), whose `reason` or else
+/// `termination_reason` is taken.
 fn reason(body: Option<types::TerminateRequest>) -> Option<String> {
     match body?.0 {
         serde_json::Value::String(reason) => Some(reason),
-        serde_json::Value::Object(mut fields) => match fields.remove("reason")? {
-            serde_json::Value::String(reason) => Some(reason),
-            _ => None,
-        },
+        serde_json::Value::Object(mut fields) => {
+            match fields.remove("reason").or_else(|| fields.remove("termination_reason"))? {
+                serde_json::Value::String(reason) => Some(reason),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

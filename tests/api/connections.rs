@@ -180,7 +180,14 @@ async fn search_applies_every_criterion_and_pages_like_the_list() {
     }
     let page = search(&app, "?sortkey=bytes_out&sortdir=DESC&offset=1&limit=1", json!({})).await;
     assert_eq!((ids(&page), &page["count"]), (vec![C3], &json!(4)));
-    for bad in [json!({"id": ["nope"]}), json!({"status": ["GONE"]}), json!([])] {
+    let bad_bodies = [
+        json!({"id": ["nope"]}),
+        json!({"status": ["GONE"]}),
+        json!([]),
+        json!({"connected": [null, null]}),
+        json!({"connected": {"start": "yesterday"}}),
+    ];
+    for bad in bad_bodies {
         let (status, _) = app.call("POST", SEARCH, Some(bad.clone())).await;
         assert_eq!(status, 400, "{bad}");
     }
@@ -246,11 +253,11 @@ async fn terminating_by_host_or_user_changes_exactly_their_connections() {
     assert_eq!(ids(&search(&app, "", json!({"status": ["CONNECTED"]})).await), [C3]);
 
     let app = self::app().await;
-    terminate(&app, "user", BOB, "").await;
+    terminate(&app, "user", BOB, r#"{"termination_reason": "left"}"#).await;
     terminate(&app, "user", &Uuid::new_v4().to_string(), "").await;
     let terminating = search(&app, "", json!({"status": ["TERMINATING"]})).await;
     assert_eq!(ids(&terminating), [C3, C2]);
-    assert!(terminating["items"][0].get("termination_reason").is_none(), "no reason given");
+    assert_eq!(terminating["items"][0]["termination_reason"], "left");
     app.advance_clock(Duration::seconds(60));
     let terminated = search(&app, "", json!({"status": ["TERMINATED"]})).await;
     assert_eq!(ids(&terminated), [C3, C2]);
