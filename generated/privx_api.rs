@@ -4,6 +4,1121 @@
 /// Types of every schema in the spec, and the typed path and query parameters of every
 /// operation.
 pub mod types {
+    ///A connection (session) through PrivX, with the fields of PrivX's connection object that this server keeps. `duration` is whole seconds from `connected` to `disconnected`, an integer: PrivX's reference writes it as an ISO 8601 duration but the Go SDK decodes an integer (`Duration int32`), and the SDKs are what clients run. `disconnected` and `duration` are there once the connection has ended. Times are RFC 3339.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct Connection {
+        pub author: ::uuid::Uuid,
+        pub bytes_in: i64,
+        pub bytes_out: i64,
+        pub connected: ::chrono::DateTime<::chrono::offset::Utc>,
+        pub created: ::chrono::DateTime<::chrono::offset::Utc>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disconnected: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///Seconds from `connected` to `disconnected`
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<i64>,
+        ///When termination was requested
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub force_disconnect: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        pub id: ::uuid::Uuid,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_activity: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        ///How the connection was made (UI, PROXY, ...)
+        pub mode: ::std::string::String,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub proxy_id: ::std::option::Option<::std::string::String>,
+        ///The address the user connected from
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub remote_address: ::std::option::Option<::std::string::String>,
+        pub status: ConnectionStatus,
+        pub target_host: ConnectionHost,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_account: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_address: ::std::option::Option<::std::string::String>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub termination_reason: ::std::option::Option<::std::string::String>,
+        ///The protocol (SSH, RDP, VNC, WEB, DB, ...)
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+        pub updated: ::chrono::DateTime<::chrono::offset::Utc>,
+        ///Who last changed it (the terminating caller)
+        pub updated_by: ::uuid::Uuid,
+        pub user: ConnectionUser,
+    }
+    ///A connection to stage (test-control API), in the fixtures format: the fields of `Connection`, all but `user` and `target_host` optional.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionCreate {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bytes_in: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub bytes_out: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub connected: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disconnected: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub duration: ::std::option::Option<i64>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub force_disconnect: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::uuid::Uuid>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_activity: ::std::option::Option<
+            ::chrono::DateTime<::chrono::offset::Utc>,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mode: ::std::option::Option<ConnectionCreateMode>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub proxy_id: ::std::option::Option<ConnectionCreateProxyId>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub remote_address: ::std::option::Option<ConnectionCreateRemoteAddress>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<ConnectionStatus>,
+        pub target_host: ConnectionHost,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_account: ::std::option::Option<
+            ConnectionCreateTargetHostAccount,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_address: ::std::option::Option<
+            ConnectionCreateTargetHostAddress,
+        >,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub termination_reason: ::std::option::Option<ConnectionCreateTerminationReason>,
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
+        pub type_: ::std::option::Option<ConnectionCreateType>,
+        pub user: ConnectionUser,
+    }
+    ///`ConnectionCreateMode`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateMode(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateMode {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateMode> for ::std::string::String {
+        fn from(value: ConnectionCreateMode) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateMode {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionCreateMode {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateMode {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateProxyId`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateProxyId(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateProxyId {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateProxyId> for ::std::string::String {
+        fn from(value: ConnectionCreateProxyId) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateProxyId {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateProxyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionCreateProxyId {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateProxyId {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateRemoteAddress`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateRemoteAddress(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateRemoteAddress {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateRemoteAddress> for ::std::string::String {
+        fn from(value: ConnectionCreateRemoteAddress) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateRemoteAddress {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateRemoteAddress {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ConnectionCreateRemoteAddress {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateRemoteAddress {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateTargetHostAccount`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateTargetHostAccount(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateTargetHostAccount {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateTargetHostAccount>
+    for ::std::string::String {
+        fn from(value: ConnectionCreateTargetHostAccount) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateTargetHostAccount {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateTargetHostAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ConnectionCreateTargetHostAccount {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateTargetHostAccount {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateTargetHostAddress`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateTargetHostAddress(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateTargetHostAddress {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateTargetHostAddress>
+    for ::std::string::String {
+        fn from(value: ConnectionCreateTargetHostAddress) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateTargetHostAddress {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateTargetHostAddress {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ConnectionCreateTargetHostAddress {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateTargetHostAddress {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateTerminationReason`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateTerminationReason(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateTerminationReason {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateTerminationReason>
+    for ::std::string::String {
+        fn from(value: ConnectionCreateTerminationReason) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateTerminationReason {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateTerminationReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ConnectionCreateTerminationReason {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateTerminationReason {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionCreateType`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionCreateType(::std::string::String);
+    impl ::std::ops::Deref for ConnectionCreateType {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionCreateType> for ::std::string::String {
+        fn from(value: ConnectionCreateType) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionCreateType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 64usize {
+                return Err("longer than 64 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionCreateType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionCreateType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionCreateType {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The target host of a connection
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionHost {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub common_name: ::std::option::Option<ConnectionHostCommonName>,
+        pub id: ::uuid::Uuid,
+    }
+    ///`ConnectionHostCommonName`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionHostCommonName(::std::string::String);
+    impl ::std::ops::Deref for ConnectionHostCommonName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionHostCommonName> for ::std::string::String {
+        fn from(value: ConnectionHostCommonName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionHostCommonName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionHostCommonName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionHostCommonName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionHostCommonName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///A page of connections. `count` (all matches) and `items` are always there.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionList {
+        ///Total number of matching connections
+        pub count: i64,
+        pub items: ::std::vec::Vec<Connection>,
+    }
+    ///`ConnectionListQuery`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionListQuery {
+        ///Accepted for PrivX compatibility (the Go SDK sends it); the count is always exact.
+        #[serde(default)]
+        pub fuzzycount: bool,
+        ///Number of items to return
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
+        ///Offset where to start fetching the items
+        #[serde(default)]
+        pub offset: u32,
+        ///Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sortdir: ::std::option::Option<crate::api::SortDir>,
+        ///Sorting key (the Go SDK's default is connected)
+        #[serde(default = "defaults::connection_list_query_sortkey")]
+        pub sortkey: ConnectionListQuerySortkey,
+    }
+    impl ::std::default::Default for ConnectionListQuery {
+        fn default() -> Self {
+            Self {
+                fuzzycount: Default::default(),
+                limit: defaults::default_u64::<u32, 50>(),
+                offset: Default::default(),
+                sortdir: Default::default(),
+                sortkey: defaults::connection_list_query_sortkey(),
+            }
+        }
+    }
+    ///Sorting key (the Go SDK's default is connected)
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum ConnectionListQuerySortkey {
+        #[serde(rename = "id")]
+        Id,
+        #[serde(rename = "type")]
+        Type,
+        #[serde(rename = "mode")]
+        Mode,
+        #[serde(rename = "user")]
+        User,
+        #[serde(rename = "target_host")]
+        TargetHost,
+        #[serde(rename = "target_host_address")]
+        TargetHostAddress,
+        #[serde(rename = "remote_address")]
+        RemoteAddress,
+        #[serde(rename = "connected")]
+        Connected,
+        #[serde(rename = "disconnected")]
+        Disconnected,
+        #[serde(rename = "duration")]
+        Duration,
+        #[serde(rename = "status")]
+        Status,
+        #[serde(rename = "last_activity")]
+        LastActivity,
+        #[serde(rename = "bytes_in")]
+        BytesIn,
+        #[serde(rename = "bytes_out")]
+        BytesOut,
+    }
+    impl ::std::fmt::Display for ConnectionListQuerySortkey {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Id => f.write_str("id"),
+                Self::Type => f.write_str("type"),
+                Self::Mode => f.write_str("mode"),
+                Self::User => f.write_str("user"),
+                Self::TargetHost => f.write_str("target_host"),
+                Self::TargetHostAddress => f.write_str("target_host_address"),
+                Self::RemoteAddress => f.write_str("remote_address"),
+                Self::Connected => f.write_str("connected"),
+                Self::Disconnected => f.write_str("disconnected"),
+                Self::Duration => f.write_str("duration"),
+                Self::Status => f.write_str("status"),
+                Self::LastActivity => f.write_str("last_activity"),
+                Self::BytesIn => f.write_str("bytes_in"),
+                Self::BytesOut => f.write_str("bytes_out"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConnectionListQuerySortkey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "id" => Ok(Self::Id),
+                "type" => Ok(Self::Type),
+                "mode" => Ok(Self::Mode),
+                "user" => Ok(Self::User),
+                "target_host" => Ok(Self::TargetHost),
+                "target_host_address" => Ok(Self::TargetHostAddress),
+                "remote_address" => Ok(Self::RemoteAddress),
+                "connected" => Ok(Self::Connected),
+                "disconnected" => Ok(Self::Disconnected),
+                "duration" => Ok(Self::Duration),
+                "status" => Ok(Self::Status),
+                "last_activity" => Ok(Self::LastActivity),
+                "bytes_in" => Ok(Self::BytesIn),
+                "bytes_out" => Ok(Self::BytesOut),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionListQuerySortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionListQuerySortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for ConnectionListQuerySortkey {
+        fn default() -> Self {
+            ConnectionListQuerySortkey::Connected
+        }
+    }
+    ///PrivX's connection search (the SDKs' `ConnectionSearch`), the criteria this server keeps fields for. A criterion left out, null (where the schema allows it) or an empty list is no criterion.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionSearch {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub connected: ::std::option::Option<TimestampSearch>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub disconnected: ::std::option::Option<TimestampSearch>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub id: ::std::vec::Vec<::uuid::Uuid>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub keywords: ::std::option::Option<ConnectionSearchKeywords>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub last_activity: ::std::option::Option<TimestampSearch>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub mode: ::std::option::Option<SearchStrings>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub proxy_id: ::std::option::Option<SearchStrings>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub remote_address: ::std::option::Option<SearchStrings>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub status: ::std::vec::Vec<ConnectionStatus>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_account: ::std::option::Option<SearchStrings>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_address: ::std::option::Option<SearchStrings>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub target_host_common_name: ::std::option::Option<SearchStrings>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub target_host_id: ::std::vec::Vec<::uuid::Uuid>,
+        #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
+        pub type_: ::std::option::Option<SearchStrings>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub user_display_name: ::std::option::Option<SearchStrings>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub user_id: ::std::vec::Vec<::uuid::Uuid>,
+    }
+    ///`ConnectionSearchKeywords`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionSearchKeywords(::std::string::String);
+    impl ::std::ops::Deref for ConnectionSearchKeywords {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionSearchKeywords> for ::std::string::String {
+        fn from(value: ConnectionSearchKeywords) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionSearchKeywords {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 1024usize {
+                return Err("longer than 1024 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionSearchKeywords {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionSearchKeywords {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionSearchKeywords {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionSearchQuery`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionSearchQuery {
+        ///Accepted for PrivX compatibility (the Go SDK sends it); the count is always exact.
+        #[serde(default)]
+        pub fuzzycount: bool,
+        ///Number of items to return
+        #[serde(default = "defaults::default_u64::<u32, 50>")]
+        pub limit: u32,
+        ///Offset where to start fetching the items
+        #[serde(default)]
+        pub offset: u32,
+        ///Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sortdir: ::std::option::Option<crate::api::SortDir>,
+        ///Sorting key (the Go SDK's default is connected)
+        #[serde(default = "defaults::connection_search_query_sortkey")]
+        pub sortkey: ConnectionSearchQuerySortkey,
+    }
+    impl ::std::default::Default for ConnectionSearchQuery {
+        fn default() -> Self {
+            Self {
+                fuzzycount: Default::default(),
+                limit: defaults::default_u64::<u32, 50>(),
+                offset: Default::default(),
+                sortdir: Default::default(),
+                sortkey: defaults::connection_search_query_sortkey(),
+            }
+        }
+    }
+    ///Sorting key (the Go SDK's default is connected)
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum ConnectionSearchQuerySortkey {
+        #[serde(rename = "id")]
+        Id,
+        #[serde(rename = "type")]
+        Type,
+        #[serde(rename = "mode")]
+        Mode,
+        #[serde(rename = "user")]
+        User,
+        #[serde(rename = "target_host")]
+        TargetHost,
+        #[serde(rename = "target_host_address")]
+        TargetHostAddress,
+        #[serde(rename = "remote_address")]
+        RemoteAddress,
+        #[serde(rename = "connected")]
+        Connected,
+        #[serde(rename = "disconnected")]
+        Disconnected,
+        #[serde(rename = "duration")]
+        Duration,
+        #[serde(rename = "status")]
+        Status,
+        #[serde(rename = "last_activity")]
+        LastActivity,
+        #[serde(rename = "bytes_in")]
+        BytesIn,
+        #[serde(rename = "bytes_out")]
+        BytesOut,
+    }
+    impl ::std::fmt::Display for ConnectionSearchQuerySortkey {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Id => f.write_str("id"),
+                Self::Type => f.write_str("type"),
+                Self::Mode => f.write_str("mode"),
+                Self::User => f.write_str("user"),
+                Self::TargetHost => f.write_str("target_host"),
+                Self::TargetHostAddress => f.write_str("target_host_address"),
+                Self::RemoteAddress => f.write_str("remote_address"),
+                Self::Connected => f.write_str("connected"),
+                Self::Disconnected => f.write_str("disconnected"),
+                Self::Duration => f.write_str("duration"),
+                Self::Status => f.write_str("status"),
+                Self::LastActivity => f.write_str("last_activity"),
+                Self::BytesIn => f.write_str("bytes_in"),
+                Self::BytesOut => f.write_str("bytes_out"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConnectionSearchQuerySortkey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "id" => Ok(Self::Id),
+                "type" => Ok(Self::Type),
+                "mode" => Ok(Self::Mode),
+                "user" => Ok(Self::User),
+                "target_host" => Ok(Self::TargetHost),
+                "target_host_address" => Ok(Self::TargetHostAddress),
+                "remote_address" => Ok(Self::RemoteAddress),
+                "connected" => Ok(Self::Connected),
+                "disconnected" => Ok(Self::Disconnected),
+                "duration" => Ok(Self::Duration),
+                "status" => Ok(Self::Status),
+                "last_activity" => Ok(Self::LastActivity),
+                "bytes_in" => Ok(Self::BytesIn),
+                "bytes_out" => Ok(Self::BytesOut),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionSearchQuerySortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for ConnectionSearchQuerySortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for ConnectionSearchQuerySortkey {
+        fn default() -> Self {
+            ConnectionSearchQuerySortkey::Connected
+        }
+    }
+    ///The state of a connection. A terminate request moves a CONNECTED connection to TERMINATING and, after the server's termination delay (`--termination-delay-ms`), to TERMINATED; DISCONNECTED and TERMINATED never change.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum ConnectionStatus {
+        #[serde(rename = "CONNECTED")]
+        Connected,
+        #[serde(rename = "DISCONNECTED")]
+        Disconnected,
+        #[serde(rename = "TERMINATING")]
+        Terminating,
+        #[serde(rename = "TERMINATED")]
+        Terminated,
+    }
+    impl ::std::fmt::Display for ConnectionStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Connected => f.write_str("CONNECTED"),
+                Self::Disconnected => f.write_str("DISCONNECTED"),
+                Self::Terminating => f.write_str("TERMINATING"),
+                Self::Terminated => f.write_str("TERMINATED"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConnectionStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "CONNECTED" => Ok(Self::Connected),
+                "DISCONNECTED" => Ok(Self::Disconnected),
+                "TERMINATING" => Ok(Self::Terminating),
+                "TERMINATED" => Ok(Self::Terminated),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`ConnectionTerminateHostPath`
     #[derive(
         ::serde::Deserialize,
@@ -39,6 +1154,95 @@ pub mod types {
     pub struct ConnectionTerminateUserPath {
         ///User ID
         pub user_id: ::uuid::Uuid,
+    }
+    ///The PrivX user of a connection
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionUser {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub display_name: ::std::option::Option<ConnectionUserDisplayName>,
+        pub id: ::uuid::Uuid,
+    }
+    ///`ConnectionUserDisplayName`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct ConnectionUserDisplayName(::std::string::String);
+    impl ::std::ops::Deref for ConnectionUserDisplayName {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<ConnectionUserDisplayName> for ::std::string::String {
+        fn from(value: ConnectionUserDisplayName) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for ConnectionUserDisplayName {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionUserDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionUserDisplayName {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for ConnectionUserDisplayName {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///`ConnectionViewPath`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ConnectionViewPath {
+        ///Connection ID
+        pub connection_id: ::uuid::Uuid,
     }
     ///ID of the created resource
     #[derive(
@@ -1253,6 +2457,96 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub file_transfer: ::std::option::Option<bool>,
     }
+    ///Values of which the field must be one
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct SearchStrings(pub ::std::vec::Vec<SearchStringsItem>);
+    impl ::std::ops::Deref for SearchStrings {
+        type Target = ::std::vec::Vec<SearchStringsItem>;
+        fn deref(&self) -> &::std::vec::Vec<SearchStringsItem> {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SearchStrings> for ::std::vec::Vec<SearchStringsItem> {
+        fn from(value: SearchStrings) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<::std::vec::Vec<SearchStringsItem>> for SearchStrings {
+        fn from(value: ::std::vec::Vec<SearchStringsItem>) -> Self {
+            Self(value)
+        }
+    }
+    ///`SearchStringsItem`
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct SearchStringsItem(::std::string::String);
+    impl ::std::ops::Deref for SearchStringsItem {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<SearchStringsItem> for ::std::string::String {
+        fn from(value: SearchStringsItem) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for SearchStringsItem {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for SearchStringsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for SearchStringsItem {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for SearchStringsItem {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     ///Default service options
     #[derive(
         ::serde::Deserialize,
@@ -1414,7 +2708,7 @@ pub mod types {
         ///Value
         pub v: ::std::string::String,
     }
-    ///Optional and ignored. PrivX documents a JSON string; the Go SDK posts no body and the Python SDK a JSON object; all are accepted.
+    ///Optional. PrivX documents a JSON string, the termination reason; the Go SDK posts no body and the Python SDK a free-form JSON object, whose `reason` (or else `termination_reason`), if a string, is taken as the reason. Every JSON value is accepted; the reason is stored as `termination_reason` on each terminated connection.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -1439,6 +2733,22 @@ pub mod types {
         fn from(value: ::serde_json::Value) -> Self {
             Self(value)
         }
+    }
+    ///A time range; either end may be left out. Other fields are allowed and ignored (PrivX's clients may send more than this server keeps).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct TimestampSearch {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub end: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub start: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     ///OAuth2 token request (form-encoded).
     #[derive(
@@ -3524,6 +4834,12 @@ pub mod types {
         {
             T::try_from(V).unwrap()
         }
+        pub(super) fn connection_list_query_sortkey() -> super::ConnectionListQuerySortkey {
+            super::ConnectionListQuerySortkey::Connected
+        }
+        pub(super) fn connection_search_query_sortkey() -> super::ConnectionSearchQuerySortkey {
+            super::ConnectionSearchQuerySortkey::Connected
+        }
         pub(super) fn listener_list_query_sortkey() -> super::ListenerListQuerySortkey {
             super::ListenerListQuerySortkey::Id
         }
@@ -3609,6 +4925,20 @@ pub trait PrivxApi {
                 dropshot::HttpResponseCreated<types::Listener>,
                 crate::api::LocationHeader,
             >,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Get connections
+    ///
+    /// Get connections, as the Go SDK's `GetConnections` and the Python SDK's `get_connections` call it. `count` is the total number of connections the caller may see; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir` (then by id). A token with `admin`, `connectionsView` or `service` sees every connection; a token with only `user` sees the connections whose `user.id` is its own. `fuzzycount` is accepted (the Go SDK sends it) and changes nothing: the count is always exact.
+    ///
+    /// Served at `GET /connection-manager/api/v1/connections` by the router.
+    fn connection_list(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        query: dropshot::Query<types::ConnectionListQuery>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ConnectionList>,
             crate::api::ApiError,
         >,
     > + Send;
@@ -3758,6 +5088,20 @@ pub trait PrivxApi {
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
     > + Send;
+    /// Stage a connection
+    ///
+    /// Adds a connection at run time, so a test can stage sessions without restarting. The body is a connection in the fixtures format: `user` and `target_host` are required; `id` defaults to a new one, `type` to SSH, `mode` to UI, `status` to CONNECTED and `connected`, `created` and `updated` to now. An id already stored is 400 (`VALUE_DUPLICATE`). Answers the connection as the read API shows it. Test-control API only.
+    ///
+    /// Served at `POST /test-control/api/v1/connections` by the router.
+    fn connection_create(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        body: dropshot::TypedBody<types::ConnectionCreate>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::Connection>,
+            crate::api::ApiError,
+        >,
+    > + Send;
     /// Injected faults
     ///
     /// The faults in force, by operationId. Test-control API only.
@@ -3795,6 +5139,21 @@ pub trait PrivxApi {
         query: dropshot::Query<types::OauthAuthorizeQuery>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseRedirect, crate::api::OAuthError>,
+    > + Send;
+    /// Search connections
+    ///
+    /// Search connections (the Go SDK's `SearchConnections`, the Python SDK's `search_connections`). Every criterion given must hold (AND); a list criterion holds when the connection's value is one of the list (an empty list is no criterion); a time range holds when the time is within `start`..`end` (both inclusive, either left out), and never for a connection without that time; `keywords` holds when any of the words (split at white space) occurs, case-insensitively, in the user's display name, the target host's common name, address or account, the remote address or the termination reason. `type` is PrivX's protocol filter (SSH, RDP, ...). Paged, sorted and restricted to the caller's own connections like the list.
+    ///
+    /// Served at `POST /connection-manager/api/v1/connections/search` by the router.
+    fn connection_search(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        query: dropshot::Query<types::ConnectionSearchQuery>,
+        body: dropshot::TypedBody<types::ConnectionSearch>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ConnectionList>,
+            crate::api::ApiError,
+        >,
     > + Send;
     /// Get list of host's tags.
     ///
@@ -3847,7 +5206,7 @@ pub trait PrivxApi {
     > + Send;
     /// Terminate connection by ID.
     ///
-    /// Flag the connection with the given ID for termination. Terminating an unknown connection ID is 404. The request body is optional and ignored.
+    /// Terminate the connection with the given ID. Terminating an unknown connection ID is 404. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
     ///
     /// Served at `POST /connection-manager/api/v1/terminate/connection/{connection_id}` by the router.
     fn connection_terminate(
@@ -3859,7 +5218,7 @@ pub trait PrivxApi {
     > + Send;
     /// Terminate connection(s) from host.
     ///
-    /// Flag every connection to the given host for termination. Terminating by host when the host has no connections is 200. The request body is optional and ignored.
+    /// Terminate every connection to the given host (`target_host.id`). Terminating by host when the host has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
     ///
     /// Served at `POST /connection-manager/api/v1/terminate/host/{host_id}` by the router.
     fn connection_terminate_host(
@@ -3871,7 +5230,7 @@ pub trait PrivxApi {
     > + Send;
     /// Terminate connection(s) of a user.
     ///
-    /// Flag every connection of the given user for termination. Terminating by user when the user has no connections is 200. The request body is optional and ignored.
+    /// Terminate every connection of the given user (`user.id`). Terminating by user when the user has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
     ///
     /// Served at `POST /connection-manager/api/v1/terminate/user/{user_id}` by the router.
     fn connection_terminate_user(
@@ -3917,6 +5276,20 @@ pub trait PrivxApi {
         path: crate::api::Path<types::ListenerDeletePath>,
     ) -> impl std::future::Future<
         Output = Result<crate::api::HttpResponseOkEmpty, crate::api::ApiError>,
+    > + Send;
+    /// Get a connection
+    ///
+    /// Get a connection by ID (the Go SDK's `GetConnection`). A token with only the `user` scope gets 404 for another user's connection, as for an unknown one.
+    ///
+    /// Served at `GET /connection-manager/api/v1/connections/{connection_id}` by the router.
+    fn connection_view(
+        rqctx: dropshot::RequestContext<Self::Context>,
+        path: crate::api::Path<types::ConnectionViewPath>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::Connection>,
+            crate::api::ApiError,
+        >,
     > + Send;
     /// Get a user.
     ///
@@ -4109,6 +5482,12 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, POST"),
             }
         }
+        ["connection-manager", "api", "v1", "connections"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::connection_list::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
         ["local-user-store", "api", "v1", "users"] => {
             match method.as_str() {
                 "GET" => Ok(route_to::user_list::<A>(rqctx, request).await?),
@@ -4170,6 +5549,12 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, DELETE"),
             }
         }
+        ["test-control", "api", "v1", "connections"] => {
+            match method.as_str() {
+                "POST" => Ok(route_to::connection_create::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "POST"),
+            }
+        }
         ["test-control", "api", "v1", "faults"] => {
             match method.as_str() {
                 "GET" => Ok(route_to::fault_list::<A>(rqctx, request).await?),
@@ -4186,6 +5571,12 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "GET" => Ok(route_to::oauth_authorize::<A>(rqctx, request).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
+        ["connection-manager", "api", "v1", "connections", "search"] => {
+            match method.as_str() {
+                "POST" => Ok(route_to::connection_search::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["local-user-store", "api", "v1", "users", "tags"] => {
@@ -4264,6 +5655,19 @@ async fn route<A: PrivxApi>(
                     Ok(route_to::listener_delete::<A>(rqctx, request, segment_id).await?)
                 }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, PUT, DELETE"),
+            }
+        }
+        ["connection-manager", "api", "v1", "connections", segment_connection_id] => {
+            match method.as_str() {
+                "GET" => {
+                    Ok(
+                        route_to::connection_view::<
+                            A,
+                        >(rqctx, request, segment_connection_id)
+                            .await?,
+                    )
+                }
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["local-user-store", "api", "v1", "users", segment_user_id] => {
@@ -4398,6 +5802,17 @@ mod route_to {
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::listener_create(rqctx, body).await?)?)
     }
+    pub(super) async fn connection_list<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "connection_list");
+        let query = <dropshot::Query<
+            types::ConnectionListQuery,
+        > as dropshot::SharedExtractor>::from_request(&rqctx)
+            .await?;
+        Ok(dropshot::HttpResponse::to_result(A::connection_list(rqctx, query).await?)?)
+    }
     pub(super) async fn user_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
@@ -4492,6 +5907,18 @@ mod route_to {
         rqctx.endpoint.operation_id.replace_range(.., "journal_clear");
         Ok(dropshot::HttpResponse::to_result(A::journal_clear(rqctx).await?)?)
     }
+    pub(super) async fn connection_create<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "connection_create");
+        rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
+        let body = <dropshot::TypedBody<
+            types::ConnectionCreate,
+        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+            .await?;
+        Ok(dropshot::HttpResponse::to_result(A::connection_create(rqctx, body).await?)?)
+    }
     pub(super) async fn fault_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
         _request: hyper::Request<dropshot::Body>,
@@ -4521,6 +5948,26 @@ mod route_to {
         > as dropshot::SharedExtractor>::from_request(&rqctx)
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::oauth_authorize(rqctx, query).await?)?)
+    }
+    pub(super) async fn connection_search<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "connection_search");
+        rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
+        let query = <dropshot::Query<
+            types::ConnectionSearchQuery,
+        > as dropshot::SharedExtractor>::from_request(&rqctx)
+            .await?;
+        let body = <dropshot::TypedBody<
+            types::ConnectionSearch,
+        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+            .await?;
+        Ok(
+            dropshot::HttpResponse::to_result(
+                A::connection_search(rqctx, query, body).await?,
+            )?,
+        )
     }
     pub(super) async fn user_tags_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
@@ -4665,6 +6112,17 @@ mod route_to {
             id: crate::api::path_param("id", id)?,
         });
         Ok(dropshot::HttpResponse::to_result(A::listener_delete(rqctx, path).await?)?)
+    }
+    pub(super) async fn connection_view<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+        connection_id: &str,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "connection_view");
+        let path = crate::api::Path::from(types::ConnectionViewPath {
+            connection_id: crate::api::path_param("connection_id", connection_id)?,
+        });
+        Ok(dropshot::HttpResponse::to_result(A::connection_view(rqctx, path).await?)?)
     }
     pub(super) async fn user_view<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
@@ -4908,6 +6366,27 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         scopes: &["admin", "connectionsTerminate", "service"],
     },
     crate::api::Operation {
+        operation_id: "connection_list",
+        method: "GET",
+        path: "/connection-manager/api/v1/connections",
+        tag: "connections",
+        scopes: &["admin", "connectionsView", "service", "user"],
+    },
+    crate::api::Operation {
+        operation_id: "connection_search",
+        method: "POST",
+        path: "/connection-manager/api/v1/connections/search",
+        tag: "connections",
+        scopes: &["admin", "connectionsView", "service", "user"],
+    },
+    crate::api::Operation {
+        operation_id: "connection_view",
+        method: "GET",
+        path: "/connection-manager/api/v1/connections/{connection_id}",
+        tag: "connections",
+        scopes: &["admin", "connectionsView", "service", "user"],
+    },
+    crate::api::Operation {
         operation_id: "user_list",
         method: "GET",
         path: "/local-user-store/api/v1/users",
@@ -5065,6 +6544,13 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         operation_id: "journal_clear",
         method: "DELETE",
         path: "/test-control/api/v1/journal",
+        tag: "test-control",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
+        operation_id: "connection_create",
+        method: "POST",
+        path: "/test-control/api/v1/connections",
         tag: "test-control",
         scopes: &["admin"],
     },
@@ -5332,7 +6818,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Terminate connection by ID.")
                     .description(
-                        "Flag the connection with the given ID for termination. Terminating an unknown connection ID is 404. The request body is optional and ignored.",
+                        "Terminate the connection with the given ID. Terminating an unknown connection ID is 404. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.",
                     )
                     .tag("connections"),
             ),
@@ -5359,7 +6845,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Terminate connection(s) from host.")
                     .description(
-                        "Flag every connection to the given host for termination. Terminating by host when the host has no connections is 200. The request body is optional and ignored.",
+                        "Terminate every connection to the given host (`target_host.id`). Terminating by host when the host has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.",
                     )
                     .tag("connections"),
             ),
@@ -5386,7 +6872,91 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Terminate connection(s) of a user.")
                     .description(
-                        "Flag every connection of the given user for termination. Terminating by user when the user has no connections is 200. The request body is optional and ignored.",
+                        "Terminate every connection of the given user (`user.id`). Terminating by user when the user has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.",
+                    )
+                    .tag("connections"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (dropshot::Query<types::ConnectionListQuery>,),
+                    Result<
+                        crate::api::HttpResponseOk<types::ConnectionList>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "connection_list".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/connection-manager/api/v1/connections",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get connections")
+                    .description(
+                        "Get connections, as the Go SDK's `GetConnections` and the Python SDK's `get_connections` call it. `count` is the total number of connections the caller may see; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir` (then by id). A token with `admin`, `connectionsView` or `service` sees every connection; a token with only `user` sees the connections whose `user.id` is its own. `fuzzycount` is accepted (the Go SDK sends it) and changes nothing: the count is always exact.",
+                    )
+                    .tag("connections"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (
+                        dropshot::Query<types::ConnectionSearchQuery>,
+                        dropshot::TypedBody<types::ConnectionSearch>,
+                    ),
+                    Result<
+                        crate::api::HttpResponseOk<types::ConnectionList>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "connection_search".to_string(),
+                        dropshot::Method::POST,
+                        "application/json",
+                        "/connection-manager/api/v1/connections/search",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Search connections")
+                    .description(
+                        "Search connections (the Go SDK's `SearchConnections`, the Python SDK's `search_connections`). Every criterion given must hold (AND); a list criterion holds when the connection's value is one of the list (an empty list is no criterion); a time range holds when the time is within `start`..`end` (both inclusive, either left out), and never for a connection without that time; `keywords` holds when any of the words (split at white space) occurs, case-insensitively, in the user's display name, the target host's common name, address or account, the remote address or the termination reason. `type` is PrivX's protocol filter (SSH, RDP, ...). Paged, sorted and restricted to the caller's own connections like the list.",
+                    )
+                    .tag("connections"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (crate::api::Path<types::ConnectionViewPath>,),
+                    Result<
+                        crate::api::HttpResponseOk<types::Connection>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "connection_view".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/connection-manager/api/v1/connections/{connection_id}",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Get a connection")
+                    .description(
+                        "Get a connection by ID (the Go SDK's `GetConnection`). A token with only the `user` scope gets 404 for another user's connection, as for an unknown one.",
                     )
                     .tag("connections"),
             ),
@@ -5991,6 +7561,33 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Clear the request journal")
                     .description("Forgets every journal entry. Test-control API only.")
+                    .tag("test-control"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (dropshot::TypedBody<types::ConnectionCreate>,),
+                    Result<
+                        crate::api::HttpResponseOk<types::Connection>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "connection_create".to_string(),
+                        dropshot::Method::POST,
+                        "application/json",
+                        "/test-control/api/v1/connections",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Stage a connection")
+                    .description(
+                        "Adds a connection at run time, so a test can stage sessions without restarting. The body is a connection in the fixtures format: `user` and `target_host` are required; `id` defaults to a new one, `type` to SSH, `mode` to UI, `status` to CONNECTED and `connected`, `created` and `updated` to now. An id already stored is 400 (`VALUE_DUPLICATE`). Answers the connection as the read API shows it. Test-control API only.",
+                    )
                     .tag("test-control"),
             ),
             "PrivX API (subset)",

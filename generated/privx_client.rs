@@ -10,16 +10,22 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 pub mod types {
     /// The server's schema types, which the client shares.
     pub use crate::api::types::{
-        CreatedId, DbOptions, Error, ErrorCode, Fault, FaultEntry, FaultList, Fixtures,
-        JournalEntry, JournalList, Listener, ListenerCreate, ListenerCreateDestination,
-        ListenerCreateNetwork, ListenerCreateSourceItem, ListenerDestination,
-        ListenerList, ListenerNetwork, ListenerSourceItem, LoginRequest, LoginResponse,
-        OAuthError, OAuthErrorError, Password, PasswordPassword, RdpOptions,
+        Connection, ConnectionCreate, ConnectionCreateMode, ConnectionCreateProxyId,
+        ConnectionCreateRemoteAddress, ConnectionCreateTargetHostAccount,
+        ConnectionCreateTargetHostAddress, ConnectionCreateTerminationReason,
+        ConnectionCreateType, ConnectionHost, ConnectionHostCommonName, ConnectionList,
+        ConnectionSearch, ConnectionSearchKeywords, ConnectionStatus, ConnectionUser,
+        ConnectionUserDisplayName, CreatedId, DbOptions, Error, ErrorCode, Fault,
+        FaultEntry, FaultList, Fixtures, JournalEntry, JournalList, Listener,
+        ListenerCreate, ListenerCreateDestination, ListenerCreateNetwork,
+        ListenerCreateSourceItem, ListenerDestination, ListenerList, ListenerNetwork,
+        ListenerSourceItem, LoginRequest, LoginResponse, OAuthError, OAuthErrorError,
+        Password, PasswordPassword, RdpOptions, SearchStrings, SearchStringsItem,
         ServiceOptions, ServiceStatus, SshOptions, StateReset, StateResetTo,
-        StatusDetail, TerminateRequest, TokenRequest, TokenRequestGrantType,
-        TokenResponse, User, UserAttribute, UserAttributeKey, UserAttributeValue,
-        UserAttributes, UserList, UserPassword, UserPasswordPassword, UserRequest,
-        UserRequestComment, UserRequestCompany, UserRequestDepartment,
+        StatusDetail, TerminateRequest, TimestampSearch, TokenRequest,
+        TokenRequestGrantType, TokenResponse, User, UserAttribute, UserAttributeKey,
+        UserAttributeValue, UserAttributes, UserList, UserPassword, UserPasswordPassword,
+        UserRequest, UserRequestComment, UserRequestCompany, UserRequestDepartment,
         UserRequestDisplayName, UserRequestEmail, UserRequestFirstName,
         UserRequestFullName, UserRequestJobTitle, UserRequestLastName, UserRequestLocale,
         UserRequestTagsItem, UserRequestTelephone, UserRequestUnixAccount,
@@ -27,6 +33,222 @@ pub mod types {
         WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
         WebauthnCredentialUpdateComment, WebauthnCredentialUpdateName,
     };
+    ///`ConnectionListSortkey`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ConnectionListSortkey {
+        #[serde(rename = "id")]
+        Id,
+        #[serde(rename = "type")]
+        Type,
+        #[serde(rename = "mode")]
+        Mode,
+        #[serde(rename = "user")]
+        User,
+        #[serde(rename = "target_host")]
+        TargetHost,
+        #[serde(rename = "target_host_address")]
+        TargetHostAddress,
+        #[serde(rename = "remote_address")]
+        RemoteAddress,
+        #[serde(rename = "connected")]
+        Connected,
+        #[serde(rename = "disconnected")]
+        Disconnected,
+        #[serde(rename = "duration")]
+        Duration,
+        #[serde(rename = "status")]
+        Status,
+        #[serde(rename = "last_activity")]
+        LastActivity,
+        #[serde(rename = "bytes_in")]
+        BytesIn,
+        #[serde(rename = "bytes_out")]
+        BytesOut,
+    }
+    impl ::std::fmt::Display for ConnectionListSortkey {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Id => f.write_str("id"),
+                Self::Type => f.write_str("type"),
+                Self::Mode => f.write_str("mode"),
+                Self::User => f.write_str("user"),
+                Self::TargetHost => f.write_str("target_host"),
+                Self::TargetHostAddress => f.write_str("target_host_address"),
+                Self::RemoteAddress => f.write_str("remote_address"),
+                Self::Connected => f.write_str("connected"),
+                Self::Disconnected => f.write_str("disconnected"),
+                Self::Duration => f.write_str("duration"),
+                Self::Status => f.write_str("status"),
+                Self::LastActivity => f.write_str("last_activity"),
+                Self::BytesIn => f.write_str("bytes_in"),
+                Self::BytesOut => f.write_str("bytes_out"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConnectionListSortkey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "id" => Ok(Self::Id),
+                "type" => Ok(Self::Type),
+                "mode" => Ok(Self::Mode),
+                "user" => Ok(Self::User),
+                "target_host" => Ok(Self::TargetHost),
+                "target_host_address" => Ok(Self::TargetHostAddress),
+                "remote_address" => Ok(Self::RemoteAddress),
+                "connected" => Ok(Self::Connected),
+                "disconnected" => Ok(Self::Disconnected),
+                "duration" => Ok(Self::Duration),
+                "status" => Ok(Self::Status),
+                "last_activity" => Ok(Self::LastActivity),
+                "bytes_in" => Ok(Self::BytesIn),
+                "bytes_out" => Ok(Self::BytesOut),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionListSortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionListSortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for ConnectionListSortkey {
+        fn default() -> Self {
+            ConnectionListSortkey::Connected
+        }
+    }
+    ///`ConnectionSearchSortkey`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum ConnectionSearchSortkey {
+        #[serde(rename = "id")]
+        Id,
+        #[serde(rename = "type")]
+        Type,
+        #[serde(rename = "mode")]
+        Mode,
+        #[serde(rename = "user")]
+        User,
+        #[serde(rename = "target_host")]
+        TargetHost,
+        #[serde(rename = "target_host_address")]
+        TargetHostAddress,
+        #[serde(rename = "remote_address")]
+        RemoteAddress,
+        #[serde(rename = "connected")]
+        Connected,
+        #[serde(rename = "disconnected")]
+        Disconnected,
+        #[serde(rename = "duration")]
+        Duration,
+        #[serde(rename = "status")]
+        Status,
+        #[serde(rename = "last_activity")]
+        LastActivity,
+        #[serde(rename = "bytes_in")]
+        BytesIn,
+        #[serde(rename = "bytes_out")]
+        BytesOut,
+    }
+    impl ::std::fmt::Display for ConnectionSearchSortkey {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Id => f.write_str("id"),
+                Self::Type => f.write_str("type"),
+                Self::Mode => f.write_str("mode"),
+                Self::User => f.write_str("user"),
+                Self::TargetHost => f.write_str("target_host"),
+                Self::TargetHostAddress => f.write_str("target_host_address"),
+                Self::RemoteAddress => f.write_str("remote_address"),
+                Self::Connected => f.write_str("connected"),
+                Self::Disconnected => f.write_str("disconnected"),
+                Self::Duration => f.write_str("duration"),
+                Self::Status => f.write_str("status"),
+                Self::LastActivity => f.write_str("last_activity"),
+                Self::BytesIn => f.write_str("bytes_in"),
+                Self::BytesOut => f.write_str("bytes_out"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ConnectionSearchSortkey {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "id" => Ok(Self::Id),
+                "type" => Ok(Self::Type),
+                "mode" => Ok(Self::Mode),
+                "user" => Ok(Self::User),
+                "target_host" => Ok(Self::TargetHost),
+                "target_host_address" => Ok(Self::TargetHostAddress),
+                "remote_address" => Ok(Self::RemoteAddress),
+                "connected" => Ok(Self::Connected),
+                "disconnected" => Ok(Self::Disconnected),
+                "duration" => Ok(Self::Duration),
+                "status" => Ok(Self::Status),
+                "last_activity" => Ok(Self::LastActivity),
+                "bytes_in" => Ok(Self::BytesIn),
+                "bytes_out" => Ok(Self::BytesOut),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ConnectionSearchSortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ConnectionSearchSortkey {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for ConnectionSearchSortkey {
+        fn default() -> Self {
+            ConnectionSearchSortkey::Connected
+        }
+    }
     ///`ListenerListSortkey`
     #[derive(
         ::serde::Deserialize,
@@ -438,7 +660,7 @@ let response = client.listener_delete()
     }
     /**Terminate connection by ID
 
-Flag the connection with the given ID for termination. Terminating an unknown connection ID is 404. The request body is optional and ignored.
+Terminate the connection with the given ID. Terminating an unknown connection ID is 404. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
 
 Sends a `POST` request to `/connection-manager/api/v1/terminate/connection/{connection_id}`
 
@@ -457,7 +679,7 @@ let response = client.connection_terminate()
     }
     /**Terminate connection(s) from host
 
-Flag every connection to the given host for termination. Terminating by host when the host has no connections is 200. The request body is optional and ignored.
+Terminate every connection to the given host (`target_host.id`). Terminating by host when the host has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
 
 Sends a `POST` request to `/connection-manager/api/v1/terminate/host/{host_id}`
 
@@ -476,7 +698,7 @@ let response = client.connection_terminate_host()
     }
     /**Terminate connection(s) of a user
 
-Flag every connection of the given user for termination. Terminating by user when the user has no connections is 200. The request body is optional and ignored.
+Terminate every connection of the given user (`user.id`). Terminating by user when the user has no connections is 200. Each matching CONNECTED connection becomes TERMINATING, with `force_disconnect` = the time of the request and `termination_reason` from the body, and TERMINATED, with `disconnected` and `duration`, once the termination delay has passed (`--termination-delay-ms`, default 2000; `disconnected` = `force_disconnect` + the delay exactly). Other connections are left as they are. Durable before the 200.
 
 Sends a `POST` request to `/connection-manager/api/v1/terminate/user/{user_id}`
 
@@ -492,6 +714,75 @@ let response = client.connection_terminate_user()
 ```*/
     pub fn connection_terminate_user(&self) -> builder::ConnectionTerminateUser<'_> {
         builder::ConnectionTerminateUser::new(self)
+    }
+    /**Get connections
+
+Get connections, as the Go SDK's `GetConnections` and the Python SDK's `get_connections` call it. `count` is the total number of connections the caller may see; `items` is the page after `offset`/`limit`, ordered by `sortkey`/`sortdir` (then by id). A token with `admin`, `connectionsView` or `service` sees every connection; a token with only `user` sees the connections whose `user.id` is its own. `fuzzycount` is accepted (the Go SDK sends it) and changes nothing: the count is always exact.
+
+Sends a `GET` request to `/connection-manager/api/v1/connections`
+
+Arguments:
+- `fuzzycount`: Accepted for PrivX compatibility (the Go SDK sends it); the count is always exact.
+- `limit`: Number of items to return
+- `offset`: Offset where to start fetching the items
+- `sortdir`: Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+- `sortkey`: Sorting key (the Go SDK's default is connected)
+```ignore
+let response = client.connection_list()
+    .fuzzycount(fuzzycount)
+    .limit(limit)
+    .offset(offset)
+    .sortdir(sortdir)
+    .sortkey(sortkey)
+    .send()
+    .await;
+```*/
+    pub fn connection_list(&self) -> builder::ConnectionList<'_> {
+        builder::ConnectionList::new(self)
+    }
+    /**Search connections
+
+Search connections (the Go SDK's `SearchConnections`, the Python SDK's `search_connections`). Every criterion given must hold (AND); a list criterion holds when the connection's value is one of the list (an empty list is no criterion); a time range holds when the time is within `start`..`end` (both inclusive, either left out), and never for a connection without that time; `keywords` holds when any of the words (split at white space) occurs, case-insensitively, in the user's display name, the target host's common name, address or account, the remote address or the termination reason. `type` is PrivX's protocol filter (SSH, RDP, ...). Paged, sorted and restricted to the caller's own connections like the list.
+
+Sends a `POST` request to `/connection-manager/api/v1/connections/search`
+
+Arguments:
+- `fuzzycount`: Accepted for PrivX compatibility (the Go SDK sends it); the count is always exact.
+- `limit`: Number of items to return
+- `offset`: Offset where to start fetching the items
+- `sortdir`: Sort direction, asc or desc. Lower case (asc, desc) is also accepted because the Python SDK lower-cases it.
+- `sortkey`: Sorting key (the Go SDK's default is connected)
+- `body`
+```ignore
+let response = client.connection_search()
+    .fuzzycount(fuzzycount)
+    .limit(limit)
+    .offset(offset)
+    .sortdir(sortdir)
+    .sortkey(sortkey)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn connection_search(&self) -> builder::ConnectionSearch<'_> {
+        builder::ConnectionSearch::new(self)
+    }
+    /**Get a connection
+
+Get a connection by ID (the Go SDK's `GetConnection`). A token with only the `user` scope gets 404 for another user's connection, as for an unknown one.
+
+Sends a `GET` request to `/connection-manager/api/v1/connections/{connection_id}`
+
+Arguments:
+- `connection_id`: Connection ID
+```ignore
+let response = client.connection_view()
+    .connection_id(connection_id)
+    .send()
+    .await;
+```*/
+    pub fn connection_view(&self) -> builder::ConnectionView<'_> {
+        builder::ConnectionView::new(self)
     }
     /**Get users
 
@@ -888,6 +1179,21 @@ let response = client.journal_clear()
 ```*/
     pub fn journal_clear(&self) -> builder::JournalClear<'_> {
         builder::JournalClear::new(self)
+    }
+    /**Stage a connection
+
+Adds a connection at run time, so a test can stage sessions without restarting. The body is a connection in the fixtures format: `user` and `target_host` are required; `id` defaults to a new one, `type` to SSH, `mode` to UI, `status` to CONNECTED and `connected`, `created` and `updated` to now. An id already stored is 400 (`VALUE_DUPLICATE`). Answers the connection as the read API shows it. Test-control API only.
+
+Sends a `POST` request to `/test-control/api/v1/connections`
+
+```ignore
+let response = client.connection_create()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn connection_create(&self) -> builder::ConnectionCreate<'_> {
+        builder::ConnectionCreate::new(self)
     }
     /**Injected faults
 
@@ -2215,6 +2521,460 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_list`]
+
+[`Client::connection_list`]: super::Client::connection_list*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionList<'a> {
+        client: &'a super::Client,
+        fuzzycount: Result<Option<bool>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
+        sortdir: Result<Option<crate::api::SortDir>, String>,
+        sortkey: Result<Option<types::ConnectionListSortkey>, String>,
+    }
+    impl<'a> ConnectionList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fuzzycount: Ok(None),
+                limit: Ok(None),
+                offset: Ok(None),
+                sortdir: Ok(None),
+                sortkey: Ok(None),
+            }
+        }
+        pub fn fuzzycount<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<bool>,
+        {
+            self.fuzzycount = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `bool` for fuzzycount failed".to_string());
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u32>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
+            self
+        }
+        pub fn offset<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u32>,
+        {
+            self.offset = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
+            self
+        }
+        pub fn sortdir<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::api::SortDir>,
+        {
+            self.sortdir = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: SortDir` for sortdir failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn sortkey<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ConnectionListSortkey>,
+        {
+            self.sortkey = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ConnectionListSortkey` for sortkey failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/connection-manager/api/v1/connections`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ConnectionList>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client, fuzzycount, limit, offset, sortdir, sortkey } = self;
+            let fuzzycount = fuzzycount.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let offset = offset.map_err(Error::InvalidRequest)?;
+            let sortdir = sortdir.map_err(Error::InvalidRequest)?;
+            let sortkey = sortkey.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/connection-manager/api/v1/connections", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("fuzzycount", &fuzzycount))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("offset", &offset))
+                .query(&progenitor_client::QueryParam::new("sortdir", &sortdir))
+                .query(&progenitor_client::QueryParam::new("sortkey", &sortkey))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_list",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_search`]
+
+[`Client::connection_search`]: super::Client::connection_search*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionSearch<'a> {
+        client: &'a super::Client,
+        fuzzycount: Result<Option<bool>, String>,
+        limit: Result<Option<u32>, String>,
+        offset: Result<Option<u32>, String>,
+        sortdir: Result<Option<crate::api::SortDir>, String>,
+        sortkey: Result<Option<types::ConnectionSearchSortkey>, String>,
+        body: Result<crate::api::types::ConnectionSearch, String>,
+    }
+    impl<'a> ConnectionSearch<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                fuzzycount: Ok(None),
+                limit: Ok(None),
+                offset: Ok(None),
+                sortdir: Ok(None),
+                sortkey: Ok(None),
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn fuzzycount<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<bool>,
+        {
+            self.fuzzycount = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `bool` for fuzzycount failed".to_string());
+            self
+        }
+        pub fn limit<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u32>,
+        {
+            self.limit = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u32` for limit failed".to_string());
+            self
+        }
+        pub fn offset<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<u32>,
+        {
+            self.offset = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `u32` for offset failed".to_string());
+            self
+        }
+        pub fn sortdir<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::api::SortDir>,
+        {
+            self.sortdir = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `crate :: api :: SortDir` for sortdir failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn sortkey<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ConnectionSearchSortkey>,
+        {
+            self.sortkey = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `ConnectionSearchSortkey` for sortkey failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::api::types::ConnectionSearch>,
+        {
+            self.body = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: ConnectionSearch` for body failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/connection-manager/api/v1/connections/search`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ConnectionList>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client, fuzzycount, limit, offset, sortdir, sortkey, body } = self;
+            let fuzzycount = fuzzycount.map_err(Error::InvalidRequest)?;
+            let limit = limit.map_err(Error::InvalidRequest)?;
+            let offset = offset.map_err(Error::InvalidRequest)?;
+            let sortdir = sortdir.map_err(Error::InvalidRequest)?;
+            let sortkey = sortkey.map_err(Error::InvalidRequest)?;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/connection-manager/api/v1/connections/search", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .query(&progenitor_client::QueryParam::new("fuzzycount", &fuzzycount))
+                .query(&progenitor_client::QueryParam::new("limit", &limit))
+                .query(&progenitor_client::QueryParam::new("offset", &offset))
+                .query(&progenitor_client::QueryParam::new("sortdir", &sortdir))
+                .query(&progenitor_client::QueryParam::new("sortkey", &sortkey))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_search",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_view`]
+
+[`Client::connection_view`]: super::Client::connection_view*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionView<'a> {
+        client: &'a super::Client,
+        connection_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> ConnectionView<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                connection_id: Err("connection_id was not initialized".to_string()),
+            }
+        }
+        pub fn connection_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.connection_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for connection_id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/connection-manager/api/v1/connections/{connection_id}`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::Connection>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client, connection_id } = self;
+            let connection_id = connection_id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/connection-manager/api/v1/connections/{}", client.baseurl,
+                encode_path(& connection_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_view",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -4577,6 +5337,110 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::connection_create`]
+
+[`Client::connection_create`]: super::Client::connection_create*/
+    #[derive(Debug, Clone)]
+    pub struct ConnectionCreate<'a> {
+        client: &'a super::Client,
+        body: Result<crate::api::types::ConnectionCreate, String>,
+    }
+    impl<'a> ConnectionCreate<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Err("body was not initialized".to_string()),
+            }
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<crate::api::types::ConnectionCreate>,
+        {
+            self.body = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `crate :: api :: types :: ConnectionCreate` for body failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `POST` request to `/test-control/api/v1/connections`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::Connection>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client, body } = self;
+            let body = body.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/test-control/api/v1/connections", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "connection_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(

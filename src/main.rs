@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use privx_mock::clock::Clock;
 use privx_mock::config::{self, AuthConfig, LogFormat};
-use privx_mock::server::{self, Config};
+use privx_mock::server::{self, Config, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
@@ -63,6 +63,16 @@ struct Args {
     /// byte-identical answers (for snapshot tests).
     #[arg(long, env = "PRIVX_DETERMINISTIC", value_name = "SEED")]
     deterministic: Option<u64>,
+    /// How long, in milliseconds, a terminated connection stays TERMINATING before it is
+    /// TERMINATED (its `disconnected` is the termination request's time plus this, exactly;
+    /// at most a day).
+    #[arg(
+        long,
+        env = "PRIVX_TERMINATION_DELAY_MS",
+        default_value_t = DEFAULT_TERMINATION_DELAY_MS,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_TERMINATION_DELAY_MS)
+    )]
+    termination_delay_ms: u64,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -107,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         tls: args.tls_cert.zip(args.tls_key),
         auth,
         clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
+        termination_delay_ms: args.termination_delay_ms,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

@@ -28,6 +28,11 @@ pub const REQUEST_BODY_MAX_BYTES: usize = 1024 * 1024;
 pub const FIXTURES_AUTHOR: uuid::Uuid =
     uuid::Uuid::from_u128(0x5e7c_e000_0000_4000_8000_0000_0000_0001);
 
+/// How long a terminated connection stays TERMINATING unless configured.
+pub const DEFAULT_TERMINATION_DELAY_MS: u64 = 2000;
+/// The longest termination delay accepted (a day), so every planned end is a valid time.
+pub const MAX_TERMINATION_DELAY_MS: u64 = 86_400_000;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind: SocketAddr,
@@ -43,6 +48,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthConfig,
     pub clock: Clock,
+    /// How long a terminated connection stays TERMINATING before it is TERMINATED.
+    pub termination_delay_ms: u64,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -170,6 +177,10 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             .test_control
             .then(|| TestControl { fixtures: config.fixtures.clone() }),
         started: config.clock.now(),
+        termination_delay: chrono::Duration::milliseconds(
+            i64::try_from(config.termination_delay_ms.min(MAX_TERMINATION_DELAY_MS))
+                .unwrap_or_default(),
+        ),
     };
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)

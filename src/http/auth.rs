@@ -79,6 +79,11 @@ impl Caller {
         self.scopes.iter().any(|s| s == scope)
     }
 
+    /// Whether the caller holds any of `scopes`.
+    pub fn has_any(&self, scopes: &[&str]) -> bool {
+        scopes.iter().any(|scope| self.has(scope))
+    }
+
     /// `admin` may act for anyone; everyone else only for themselves.
     pub fn may_act_for(&self, user_id: Uuid) -> Result<(), ApiError> {
         if self.subject == user_id || self.has("admin") {

@@ -24,6 +24,8 @@ pub struct Context {
     pub test_control: Option<TestControl>,
     /// When the server started (the status endpoints' `start_time`).
     pub started: DateTime<Utc>,
+    /// How long a terminated connection stays TERMINATING before it is TERMINATED.
+    pub termination_delay: chrono::Duration,
 }
 
 impl Context {

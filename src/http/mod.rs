@@ -105,33 +105,62 @@ impl PrivxApi for PrivxApiImpl {
     async fn connection_terminate(
         rqctx: RequestContext<Context>,
         path: Path<types::ConnectionTerminatePath>,
-        _body: OptionalJsonBody<types::TerminateRequest>,
+        body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        connections::terminate(ctx, &caller, path.into_inner().connection_id).await
+        let target = connections::Target::Connection(path.into_inner().connection_id);
+        connections::terminate(ctx, &caller, target, body.0).await
     }
 
     async fn connection_terminate_host(
         rqctx: RequestContext<Context>,
         path: Path<types::ConnectionTerminateHostPath>,
-        _body: OptionalJsonBody<types::TerminateRequest>,
+        body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        let host_id = path.into_inner().host_id;
-        connections::terminate_matching(ctx, &caller, |c| c.host_id == host_id).await
+        let target = connections::Target::Host(path.into_inner().host_id);
+        connections::terminate(ctx, &caller, target, body.0).await
     }
 
     async fn connection_terminate_user(
         rqctx: RequestContext<Context>,
         path: Path<types::ConnectionTerminateUserPath>,
-        _body: OptionalJsonBody<types::TerminateRequest>,
+        body: OptionalJsonBody<types::TerminateRequest>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        let user_id = path.into_inner().user_id;
-        connections::terminate_matching(ctx, &caller, |c| c.user_id == user_id).await
+        let target = connections::Target::User(path.into_inner().user_id);
+        connections::terminate(ctx, &caller, target, body.0).await
+    }
+
+    async fn connection_list(
+        rqctx: RequestContext<Context>,
+        query: Query<types::ConnectionListQuery>,
+    ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
+        let ctx = rqctx.context();
+        let caller = ctx.begin(&rqctx).await?;
+        connections::list(ctx, &caller, query.into_inner())
+    }
+
+    async fn connection_search(
+        rqctx: RequestContext<Context>,
+        query: Query<types::ConnectionSearchQuery>,
+        body: TypedBody<types::ConnectionSearch>,
+    ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
+        let ctx = rqctx.context();
+        let caller = ctx.begin(&rqctx).await?;
+        connections::search(ctx, &caller, query.into_inner(), body.into_inner())
+    }
+
+    async fn connection_view(
+        rqctx: RequestContext<Context>,
+        path: Path<types::ConnectionViewPath>,
+    ) -> Result<HttpResponseOk<types::Connection>, ApiError> {
+        let ctx = rqctx.context();
+        let caller = ctx.begin(&rqctx).await?;
+        connections::view(ctx, &caller, path.into_inner().connection_id)
     }
 
     async fn user_list(
@@ -310,6 +339,15 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         test_control::fixtures_load(ctx, &caller, body.into_inner()).await
+    }
+
+    async fn connection_create(
+        rqctx: RequestContext<Context>,
+        body: TypedBody<types::ConnectionCreate>,
+    ) -> Result<HttpResponseOk<types::Connection>, ApiError> {
+        let ctx = rqctx.context();
+        let caller = ctx.begin(&rqctx).await?;
+        connections::create(ctx, &caller, body.into_inner()).await
     }
 
     async fn journal_list(

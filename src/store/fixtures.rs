@@ -1,7 +1,8 @@
 //! The whole state as one JSON document, both ways.
 //!
-//! Loading (`--fixtures FILE` at start, `--import FILE`) is the only way to create connections
-//! and WebAuthn credentials, which have no create operation in the API. It is idempotent: a
+//! Loading (`--fixtures FILE` at start, `--import FILE`) is the only way to create WebAuthn
+//! credentials, which have no create operation in the API, and one of two to create
+//! connections (the other is the test-control API). It is idempotent: a
 //! record whose id is already stored is left as it is. Timestamps and authors left out default
 //! to the time and identity of loading, and a user may carry a plain-text `password` (hashed
 //! on load) instead of a `password_hash`.
@@ -15,10 +16,11 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::connections::FixtureConnection;
 use super::listeners::DEFAULT_KEEP_OPEN_SEC;
 use super::{
-    all, Authorship, ConnectionRecord, CredentialRecord, ListenerFields, ListenerRecord,
-    PasswordHash, Stamp, Store, StoreError, UserProfile, UserRecord,
+    all, Authorship, CredentialRecord, ListenerFields, ListenerRecord, PasswordHash, Stamp, Store,
+    StoreError, UserProfile, UserRecord,
 };
 
 /// The fixtures (and export) document. Every part is optional.
@@ -30,7 +32,7 @@ pub struct Fixtures {
     #[serde(default)]
     pub webauthn_credentials: Vec<FixtureCredential>,
     #[serde(default)]
-    pub connections: Vec<ConnectionRecord>,
+    pub connections: Vec<FixtureConnection>,
     #[serde(default)]
     pub listeners: Vec<FixtureListener>,
     /// Settings documents by name, e.g. `default_service_options`.
@@ -56,7 +58,7 @@ pub struct FixtureStamps {
 
 impl FixtureStamps {
     /// The record's authorship: what is given, the rest from `stamp`.
-    fn or(&self, stamp: Stamp) -> Authorship {
+    pub(super) fn or(&self, stamp: Stamp) -> Authorship {
         let made = Authorship::new(stamp);
         Authorship {
             created: self.created.unwrap_or(made.created),
@@ -174,7 +176,7 @@ impl Store {
             })?;
         }
         for connection in fixtures.connections {
-            self.connection_insert_absent(&connection)?;
+            self.connection_insert_absent(&connection.record(stamp))?;
         }
         for l in fixtures.listeners {
             let keep_open = Duration::seconds(l.keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC));
@@ -240,7 +242,7 @@ impl Store {
         Ok(Fixtures {
             users,
             webauthn_credentials,
-            connections: self.connections()?,
+            connections: self.connections()?.into_iter().map(Into::into).collect(),
             listeners,
             settings: named(&self.settings, "")?,
             secrets: named(&self.meta, super::secrets::SECRET_PREFIX)?,

@@ -1,11 +1,12 @@
 //! Upgrades of a store written by an earlier version of the server (see "Layout versions" in
 //! the store's docs). Each step is idempotent, so an upgrade cut short just runs again.
 
-use super::{read_u64, PasswordHash, Store, StoreError, UserRecord};
+use super::connections::FixtureConnection;
+use super::{read_u64, PasswordHash, Stamp, Store, StoreError, UserRecord};
 
 const LAYOUT: &[u8] = b"layout";
 /// The layout this code reads and writes.
-const LAYOUT_VERSION: u64 = 3;
+const LAYOUT_VERSION: u64 = 4;
 
 impl Store {
     /// Brings a store of an earlier layout to this one, and refuses a later one.
@@ -23,7 +24,10 @@ impl Store {
         if version < 2 {
             self.move_password_hashes()?;
         }
-        self.rewrite_users()?;
+        if version < 3 {
+            self.rewrite_users()?;
+        }
+        self.complete_connections()?;
         self.meta.insert(LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
         self.flush()
     }
@@ -56,6 +60,20 @@ impl Store {
             let (id, json) = entry?;
             let user: UserRecord = serde_json::from_slice(&json)?;
             self.users.insert(&id, serde_json::to_vec(&user)?)?;
+        }
+        Ok(())
+    }
+
+    /// Layout 3 to 4: each connection in the old `{id, user_id, host_id, terminated...}` form
+    /// becomes a whole connection. The old form has no times: a flagged one is connected and
+    /// terminated at its `terminated_at`, the others are connected at the Unix epoch.
+    fn complete_connections(&self) -> Result<(), StoreError> {
+        let stamp = Stamp { actor: uuid::Uuid::nil(), now: chrono::DateTime::UNIX_EPOCH };
+        for entry in self.connections.iter() {
+            let (id, json) = entry?;
+            if let FixtureConnection::Legacy(old) = serde_json::from_slice(&json)? {
+                self.connections.insert(&id, serde_json::to_vec(&old.record(stamp))?)?;
+            }
         }
         Ok(())
     }

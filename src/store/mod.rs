@@ -31,8 +31,13 @@
 //! number of tags, not of users.
 //!
 //! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; 2 left
-//! a user's empty `tags` out and had no `attributes`. Opening an older store brings it to this
-//! layout, 3 (see [`layout`]).
+//! a user's empty `tags` out and had no `attributes`; 3 kept a connection as `{id, user_id,
+//! host_id}` and a termination flag. Opening an older store brings it to this layout, 4 (see
+//! [`layout`]).
+//!
+//! A connection's JSON in `connections` is PrivX's connection object as stored; a read shows
+//! it as it is at the time of reading (a termination's delay may have passed since: see
+//! [`connections`]).
 //!
 //! # Durability and consistency
 //!
@@ -68,7 +73,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use connections::ConnectionRecord;
+pub use connections::{
+    ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
+    FixtureConnection, Termination,
+};
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
 pub use secrets::Secrets;

@@ -1,6 +1,6 @@
 //! The store through its own interface, on a temporary directory: the user indexes (username
-//! uniqueness, tag counts, the user count behind listings) and a user batch cut short by a
-//! crash.
+//! uniqueness, tag counts, the user count behind listings), a user batch cut short by a
+//! crash, and a connection's termination over time.
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -161,4 +161,54 @@ fn reopening_finishes_a_user_batch_a_crash_cut_short() {
     assert_eq!(usernames(&store, Page { offset: 0, limit: 10 }).0, 2);
     let taken = create(&store, 3, "recovered", &[]).unwrap_err();
     assert!(matches!(taken, StoreError::Duplicate { .. }), "the name index has it: {taken:?}");
+}
+
+fn connection(n: u128, user: u128, status: ConnectionStatus) -> ConnectionRecord {
+    let fixture = serde_json::json!({
+        "id": id(n), "user": {"id": id(user)}, "target_host": {"id": id(0x40)},
+        "status": status, "connected": "2024-01-01T00:00:00Z",
+    });
+    serde_json::from_value::<FixtureConnection>(fixture).unwrap().record(stamp())
+}
+
+#[test]
+fn a_termination_ends_connected_connections_once_its_delay_has_passed() {
+    let (_dir, store) = open();
+    for record in [
+        connection(1, 0xa, ConnectionStatus::Connected),
+        connection(2, 0xb, ConnectionStatus::Connected),
+        connection(3, 0xa, ConnectionStatus::Disconnected),
+    ] {
+        store.connection_create(&record).unwrap();
+    }
+    let duplicate = store.connection_create(&connection(1, 0xa, ConnectionStatus::Connected));
+    assert!(matches!(duplicate, Err(StoreError::Duplicate { .. })));
+    let termination = Termination {
+        reason: Some("why".to_string()),
+        delay: chrono::Duration::seconds(10),
+        stamp: stamp(),
+    };
+    store.connections_terminate(|c| c.details.user.id == id(0xa), &termination).unwrap();
+    let at = |secs: i64| {
+        let now = termination.stamp.now + chrono::Duration::seconds(secs);
+        let all = Page { offset: 0, limit: 10 };
+        let listing = store.connection_list(|_| true, ConnectionSort::Id, false, all, now).unwrap();
+        listing.items.into_iter().map(|c| (c.details.status, c.details.disconnected)).collect()
+    };
+    let end = termination.stamp.now + chrono::Duration::seconds(10);
+    let before: Vec<_> = at(9);
+    assert_eq!(
+        before,
+        [
+            (ConnectionStatus::Terminating, None),
+            (ConnectionStatus::Connected, None),
+            (ConnectionStatus::Disconnected, None)
+        ]
+    );
+    let after: Vec<_> = at(10);
+    assert_eq!(after[0], (ConnectionStatus::Terminated, Some(end)));
+    assert_eq!(after[1..], before[1..]);
+    let stored = store.connection_get(id(1), end).unwrap();
+    assert_eq!(stored.details.termination_reason.as_deref(), Some("why"));
+    assert_eq!(stored.details.force_disconnect, Some(termination.stamp.now));
 }

@@ -84,6 +84,7 @@ pub async fn spawn(
         tls: None,
         auth: auth_config(),
         clock: Clock::default(),
+        termination_delay_ms: server::DEFAULT_TERMINATION_DELAY_MS,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");
