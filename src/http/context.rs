@@ -11,6 +11,7 @@ use super::journal::Journal;
 use super::test_control::{self, Faults, TestControl};
 use crate::api::ApiError;
 use crate::clock::Clock;
+use crate::relay::Relays;
 use crate::store::{Stamp, Store, StoreError};
 
 /// What every handler can reach.
@@ -24,6 +25,8 @@ pub struct Context {
     pub test_control: Option<TestControl>,
     /// When the server started (the status endpoints' `start_time`).
     pub started: DateTime<Utc>,
+    /// The open extender listeners' sockets and relayed connections.
+    pub relays: Arc<Relays>,
 }
 
 impl Context {

@@ -48,7 +48,8 @@
 //! refused at random. A store held for longer is in use by another server, and opening says so.
 //!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
-//! `closes_at`, and creating a listener may take over an expired listener's address.
+//! `closes_at`, and creating a listener may take over an expired listener's address. The store
+//! keeps a listener's address; the socket bound there belongs to `crate::relay`.
 
 mod batch;
 mod connections;
