@@ -60,7 +60,8 @@ class Process:
 
 def privx(server, data_dir, *extra, wrapper=()):
     argv = [*wrapper, server, "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-level", "error",
-            "--admin-password", ADMIN_PASSWORD, "--oauth-client-secret", CLIENT_SECRET, *extra]
+            "--admin-password", ADMIN_PASSWORD, "--oauth-client-id", "privx-mock",
+            "--oauth-client-secret", CLIENT_SECRET, *extra]
     return Process(argv, "privx-mock listening on ")
 
 
@@ -163,10 +164,14 @@ def main():
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--prism", required=True)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--relay-tool", required=True)
+    parser.add_argument("--relay", action="store_true", help="only the relay benchmark")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.profile:
         return profile(args)
+    if args.relay:
+        return relay_only(args)
     results = {"connections": CONNECTIONS, "seconds": SECONDS, "users": USERS, "scenarios": {}, "growth": []}
 
     # This server, with USERS users.
@@ -231,6 +236,15 @@ def main():
     write_report(results)
     plot(results)
     print((OUT / "results.md").read_text())
+    relay_only(args)
+
+
+def relay_only(args):
+    from bench_relay import relay_benchmark
+    directory = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    relay_benchmark(args.server, args.relay_tool, directory / "data", SECONDS)
+    shutil.rmtree(directory)
+    print((OUT / "relay.md").read_text())
 
 
 def oha_token(url):
