@@ -135,15 +135,17 @@ pub async fn delete(
 
 /// Makes the relay match the store: every open listener listens (at its address again, after
 /// a restart or a load; a loaded listener without one gets a free port), nothing else does.
-/// Returns what could not be opened.
+/// Logs, and returns, what could not be opened.
 pub async fn reopen_listeners(ctx: &Context) -> Result<Vec<String>, ApiError> {
     let now = ctx.now();
     let records = ctx.store.listeners_open(now)?;
     let mut failures = Vec::new();
     for record in &records {
         if let Err(e) = reopen(ctx, record, now) {
-            failures
-                .push(format!("listener {} at {:?} not reopened: {e}", record.id, record.address));
+            let failure =
+                format!("listener {} at {:?} not reopened: {e}", record.id, record.address);
+            ctx.relays.warn(&failure);
+            failures.push(failure);
         }
     }
     let open: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();

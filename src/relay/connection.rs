@@ -71,16 +71,11 @@ pub async fn relay(
         traffic.refused.fetch_add(1, Ordering::SeqCst);
         return log((0, 0), started, "client outside the listener's source");
     }
-    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination));
-    let server = match connecting.await {
-        Ok(Ok(server)) => server,
-        Ok(Err(e)) => {
+    let server = match connect(destination).await {
+        Ok(server) => server,
+        Err(why) => {
             traffic.failed.fetch_add(1, Ordering::SeqCst);
-            return log((0, 0), started, &format!("destination unreachable: {e}"));
-        }
-        Err(_) => {
-            traffic.failed.fetch_add(1, Ordering::SeqCst);
-            return log((0, 0), started, "destination unreachable: connecting timed out");
+            return log((0, 0), started, &format!("destination unreachable: {why}"));
         }
     };
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
@@ -105,6 +100,13 @@ pub async fn relay(
     traffic.open.fetch_sub(1, Ordering::SeqCst);
     drop((client, server));
     log((to_destination, from_destination), started, &ended);
+}
+
+async fn connect(destination: (&str, u16)) -> Result<TcpStream, String> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
+        Ok(connected) => connected.map_err(|e| e.to_string()),
+        Err(_) => Err("connecting timed out".to_string()),
+    }
 }
 
 /// A stream that counts the bytes read from it, into its listener's counter and its own.

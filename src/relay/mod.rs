@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use connection::{Listener, Traffic};
-pub use rules::{Destination, Source, Sources};
+pub use rules::{Destination, Sources};
 
 /// Where listeners bind and where their destinations lead.
 #[derive(Debug, Clone)]
@@ -165,6 +165,11 @@ impl Relays {
         for id in ids {
             self.close(id).await;
         }
+    }
+
+    /// Logs a listener problem the caller found (one it could not reopen, say).
+    pub fn warn(&self, message: &str) {
+        tracing::dispatcher::with_default(&self.log, || tracing::warn!("{message}"));
     }
 
     /// Every listener's counters, by listener id.
