@@ -52,9 +52,13 @@ async fn echo_server(trailer: &'static [u8]) -> u16 {
     port
 }
 
-/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A port on 127.0.0.1 that refuses connections: bound (so no one else takes it while the
+/// returned socket lives) but not listening.
+fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 async fn create(
@@ -266,7 +270,8 @@ async fn an_exhausted_port_range_is_out_of_resources_until_a_port_is_free() {
 async fn a_dead_destination_closes_the_client_and_is_counted() {
     bounded(async {
         let app = relay_app(|_| {}).await;
-        let (id, address) = create(&app, &format!("ext/127.0.0.1:{}", dead_port()), &[], 60).await;
+        let (_bound, dead) = dead_port();
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{dead}"), &[], 60).await;
         let mut client = TcpStream::connect(address).await.unwrap();
         assert_closed(&mut client).await;
         let counted = traffic(&app, id).await;
