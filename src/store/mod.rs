@@ -170,7 +170,7 @@ pub struct Store {
     connections: sled::Tree,
     settings: sled::Tree,
     meta: sled::Tree,
-    /// Serializes listener writes, which allocate addresses from a scan of open listeners.
+    /// Serializes listener writes, which check address uniqueness on a scan of open listeners.
     listener_lock: std::sync::Mutex<()>,
     /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
     users_lock: std::sync::RwLock<()>,
