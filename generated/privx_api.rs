@@ -1604,16 +1604,16 @@ pub mod types {
         ///When the object was created
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub created: ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
-        ///Destination address including extender prefix, hostname and port
+        ///Destination address including extender prefix, hostname and port: `PREFIX/HOST:PORT` (an IPv6 host in brackets). Otherwise 400 naming `destination`. By default every prefix relays directly from the server's machine to `HOST:PORT`; the config file's `[listeners.routes]` can send a prefix's connections to another host (same port). An update applies to new connections.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub destination: ::std::option::Option<ListenerDestination>,
         ///A unique identifier for the listener
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub id: ::std::option::Option<::uuid::Uuid>,
-        ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+        ///Listener network, specifies the transport protocol for address, destination and source restrictions. Only `tcp` is accepted: the listener is a TCP socket relaying TCP connections, and a relay of other protocols (UDP, unix sockets) is not implemented here; any other value is 400 naming `network`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub network: ::std::option::Option<ListenerNetwork>,
-        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
+        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source. A client outside it is closed at once; hostnames are resolved when a client connects. An update applies to new connections.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<ListenerSourceItem>,
         ///When the object was updated
@@ -1632,18 +1632,18 @@ pub mod types {
         schemars::JsonSchema
     )]
     pub struct ListenerCreate {
-        ///Destination address including extender prefix, hostname and port
+        ///Destination address including extender prefix, hostname and port: `PREFIX/HOST:PORT` (an IPv6 host in brackets). Otherwise 400 naming `destination`. By default every prefix relays directly from the server's machine to `HOST:PORT`; the config file's `[listeners.routes]` can send a prefix's connections to another host (same port). An update applies to new connections.
         pub destination: ListenerCreateDestination,
         ///Number of seconds to keep the listener and all ongoing connections open (default 300, at most a year).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub keep_open_sec: ::std::option::Option<::std::num::NonZeroU64>,
-        ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+        ///Listener network, specifies the transport protocol for address, destination and source restrictions. Only `tcp` is accepted: the listener is a TCP socket relaying TCP connections, and a relay of other protocols (UDP, unix sockets) is not implemented here; any other value is 400 naming `network`.
         pub network: ListenerCreateNetwork,
-        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source.
+        ///Optional array of source IP addresses, CIDRs or hostnames that are allowed to connect to the listener, if empty connections are allowed from any source. A client outside it is closed at once; hostnames are resolved when a client connects. An update applies to new connections.
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub source: ::std::vec::Vec<ListenerCreateSourceItem>,
     }
-    ///Destination address including extender prefix, hostname and port
+    ///Destination address including extender prefix, hostname and port: `PREFIX/HOST:PORT` (an IPv6 host in brackets). Otherwise 400 naming `destination`. By default every prefix relays directly from the server's machine to `HOST:PORT`; the config file's `[listeners.routes]` can send a prefix's connections to another host (same port). An update applies to new connections.
     #[derive(
         ::serde::Serialize,
         Clone,
@@ -1710,7 +1710,7 @@ pub mod types {
                 })
         }
     }
-    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions. Only `tcp` is accepted: the listener is a TCP socket relaying TCP connections, and a relay of other protocols (UDP, unix sockets) is not implemented here; any other value is 400 naming `network`.
     #[derive(
         ::serde::Serialize,
         Clone,
@@ -1853,7 +1853,7 @@ pub mod types {
         ///Extender connection listener ID
         pub id: ::uuid::Uuid,
     }
-    ///Destination address including extender prefix, hostname and port
+    ///Destination address including extender prefix, hostname and port: `PREFIX/HOST:PORT` (an IPv6 host in brackets). Otherwise 400 naming `destination`. By default every prefix relays directly from the server's machine to `HOST:PORT`; the config file's `[listeners.routes]` can send a prefix's connections to another host (same port). An update applies to new connections.
     #[derive(
         ::serde::Serialize,
         Clone,
@@ -2046,7 +2046,7 @@ pub mod types {
             ListenerListQuerySortkey::Id
         }
     }
-    ///Listener network, specifies the transport protocol for address, destination and source restrictions.
+    ///Listener network, specifies the transport protocol for address, destination and source restrictions. Only `tcp` is accepted: the listener is a TCP socket relaying TCP connections, and a relay of other protocols (UDP, unix sockets) is not implemented here; any other value is 400 naming `network`.
     #[derive(
         ::serde::Serialize,
         Clone,
@@ -2176,6 +2176,41 @@ pub mod types {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
         }
+    }
+    ///One extender listener's counters.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ListenerTraffic {
+        ///Bytes relayed from the destination to clients
+        pub bytes_from_destination: u64,
+        ///Bytes relayed from clients to the destination
+        pub bytes_to_destination: u64,
+        ///Clients closed because the destination could not be reached
+        pub failed_connections: u64,
+        ///The listener's id
+        pub id: ::uuid::Uuid,
+        ///Connections being relayed now
+        pub open_connections: u64,
+        ///Clients closed at once for being outside the listener's `source`
+        pub refused_connections: u64,
+        ///Connections relayed (connected to the destination) in all
+        pub total_connections: u64,
+    }
+    ///`ListenerTrafficList`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema
+    )]
+    pub struct ListenerTrafficList {
+        pub items: ::std::vec::Vec<ListenerTraffic>,
     }
     ///`ListenerUpdatePath`
     #[derive(
@@ -4913,7 +4948,7 @@ pub trait PrivxApi {
     > + Send;
     /// Create extender connection listener
     ///
-    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
+    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
     ///
     /// Served at `POST /extender-service/api/v1/listeners` by the router.
     fn listener_create(
@@ -5099,6 +5134,19 @@ pub trait PrivxApi {
     ) -> impl std::future::Future<
         Output = Result<
             crate::api::HttpResponseOk<types::Connection>,
+            crate::api::ApiError,
+        >,
+    > + Send;
+    /// Extender listeners' traffic
+    ///
+    /// Connection and byte counters of every extender listener this server has run since it started (closed ones included), by listener id. Test-control API only.
+    ///
+    /// Served at `GET /test-control/api/v1/listener-traffic` by the router.
+    fn listener_traffic_list(
+        rqctx: dropshot::RequestContext<Self::Context>,
+    ) -> impl std::future::Future<
+        Output = Result<
+            crate::api::HttpResponseOk<types::ListenerTrafficList>,
             crate::api::ApiError,
         >,
     > + Send;
@@ -5555,6 +5603,12 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
+        ["test-control", "api", "v1", "listener-traffic"] => {
+            match method.as_str() {
+                "GET" => Ok(route_to::listener_traffic_list::<A>(rqctx, request).await?),
+                _ => crate::api::method_not_allowed(method.as_str(), "GET"),
+            }
+        }
         ["test-control", "api", "v1", "faults"] => {
             match method.as_str() {
                 "GET" => Ok(route_to::fault_list::<A>(rqctx, request).await?),
@@ -5918,6 +5972,13 @@ mod route_to {
         > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::connection_create(rqctx, body).await?)?)
+    }
+    pub(super) async fn listener_traffic_list<A: PrivxApi>(
+        mut rqctx: dropshot::RequestContext<A::Context>,
+        _request: hyper::Request<dropshot::Body>,
+    ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
+        rqctx.endpoint.operation_id.replace_range(.., "listener_traffic_list");
+        Ok(dropshot::HttpResponse::to_result(A::listener_traffic_list(rqctx).await?)?)
     }
     pub(super) async fn fault_list<A: PrivxApi>(
         mut rqctx: dropshot::RequestContext<A::Context>,
@@ -6555,6 +6616,13 @@ pub const OPERATIONS: &[crate::api::Operation] = &[
         scopes: &["admin"],
     },
     crate::api::Operation {
+        operation_id: "listener_traffic_list",
+        method: "GET",
+        path: "/test-control/api/v1/listener-traffic",
+        tag: "test-control",
+        scopes: &["admin"],
+    },
+    crate::api::Operation {
         operation_id: "fault_list",
         method: "GET",
         path: "/test-control/api/v1/faults",
@@ -6713,7 +6781,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Create extender connection listener")
                     .description(
-                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
+                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
                     )
                     .tag("listeners"),
             ),
@@ -7587,6 +7655,33 @@ pub fn openapi_document() -> serde_json::Value {
                     .summary("Stage a connection")
                     .description(
                         "Adds a connection at run time, so a test can stage sessions without restarting. The body is a connection in the fixtures format: `user` and `target_host` are required; `id` defaults to a new one, `type` to SSH, `mode` to UI, `status` to CONNECTED and `connected`, `created` and `updated` to now. An id already stored is 400 (`VALUE_DUPLICATE`). Answers the connection as the read API shows it. Test-control API only.",
+                    )
+                    .tag("test-control"),
+            ),
+            "PrivX API (subset)",
+            "1.0.0",
+        ),
+    );
+    crate::api::merge_openapi(
+        &mut document,
+        crate::api::openapi_json(
+            &crate::api::single_endpoint(
+                dropshot::ApiEndpoint::new_for_types::<
+                    (),
+                    Result<
+                        crate::api::HttpResponseOk<types::ListenerTrafficList>,
+                        crate::api::ApiError,
+                    >,
+                >(
+                        "listener_traffic_list".to_string(),
+                        dropshot::Method::GET,
+                        "application/json",
+                        "/test-control/api/v1/listener-traffic",
+                        dropshot::ApiEndpointVersions::All,
+                    )
+                    .summary("Extender listeners' traffic")
+                    .description(
+                        "Connection and byte counters of every extender listener this server has run since it started (closed ones included), by listener id. Test-control API only.",
                     )
                     .tag("test-control"),
             ),

@@ -19,18 +19,19 @@ pub mod types {
         FaultEntry, FaultList, Fixtures, JournalEntry, JournalList, Listener,
         ListenerCreate, ListenerCreateDestination, ListenerCreateNetwork,
         ListenerCreateSourceItem, ListenerDestination, ListenerList, ListenerNetwork,
-        ListenerSourceItem, LoginRequest, LoginResponse, OAuthError, OAuthErrorError,
-        Password, PasswordPassword, RdpOptions, SearchStrings, SearchStringsItem,
-        ServiceOptions, ServiceStatus, SshOptions, StateReset, StateResetTo,
-        StatusDetail, TerminateRequest, TimestampSearch, TokenRequest,
-        TokenRequestGrantType, TokenResponse, User, UserAttribute, UserAttributeKey,
-        UserAttributeValue, UserAttributes, UserList, UserPassword, UserPasswordPassword,
-        UserRequest, UserRequestComment, UserRequestCompany, UserRequestDepartment,
-        UserRequestDisplayName, UserRequestEmail, UserRequestFirstName,
-        UserRequestFullName, UserRequestJobTitle, UserRequestLastName, UserRequestLocale,
-        UserRequestTagsItem, UserRequestTelephone, UserRequestUnixAccount,
-        UserRequestUsername, UserRequestWindowsAccount, UserUsername, VncOptions,
-        WebOptions, WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
+        ListenerSourceItem, ListenerTraffic, ListenerTrafficList, LoginRequest,
+        LoginResponse, OAuthError, OAuthErrorError, Password, PasswordPassword,
+        RdpOptions, SearchStrings, SearchStringsItem, ServiceOptions, ServiceStatus,
+        SshOptions, StateReset, StateResetTo, StatusDetail, TerminateRequest,
+        TimestampSearch, TokenRequest, TokenRequestGrantType, TokenResponse, User,
+        UserAttribute, UserAttributeKey, UserAttributeValue, UserAttributes, UserList,
+        UserPassword, UserPasswordPassword, UserRequest, UserRequestComment,
+        UserRequestCompany, UserRequestDepartment, UserRequestDisplayName,
+        UserRequestEmail, UserRequestFirstName, UserRequestFullName, UserRequestJobTitle,
+        UserRequestLastName, UserRequestLocale, UserRequestTagsItem,
+        UserRequestTelephone, UserRequestUnixAccount, UserRequestUsername,
+        UserRequestWindowsAccount, UserUsername, VncOptions, WebOptions,
+        WebauthnCredential, WebauthnCredentialList, WebauthnCredentialUpdate,
         WebauthnCredentialUpdateComment, WebauthnCredentialUpdateName,
     };
     ///`ConnectionListSortkey`
@@ -592,7 +593,7 @@ let response = client.listener_list()
     }
     /**Create extender connection listener
 
-Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
+Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
 
 Sends a `POST` request to `/extender-service/api/v1/listeners`
 
@@ -1194,6 +1195,20 @@ let response = client.connection_create()
 ```*/
     pub fn connection_create(&self) -> builder::ConnectionCreate<'_> {
         builder::ConnectionCreate::new(self)
+    }
+    /**Extender listeners' traffic
+
+Connection and byte counters of every extender listener this server has run since it started (closed ones included), by listener id. Test-control API only.
+
+Sends a `GET` request to `/test-control/api/v1/listener-traffic`
+
+```ignore
+let response = client.listener_traffic_list()
+    .send()
+    .await;
+```*/
+    pub fn listener_traffic_list(&self) -> builder::ListenerTrafficList<'_> {
+        builder::ListenerTrafficList::new(self)
     }
     /**Injected faults
 
@@ -1870,6 +1885,13 @@ pub mod builder {
                     )
                 }
                 500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -5434,6 +5456,94 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "connection_create",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::listener_traffic_list`]
+
+[`Client::listener_traffic_list`]: super::Client::listener_traffic_list*/
+    #[derive(Debug, Clone)]
+    pub struct ListenerTrafficList<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListenerTrafficList<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/test-control/api/v1/listener-traffic`
+        pub async fn send(
+            self,
+        ) -> Result<
+            ResponseValue<crate::api::types::ListenerTrafficList>,
+            Error<crate::api::types::Error>,
+        > {
+            let Self { client } = self;
+            let url = format!(
+                "{}/test-control/api/v1/listener-traffic", client.baseurl,
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "listener_traffic_list",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

@@ -19,6 +19,7 @@ USERS = int(os.environ.get("BENCH_USERS", "100000"))
 SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000,1000000").split(",")]
 CONNECTIONS = 32
 ADMIN_PASSWORD, CLIENT_SECRET = "bench-admin-password", "bench-client-secret"
+CLIENT_ID = "privx-external"  # the server's default OAuth client
 SERVER_CORE, LOAD_CORE = "0", "1"
 USERS_PATH = "/local-user-store/api/v1/users"
 
@@ -60,14 +61,15 @@ class Process:
 
 def privx(server, data_dir, *extra, wrapper=()):
     argv = [*wrapper, server, "--bind", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-level", "error",
-            "--admin-password", ADMIN_PASSWORD, "--oauth-client-secret", CLIENT_SECRET, *extra]
+            "--admin-password", ADMIN_PASSWORD, "--oauth-client-id", CLIENT_ID,
+            "--oauth-client-secret", CLIENT_SECRET, *extra]
     return Process(argv, "privx-mock listening on ")
 
 
 def token_for(url):
     body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
     request = urllib.request.Request(f"{url}/auth/api/v1/oauth/token", data=body.encode())
-    request.add_header("Authorization", "Basic " + base64.b64encode(f"privx-external:{CLIENT_SECRET}".encode()).decode())
+    request.add_header("Authorization", "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode())
     return json.load(urllib.request.urlopen(request))["access_token"]
 
 
@@ -163,10 +165,14 @@ def main():
     parser.add_argument("--ceiling", required=True)
     parser.add_argument("--prism", required=True)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--relay-tool", required=True)
+    parser.add_argument("--relay", action="store_true", help="only the relay benchmark")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.profile:
         return profile(args)
+    if args.relay:
+        return relay_only(args)
     results = {"connections": CONNECTIONS, "seconds": SECONDS, "users": USERS, "scenarios": {}, "growth": []}
 
     # This server, with USERS users.
@@ -231,12 +237,21 @@ def main():
     write_report(results)
     plot(results)
     print((OUT / "results.md").read_text())
+    relay_only(args)
+
+
+def relay_only(args):
+    from bench_relay import relay_benchmark
+    directory = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    relay_benchmark(args.server, args.relay_tool, directory / "data", SECONDS)
+    shutil.rmtree(directory)
+    print((OUT / "relay.md").read_text())
 
 
 def oha_token(url):
     """The token endpoint, form-encoded with the OAuth client's HTTP Basic, as the SDKs call it."""
     body = urllib.parse.urlencode({"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
-    basic = base64.b64encode(f"privx-external:{CLIENT_SECRET}".encode()).decode()
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     argv = ["taskset", "-c", LOAD_CORE, "oha", "-z", f"{SECONDS}s", "-c", str(CONNECTIONS), "--no-tui",
             "--output-format", "json", "-m", "POST", "-H", f"Authorization: Basic {basic}",
             "-T", "application/x-www-form-urlencoded", "-d", body, f"{url}/auth/api/v1/oauth/token"]

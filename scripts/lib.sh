@@ -12,7 +12,7 @@ start_server() {
     work=$(mktemp -d)
     target/debug/privx-mock --bind 127.0.0.1:0 --data-dir "$work/data" \
         --fixtures tests/fixtures/example.json --log-file "$work/server.log" \
-        --admin-password "$admin_password" --oauth-client-secret "$client_secret" \
+        --admin-password "$admin_password" --oauth-client-id "$client_id" --oauth-client-secret "$client_secret" \
         "$@" 2>"$work/stderr" &
     server=$!
     trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT

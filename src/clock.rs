@@ -27,6 +27,8 @@ struct Inner {
     offset_ms: AtomicI64,
     /// Set in deterministic mode.
     seeded: Option<Mutex<rand::rngs::StdRng>>,
+    /// Wakes whoever waits for a time (`reached`) when the clock jumps forward.
+    advanced: tokio::sync::Notify,
 }
 
 impl Clock {
@@ -39,6 +41,7 @@ impl Clock {
             inner: Arc::new(Inner {
                 offset_ms: AtomicI64::new(start_ms),
                 seeded: Some(Mutex::new(rand::rngs::StdRng::seed_from_u64(seed))),
+                advanced: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -52,9 +55,41 @@ impl Clock {
         DateTime::from_timestamp_millis(ms).expect("a representable time")
     }
 
+    /// The time now without moving a logical clock: for waiting on it, which must not change
+    /// the times the answers carry.
+    fn peek(&self) -> DateTime<Utc> {
+        let offset = self.inner.offset_ms.load(Ordering::SeqCst);
+        let ms = match self.inner.seeded {
+            Some(_) => offset,
+            None => Utc::now().timestamp_millis() + offset,
+        };
+        DateTime::from_timestamp_millis(ms).expect("a representable time")
+    }
+
     /// Moves this clock (and every clone of it) forward by `by`.
     pub fn advance(&self, by: Duration) {
         self.inner.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.inner.advanced.notify_waiters();
+    }
+
+    /// Returns once this clock reads `deadline` or later: after the wall time it takes, or at
+    /// once when `advance` jumps past it. A logical clock only gets there by `advance`.
+    pub async fn reached(&self, deadline: DateTime<Utc>) {
+        loop {
+            let advanced = self.inner.advanced.notified();
+            tokio::pin!(advanced);
+            // Registered before the reading, so an advance right after it is not missed.
+            advanced.as_mut().enable();
+            let now = self.peek();
+            if now >= deadline {
+                return;
+            }
+            let wait = (deadline - now).to_std().unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = advanced => {}
+            }
+        }
     }
 
     /// Random bytes: seeded in deterministic mode, from the OS otherwise.

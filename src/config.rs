@@ -1,8 +1,12 @@
 //! The server's configuration as a person writes it: the TOML config file's `auth` settings
-//! (merged with flags and environment by `main`) and the log format. Nothing here acts on it;
+//! and `[listeners]` table (merged with flags and environment by `main`) and the log format. Nothing here acts on it;
 //! the store keeps the secrets it implies and `http::auth` checks callers against them.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::Path;
+use std::str::FromStr;
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -76,11 +80,66 @@ impl ApiClientConfig {
     }
 }
 
+/// The `[listeners]` table: where extender listeners bind and where destinations lead.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenersConfig {
+    /// The host listeners bind on [default: 127.0.0.1].
+    pub host: Option<IpAddr>,
+    /// The ports listeners are given, `FIRST-LAST` [default: 40000-40999].
+    pub ports: Option<PortRange>,
+    /// Destination prefix -> the host its connections go to instead of the destination's
+    /// own (so a local service can stand in for a remote network).
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+}
+
+/// `FIRST-LAST` (or one port): the ports listeners are given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange(pub RangeInclusive<u16>);
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let invalid = || format!("a port range is FIRST-LAST, from 1 to 65535, got {text:?}");
+        let (first, last) = text.split_once('-').unwrap_or((text, text));
+        let port = |t: &str| t.trim().parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(invalid);
+        let (first, last) = (port(first)?, port(last)?);
+        if first > last {
+            return Err(invalid());
+        }
+        Ok(Self(first..=last))
+    }
+}
+
+/// The config file: `auth`'s keys at the top, and the `[listeners]` table.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub auth: AuthConfig,
+    pub listeners: ListenersConfig,
+}
+
 /// Reads the TOML config file (see the README for its keys).
-pub fn read_auth_config(path: &Path) -> anyhow::Result<AuthConfig> {
+pub fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+    let parsing = || format!("parsing the config file {}", path.display());
+    let mut table: toml::Table = toml::from_str(&text).with_context(parsing)?;
+    let listeners = match table.remove("listeners") {
+        Some(listeners) => listeners.try_into().with_context(parsing)?,
+        None => ListenersConfig::default(),
+    };
+    Ok(ConfigFile { auth: table.try_into().with_context(parsing)?, listeners })
 }
 
 /// The log format: `pretty` for people, `json` for machines.

@@ -4,12 +4,14 @@
 //! `config` (what a person configures), `clock` (time and randomness) and `password`
 //! (hashing), which depend on nothing of the server. `api` is the spec (generated types, the
 //! trait, the error answers) and knows nothing of the store; `store` knows nothing of HTTP;
-//! `http` is where the two meet.
+//! `http` is where the two meet. `relay` (the listeners' sockets and the connections they
+//! relay) is owned by `server`, driven by `http`, and knows nothing of either or of `store`.
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod http;
 pub mod password;
+pub mod relay;
 pub mod server;
 pub mod store;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use privx_mock::clock::Clock;
-use privx_mock::config::{self, AuthConfig, LogFormat};
+use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
+use privx_mock::relay::RelayConfig;
 use privx_mock::server::{self, Config, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
@@ -24,7 +25,7 @@ struct Args {
     #[arg(long, env = "PRIVX_FIXTURES")]
     fixtures: Option<PathBuf>,
     /// TOML config file: OAuth client, admin, API clients with secrets and scopes, token
-    /// lifetime, signing key.
+    /// lifetime, signing key; `[listeners]`: host, ports and routes of extender listeners.
     #[arg(long, env = "PRIVX_CONFIG")]
     config: Option<PathBuf>,
     /// PEM certificate chain for HTTPS.
@@ -46,6 +47,13 @@ struct Args {
     /// Secret of the OAuth client [default: generated at first start, printed once].
     #[arg(long, env = "PRIVX_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     oauth_client_secret: Option<String>,
+    /// Host extender listeners bind on [default: 127.0.0.1, or the config file's].
+    #[arg(long, env = "PRIVX_LISTENER_HOST")]
+    listener_host: Option<std::net::IpAddr>,
+    /// Ports extender listeners are given, FIRST-LAST [default: 40000-40999, or the config
+    /// file's].
+    #[arg(long, env = "PRIVX_LISTENER_PORTS", value_name = "FIRST-LAST")]
+    listener_ports: Option<PortRange>,
     /// Log level: trace, debug, info, warn or error.
     #[arg(long, env = "PRIVX_LOG_LEVEL", default_value = "info")]
     log_level: tracing::Level,
@@ -92,9 +100,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(file) = &args.import {
         return server::import(&args.data_dir, file);
     }
-    let mut auth = match &args.config {
-        Some(path) => config::read_auth_config(path)?,
-        None => AuthConfig::default(),
+    let ConfigFile { mut auth, listeners } = match &args.config {
+        Some(path) => config::read_config(path)?,
+        None => ConfigFile::default(),
+    };
+    let defaults = RelayConfig::default();
+    let relay = RelayConfig {
+        host: args.listener_host.or(listeners.host).unwrap_or(defaults.host),
+        ports: args.listener_ports.or(listeners.ports).map_or(defaults.ports, |p| p.0),
+        routes: listeners.routes,
     };
     auth.admin.username = args.admin_username.or(auth.admin.username);
     auth.admin.password = args.admin_password.or(auth.admin.password);
@@ -116,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
         test_control: args.test_control,
         tls: args.tls_cert.zip(args.tls_key),
         auth,
+        relay,
         clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
         termination_delay_ms: args.termination_delay_ms,
     })

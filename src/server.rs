@@ -15,10 +15,11 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use crate::clock::Clock;
 use crate::config::{AuthConfig, LogFormat};
 use crate::http::auth::Auth;
-use crate::http::journal::{Journal, RequestLog};
+use crate::http::journal::{log_dispatch, Journal, RequestLog};
 use crate::http::test_control::TestControl;
 use crate::http::{Context, PrivxApiImpl};
 use crate::password;
+use crate::relay::{RelayConfig, Relays};
 use crate::store::{Fixtures, Stamp, Store};
 
 /// Request bodies up to this size are accepted (dropshot's default is 1 KiB).
@@ -47,6 +48,8 @@ pub struct Config {
     /// Serve HTTPS with this certificate chain and private key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
     pub auth: AuthConfig,
+    /// Where extender listeners bind and where their destinations lead.
+    pub relay: RelayConfig,
     pub clock: Clock,
     /// How long a terminated connection stays TERMINATING before it is TERMINATED.
     pub termination_delay_ms: u64,
@@ -104,6 +107,13 @@ pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Resul
 
 async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<()> {
     eprintln!("privx-mock: {signal}: finishing in-flight requests");
+    stop(server).await
+}
+
+/// Closes every extender listener (and the connections it relays), so their ports are free
+/// for whoever starts next on the same store, then stops serving.
+pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
+    server.app_private().relays.close_all_but(&[]).await;
     server.close().await.map_err(|e| anyhow::anyhow!(e))
 }
 
@@ -126,9 +136,8 @@ fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::
     Ok(Auth::new(config, secrets, clock))
 }
 
-/// The logger dropshot logs into: log lines to standard error or the log file, and every
-/// request into `journal`.
-fn logger(config: &Config, journal: Arc<Journal>) -> anyhow::Result<slog::Logger> {
+/// Where log lines go: standard error or the log file.
+fn log_lines(config: &Config) -> anyhow::Result<tracing::Dispatch> {
     let writer = match &config.log_file {
         None => BoxMakeWriter::new(std::io::stderr),
         Some(path) => {
@@ -140,8 +149,7 @@ fn logger(config: &Config, journal: Arc<Journal>) -> anyhow::Result<slog::Logger
             BoxMakeWriter::new(std::sync::Mutex::new(file))
         }
     };
-    let clock = config.clock.clone();
-    Ok(RequestLog::logger(journal, clock, config.log_level, config.log_format, writer))
+    Ok(log_dispatch(config.log_level, config.log_format, writer))
 }
 
 /// Opens the store, loads the fixtures (if any) and starts serving.
@@ -155,7 +163,10 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         load(&store, path, &config.clock)?;
     }
     let journal = Arc::new(Journal::default());
-    let log = logger(&config, journal.clone())?;
+    let lines = log_lines(&config)?;
+    let log =
+        RequestLog::logger(journal.clone(), config.clock.clone(), config.log_level, lines.clone());
+    let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines);
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -181,7 +192,13 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
             i64::try_from(config.termination_delay_ms.min(MAX_TERMINATION_DELAY_MS))
                 .unwrap_or_default(),
         ),
+        relays: Arc::new(relays),
     };
+    for failure in
+        crate::http::reopen_listeners(&context).await.map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        eprintln!("privx-mock: {failure}");
+    }
     ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)

@@ -11,6 +11,7 @@ use super::journal::Journal;
 use super::test_control::{self, Faults, TestControl};
 use crate::api::ApiError;
 use crate::clock::Clock;
+use crate::relay::Relays;
 use crate::store::{Stamp, Store, StoreError};
 
 /// What every handler can reach.
@@ -26,6 +27,8 @@ pub struct Context {
     pub started: DateTime<Utc>,
     /// How long a terminated connection stays TERMINATING before it is TERMINATED.
     pub termination_delay: chrono::Duration,
+    /// The open extender listeners' sockets and relayed connections.
+    pub relays: Arc<Relays>,
 }
 
 impl Context {

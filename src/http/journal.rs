@@ -118,28 +118,31 @@ pub struct RequestLog {
     debug: bool,
 }
 
+/// Where log lines go: `format` lines at `level` and above, to `writer`.
+pub fn log_dispatch<W>(level: tracing::Level, format: LogFormat, writer: W) -> tracing::Dispatch
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(writer)
+        .with_target(false)
+        .with_ansi(false);
+    match format {
+        LogFormat::Pretty => tracing::Dispatch::new(builder.compact().finish()),
+        LogFormat::Json => tracing::Dispatch::new(builder.json().flatten_event(true).finish()),
+    }
+}
+
 impl RequestLog {
-    /// A logger writing `format` lines at `level` and above to `writer`, and recording every
-    /// request in `journal`.
-    pub fn logger<W>(
+    /// A logger writing lines at `level` and above into `dispatch` (see [`log_dispatch`]), and
+    /// recording every request in `journal`.
+    pub fn logger(
         journal: Arc<Journal>,
         clock: Clock,
         level: tracing::Level,
-        format: LogFormat,
-        writer: W,
-    ) -> slog::Logger
-    where
-        W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
-    {
-        let builder = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(writer)
-            .with_target(false)
-            .with_ansi(false);
-        let dispatch = match format {
-            LogFormat::Pretty => tracing::Dispatch::new(builder.compact().finish()),
-            LogFormat::Json => tracing::Dispatch::new(builder.json().flatten_event(true).finish()),
-        };
+        dispatch: tracing::Dispatch,
+    ) -> slog::Logger {
         let drain = RequestLog {
             journal,
             clock,

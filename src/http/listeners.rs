@@ -1,13 +1,21 @@
 //! Extender listeners: the store's listener records as the API's `Listener`, whose
-//! `closed_in_sec` is counted from the record's closing time whenever it is read.
+//! `closed_in_sec` is counted from the record's closing time whenever it is read, kept in step
+//! with the relay's sockets (`crate::relay`): a listener's socket is bound before its record is
+//! written, and closed when the record is deleted.
 
 use chrono::{DateTime, Utc};
+use dropshot::ErrorStatusCode;
 
 use super::auth::Caller;
 use super::convert::{convert, count, descending, page, seconds};
 use super::Context;
+use crate::api::types::ErrorCode;
 use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
-use crate::store::{ListenerFields, ListenerRecord, ListenerSort};
+use crate::relay::{Destination, ListenerPlan, RelayError, Sources};
+use crate::store::{ListenerFields, ListenerRecord, ListenerSort, StoreError};
+
+/// The only `network` listeners relay.
+const NETWORK: &str = "tcp";
 
 /// A listener record as the API shows it.
 pub fn listener(record: &ListenerRecord, now: DateTime<Utc>) -> Result<types::Listener, ApiError> {
@@ -16,6 +24,36 @@ pub fn listener(record: &ListenerRecord, now: DateTime<Utc>) -> Result<types::Li
     listener.closed_in_sec =
         u64::try_from(record.closed_in_sec(now)).ok().and_then(std::num::NonZeroU64::new);
     Ok(listener)
+}
+
+/// A listener's fields as the relay works with them, or which field it cannot work with.
+fn rules(fields: &ListenerFields) -> Result<(Destination, Sources), StoreError> {
+    let invalid = |property, message| StoreError::Invalid { property, message };
+    if fields.network != NETWORK {
+        return Err(invalid("network", format!("network must be {NETWORK:?}")));
+    }
+    Ok((
+        Destination::parse(&fields.destination).map_err(|e| invalid("destination", e))?,
+        Sources::parse(&fields.source).map_err(|e| invalid("source", e))?,
+    ))
+}
+
+/// What the relay does for a listener record.
+fn plan(record: &ListenerRecord) -> Result<ListenerPlan, StoreError> {
+    let (destination, sources) = rules(&record.fields)?;
+    Ok(ListenerPlan { destination, sources, closes_at: record.closes_at })
+}
+
+fn bind_error(error: RelayError) -> ApiError {
+    match error {
+        RelayError::NoFreePort(_) => ApiError::new(
+            ErrorStatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::OutOfResources,
+            error.to_string(),
+            None,
+        ),
+        RelayError::Bind { .. } => ApiError::internal(error.to_string()),
+    }
 }
 
 pub fn list(
@@ -30,18 +68,26 @@ pub fn list(
     Ok(HttpResponseOk::Value(types::ListenerList { count: count(listing.count), items }))
 }
 
+/// Binds a free port, writes the record with it as `address`, then starts relaying.
 pub async fn create(
     ctx: &Context,
     caller: &Caller,
     body: types::ListenerCreate,
 ) -> Result<ListenerRecord, ApiError> {
     check_max_items("ListenerCreate", &body)?;
-    let fields = convert(&body)?;
+    let fields: ListenerFields = convert(&body)?;
+    rules(&fields)?;
     let keep_open_sec = seconds(body.keep_open_sec);
-    ctx.write(caller, |stamp| {
-        ctx.store.listener_create(ctx.clock.new_id(), fields, keep_open_sec, stamp)
-    })
-    .await
+    let socket = ctx.relays.bind_free().map_err(bind_error)?;
+    let address = socket.local_addr().map_err(|e| ApiError::internal(e.to_string()))?;
+    let address = address.to_string();
+    let record = ctx
+        .write(caller, |stamp| {
+            ctx.store.listener_create(ctx.clock.new_id(), fields, address, keep_open_sec, stamp)
+        })
+        .await?;
+    ctx.relays.start(record.id, socket, plan(&record)?);
+    Ok(record)
 }
 
 pub fn view(ctx: &Context, id: uuid::Uuid) -> Result<HttpResponseOk<types::Listener>, ApiError> {
@@ -51,7 +97,7 @@ pub fn view(ctx: &Context, id: uuid::Uuid) -> Result<HttpResponseOk<types::Liste
 }
 
 /// Sets the fields the body gives (`source` always: left out, it is emptied) and, with a
-/// `closed_in_sec`, when the listener closes.
+/// `closed_in_sec`, when the listener closes; new connections follow the new fields.
 pub async fn update(
     ctx: &Context,
     caller: &Caller,
@@ -68,16 +114,80 @@ pub async fn update(
             fields.destination = destination.to_string();
         }
         fields.source = body.source.into_iter().map(String::from).collect();
+        rules(fields).map(drop)
     };
-    ctx.write(caller, |stamp| ctx.store.listener_update(id, update, closes_in, stamp)).await?;
+    let record =
+        ctx.write(caller, |stamp| ctx.store.listener_update(id, update, closes_in, stamp)).await?;
+    ctx.relays.update(id, plan(&record)?);
     Ok(HttpResponseOkEmpty)
 }
 
+/// Deletes a listener and closes it with its connections before answering.
 pub async fn delete(
     ctx: &Context,
     caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     ctx.write(caller, |stamp| ctx.store.listener_delete(id, stamp.now)).await?;
+    ctx.relays.close(id).await;
     Ok(HttpResponseOkEmpty)
+}
+
+/// Makes the relay match the store: every open listener listens (at its address again, after
+/// a restart or a load; a loaded listener without one gets a free port), nothing else does.
+/// Logs, and returns, what could not be opened.
+pub async fn reopen_listeners(ctx: &Context) -> Result<Vec<String>, ApiError> {
+    let now = ctx.now();
+    let records = ctx.store.listeners_open(now)?;
+    let mut failures = Vec::new();
+    for record in &records {
+        if let Err(e) = reopen(ctx, record, now) {
+            let failure =
+                format!("listener {} at {:?} not reopened: {e}", record.id, record.address);
+            ctx.relays.warn(&failure);
+            failures.push(failure);
+        }
+    }
+    let open: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();
+    ctx.relays.close_all_but(&open).await;
+    Ok(failures)
+}
+
+fn reopen(ctx: &Context, record: &ListenerRecord, now: DateTime<Utc>) -> Result<(), String> {
+    let plan = plan(record).map_err(|e| e.to_string())?;
+    if ctx.relays.is_running(record.id) {
+        ctx.relays.update(record.id, plan);
+        return Ok(());
+    }
+    let socket = if record.address.is_empty() {
+        let socket = ctx.relays.bind_free().map_err(|e| e.to_string())?;
+        let address = socket.local_addr().map_err(|e| e.to_string())?.to_string();
+        ctx.store.listener_set_address(record.id, address, now).map_err(|e| e.to_string())?;
+        socket
+    } else {
+        let address =
+            record.address.parse().map_err(|_| "the address is no IP:port".to_string())?;
+        ctx.relays.bind(address).map_err(|e| e.to_string())?
+    };
+    ctx.relays.start(record.id, socket, plan);
+    Ok(())
+}
+
+/// Every listener's connection and byte counters since the server started.
+pub fn traffic_list(ctx: &Context) -> HttpResponseOk<types::ListenerTrafficList> {
+    let items = ctx
+        .relays
+        .traffic()
+        .into_iter()
+        .map(|(id, t)| types::ListenerTraffic {
+            id,
+            open_connections: t.open,
+            total_connections: t.total,
+            refused_connections: t.refused,
+            failed_connections: t.failed,
+            bytes_to_destination: t.bytes_to_destination,
+            bytes_from_destination: t.bytes_from_destination,
+        })
+        .collect();
+    HttpResponseOk::Value(types::ListenerTrafficList { items })
 }

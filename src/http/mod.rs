@@ -27,6 +27,7 @@ use crate::api::{
 };
 pub use context::Context;
 use convert::created;
+pub use listeners::reopen_listeners;
 
 pub enum PrivxApiImpl {}
 
@@ -366,6 +367,14 @@ impl PrivxApi for PrivxApiImpl {
         ctx.begin(&rqctx).await?;
         ctx.journal.clear();
         Ok(HttpResponseOkEmpty)
+    }
+
+    async fn listener_traffic_list(
+        rqctx: RequestContext<Context>,
+    ) -> Result<HttpResponseOk<types::ListenerTrafficList>, ApiError> {
+        let ctx = rqctx.context();
+        ctx.begin(&rqctx).await?;
+        Ok(listeners::traffic_list(ctx))
     }
 
     async fn fault_list(

@@ -1,5 +1,6 @@
 //! The test-control API: whether it is on, what "reset to fixtures" means, the faults injected
-//! per operation, and its operations on the store (export, reset, load) and on the faults. Its
+//! per operation, and its operations on the store (export, reset, load: each leaves the
+//! listening sockets matching the store) and on the faults. Its
 //! operations are in the spec (tag `test-control`); off by default, they answer 404 then (see
 //! `Context::begin`). The journal's operations are in `journal`.
 
@@ -11,6 +12,7 @@ use dropshot::ErrorStatusCode;
 
 use super::auth::Caller;
 use super::convert::{convert, reshape};
+use super::listeners::reopen_listeners;
 use super::Context;
 use crate::api::types::{self, ErrorCode, Fault};
 use crate::api::{ApiError, HttpResponseOk, HttpResponseOkEmpty, OPERATIONS};
@@ -111,6 +113,7 @@ pub async fn state_reset(
         fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))
     })
     .await?;
+    reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)
 }
 
@@ -124,6 +127,7 @@ pub async fn fixtures_load(
     let fixtures: Fixtures = reshape(&body)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None))?;
     ctx.write(caller, |stamp| ctx.store.load_fixtures(fixtures, password::hash, stamp)).await?;
+    reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)
 }
 

@@ -114,7 +114,7 @@ pub struct FixtureCredential {
 }
 
 /// A listener, open until `closes_at` or else `keep_open_sec` (default 300) from loading;
-/// `address` defaults to a free port.
+/// without an `address`, the server binds it a free port when it opens it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FixtureListener {
     pub id: Uuid,
@@ -183,11 +183,11 @@ impl Store {
             let record = ListenerRecord {
                 id: l.id,
                 fields: l.fields,
-                address: l.address.clone().unwrap_or_default(),
+                address: l.address.unwrap_or_default(),
                 closes_at: l.closes_at.unwrap_or(stamp.now + keep_open),
                 authorship: l.stamps.or(stamp),
             };
-            self.listener_insert(record, l.address.is_none(), stamp.now)?;
+            self.listener_insert(record, stamp.now)?;
         }
         for (name, document) in fixtures.settings {
             if self.setting::<serde_json::Value>(&name)?.is_none() {
@@ -233,7 +233,7 @@ impl Store {
             .map(|l| FixtureListener {
                 id: l.id,
                 fields: l.fields,
-                address: Some(l.address),
+                address: Some(l.address).filter(|a| !a.is_empty()),
                 keep_open_sec: None,
                 closes_at: Some(l.closes_at),
                 stamps: l.authorship.into(),

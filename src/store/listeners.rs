@@ -1,4 +1,6 @@
-//! Extender connection listeners: temporary, each open until its `closes_at`.
+//! Extender connection listeners: temporary, each open until its `closes_at`. The address is
+//! the socket the caller bound for it (see `crate::relay`); the store only keeps it unique
+//! among open listeners.
 
 use std::collections::BTreeSet;
 
@@ -8,10 +10,6 @@ use uuid::Uuid;
 
 use super::{get_json, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
 
-/// The host part of every listener address the server hands out.
-pub const LISTENER_IP: &str = "127.0.0.1";
-/// Listener ports are allocated from this range, lowest free first.
-const PORTS: std::ops::RangeInclusive<u16> = 40000..=59999;
 /// How long a listener stays open when the create request does not say.
 pub const DEFAULT_KEEP_OPEN_SEC: i64 = 300;
 
@@ -87,7 +85,8 @@ fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
 }
 
 impl Store {
-    fn listeners_open(&self, now: DateTime<Utc>) -> Result<Vec<ListenerRecord>, StoreError> {
+    /// Every open listener, in id order.
+    pub fn listeners_open(&self, now: DateTime<Utc>) -> Result<Vec<ListenerRecord>, StoreError> {
         let mut open = Vec::new();
         for value in self.listeners.iter().values() {
             let record: ListenerRecord = serde_json::from_slice(&value?)?;
@@ -98,11 +97,12 @@ impl Store {
         Ok(open)
     }
 
-    /// Creates a listener on the lowest free port; it stays open `keep_open_sec` seconds.
+    /// Creates a listener at `address`; it stays open `keep_open_sec` seconds.
     pub fn listener_create(
         &self,
         id: Uuid,
         fields: ListenerFields,
+        address: String,
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<ListenerRecord, StoreError> {
@@ -110,42 +110,64 @@ impl Store {
         let record = ListenerRecord {
             id,
             fields,
-            address: String::new(),
+            address,
             closes_at: closes_at(stamp.now, keep_open_sec, "keep_open_sec")?,
             authorship: Authorship::new(stamp),
         };
-        self.listener_insert(record, true, stamp.now)
+        self.listener_insert(record, stamp.now)
     }
 
-    /// Inserts `record` unless a listener with its id exists (then returns that one). With
-    /// `allocate`, it gets the lowest free address; otherwise its own must be free.
+    /// Inserts `record` unless a listener with its id exists (then returns that one). Its
+    /// address, if it has one yet, must be no other open listener's.
     pub(super) fn listener_insert(
         &self,
-        mut record: ListenerRecord,
-        allocate: bool,
+        record: ListenerRecord,
         now: DateTime<Utc>,
     ) -> Result<ListenerRecord, StoreError> {
         validate(&record.fields)?;
-        // Address allocation reads every open listener and then writes: one at a time.
+        // The uniqueness check reads every open listener and then writes: one at a time.
         let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, record.id.as_bytes())? {
             return Ok(existing);
         }
-        let taken: BTreeSet<String> =
-            self.listeners_open(now)?.into_iter().map(|l| l.address).collect();
-        if allocate {
-            record.address = PORTS
-                .map(|port| format!("{LISTENER_IP}:{port}"))
-                .find(|a| !taken.contains(a))
-                .ok_or_else(|| StoreError::Invalid {
-                    property: "address",
-                    message: "no free listener port is left".to_string(),
-                })?;
-        } else if taken.contains(&record.address) && record.is_open(now) {
-            return Err(StoreError::Duplicate { property: "address", value: record.address });
-        }
+        self.check_address_free(&record, now)?;
         self.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
+    }
+
+    fn check_address_free(
+        &self,
+        record: &ListenerRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let taken: BTreeSet<String> = self
+            .listeners_open(now)?
+            .into_iter()
+            .filter(|l| l.id != record.id)
+            .map(|l| l.address)
+            .collect();
+        if !record.address.is_empty() && taken.contains(&record.address) && record.is_open(now) {
+            return Err(StoreError::Duplicate {
+                property: "address",
+                value: record.address.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Gives an open listener loaded without an address the one bound for it.
+    pub fn listener_set_address(
+        &self,
+        id: Uuid,
+        address: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut record = self.listener_get(id, now)?;
+        record.address = address;
+        self.check_address_free(&record, now)?;
+        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        Ok(())
     }
 
     /// An open listener.
@@ -179,24 +201,24 @@ impl Store {
         Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
     }
 
-    /// Updates an open listener's fields with `update`; `keep_open_sec`, if given, closes it
-    /// that many seconds from now.
+    /// Updates an open listener's fields with `update`, which may refuse the result;
+    /// `keep_open_sec`, if given, closes it that many seconds from now. Returns the record.
     pub fn listener_update(
         &self,
         id: Uuid,
-        update: impl FnOnce(&mut ListenerFields),
+        update: impl FnOnce(&mut ListenerFields) -> Result<(), StoreError>,
         keep_open_sec: Option<i64>,
         stamp: Stamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ListenerRecord, StoreError> {
         let closes = keep_open_sec.map(|s| closes_at(stamp.now, s, "closed_in_sec")).transpose()?;
         let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut record = self.listener_get(id, stamp.now)?;
-        update(&mut record.fields);
+        update(&mut record.fields)?;
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
         record.authorship.touch(stamp);
         self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
-        Ok(())
+        Ok(record)
     }
 
     /// Deletes an open listener.

@@ -53,7 +53,8 @@
 //! refused at random. A store held for longer is in use by another server, and opening says so.
 //!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
-//! `closes_at`, and creating a listener may take over an expired listener's address.
+//! `closes_at`, and creating a listener may take over an expired listener's address. The store
+//! keeps a listener's address; the socket bound there belongs to `crate::relay`.
 
 mod batch;
 mod connections;
@@ -177,7 +178,7 @@ pub struct Store {
     connections: sled::Tree,
     settings: sled::Tree,
     meta: sled::Tree,
-    /// Serializes listener writes, which allocate addresses from a scan of open listeners.
+    /// Serializes listener writes, which check address uniqueness on a scan of open listeners.
     listener_lock: std::sync::Mutex<()>,
     /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
     users_lock: std::sync::RwLock<()>,

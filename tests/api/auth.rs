@@ -32,7 +32,7 @@ fn fixtures() -> Value {
         "webauthn_credentials": [{"id": ALICE_KEY, "user_id": ALICE, "name": "a"},
                                  {"id": BOB_KEY, "user_id": BOB, "name": "b"}],
         "connections": [{"id": CONNECTION, "host_id": HOST, "user_id": ALICE}],
-        "listeners": [{"id": LISTENER, "network": "tcp", "destination": "d", "keep_open_sec": 3600}],
+        "listeners": [{"id": LISTENER, "network": "tcp", "destination": "e/d:1", "keep_open_sec": 3600}],
     })
 }
 

@@ -262,7 +262,8 @@ async fn huge_and_negative_numbers_are_handled() {
         let response = app.http.get(app.url(&format!("{USERS}?{query}"))).send().await.unwrap();
         assert_envelope(response, 400).await;
     }
-    let body = serde_json::json!({"network": "tcp", "destination": "d", "keep_open_sec": i64::MAX});
+    let body =
+        serde_json::json!({"network": "tcp", "destination": "e/d:1", "keep_open_sec": i64::MAX});
     let response = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body).send();
     let envelope = assert_envelope(response.await.unwrap(), 400).await;
     assert_eq!(envelope.property.as_deref(), Some("keep_open_sec"));
@@ -411,7 +412,7 @@ async fn the_wording_unknown_variant_is_pinned() {
 #[tokio::test]
 async fn the_wording_invalid_value_is_pinned() {
     let app = spawn_app().await;
-    let body = json!({"network": "tcp", "destination": "d", "keep_open_sec": 0});
+    let body = json!({"network": "tcp", "destination": "e/d:1", "keep_open_sec": 0});
     let request = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body);
     let property = Some("keep_open_sec");
     assert_worded(request, "invalid value", ErrorCode::ValueIncorrectFormat, property).await;
@@ -473,15 +474,15 @@ async fn listener_credential_and_password_bodies_are_bounded() {
             "POST",
             listeners,
             "source",
-            json!({"network": "tcp", "destination": "d", "source": source(sources)}),
-            json!({"network": "tcp", "destination": "d", "source": source(sources + 1)}),
+            json!({"network": "tcp", "destination": "e/d:1", "source": source(sources)}),
+            json!({"network": "tcp", "destination": "e/d:1", "source": source(sources + 1)}),
         ),
         (
             "POST",
             listeners,
             "destination",
-            json!({"network": "tcp", "destination": "d".repeat(destination)}),
-            json!({"network": "tcp", "destination": "d".repeat(destination + 1)}),
+            json!({"network": "tcp", "destination": format!("{}/h:1", "p".repeat(destination - 4))}),
+            json!({"network": "tcp", "destination": format!("{}/h:1", "p".repeat(destination - 3))}),
         ),
         (
             "PUT",

@@ -212,7 +212,7 @@ async fn export_then_import_restores_the_whole_state() {
     let body = json!({"username": "zed", "tags": ["z"], "password": {"password": "zed-password"}});
     let response = app.http.post(app.url(USERS)).json(&body).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 201);
-    let listener = json!({"network": "udp", "destination": "e/x:1", "keep_open_sec": 600});
+    let listener = json!({"network": "tcp", "destination": "e/x:1", "keep_open_sec": 600});
     app.http
         .post(app.url("/extender-service/api/v1/listeners"))
         .json(&listener)

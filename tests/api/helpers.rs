@@ -7,6 +7,7 @@ use privx_mock::client::{types, Client, Error, ResponseValue};
 use privx_mock::clock::Clock;
 use privx_mock::config::AuthConfig;
 use privx_mock::http::Context;
+use privx_mock::relay::RelayConfig;
 use privx_mock::server::{self, Config};
 use privx_mock::store::Store;
 use tempfile::TempDir;
@@ -83,6 +84,7 @@ pub async fn spawn(
         test_control: false,
         tls: None,
         auth: auth_config(),
+        relay: RelayConfig::default(),
         clock: Clock::default(),
         termination_delay_ms: server::DEFAULT_TERMINATION_DELAY_MS,
     };
@@ -116,7 +118,7 @@ pub fn bearer_client(token: &str) -> reqwest::Client {
 impl TestApp {
     /// Stops the server and starts a new one on the same data directory and fixtures.
     pub async fn restart(&mut self) {
-        self.server.take().expect("running").close().await.expect("clean shutdown");
+        server::stop(self.server.take().expect("running")).await.expect("clean shutdown");
         // The new server gets a new port; the store is what must survive.
         let server = server::start(self.config.clone()).await.expect("server restarts");
         self.base_url = format!("http://{}", server.local_addr());
@@ -136,7 +138,7 @@ impl TestApp {
 
     /// Stops the server (cleanly); the returned directory holds its store until dropped.
     pub async fn stop(mut self) -> TempDir {
-        self.server.take().expect("running").close().await.expect("clean shutdown");
+        server::stop(self.server.take().expect("running")).await.expect("clean shutdown");
         self.dir
     }
 
@@ -147,7 +149,7 @@ impl TestApp {
 
     /// Stops the server and opens its store directly, to check what is on disk.
     pub async fn stop_and_open_store(mut self) -> Store {
-        self.server.take().expect("running").close().await.expect("clean shutdown");
+        server::stop(self.server.take().expect("running")).await.expect("clean shutdown");
         Store::open(&self.config.data_dir).expect("the store reopens")
     }
 

@@ -57,9 +57,9 @@ async fn create_allocates_a_unique_address_and_sets_the_closing_time() {
 #[tokio::test]
 async fn list_sorts_by_every_key_in_both_directions() {
     let app = spawn_app().await;
-    create(&app, "udp", "b-dest", Some(100)).await;
-    create(&app, "tcp", "c-dest", Some(200)).await;
-    create(&app, "sctp", "a-dest", Some(300)).await;
+    create(&app, "tcp", "b/dest:1", Some(100)).await;
+    create(&app, "tcp", "c/dest:1", Some(200)).await;
+    create(&app, "tcp", "a/dest:1", Some(300)).await;
     let all = app.client.listener_list().send().await.unwrap().into_inner();
     assert_eq!(all.count, 3);
     for key in [
@@ -104,8 +104,8 @@ async fn list_sorts_by_every_key_in_both_directions() {
 #[tokio::test]
 async fn a_listener_past_its_time_is_gone_unless_kept_open() {
     let app = spawn_app().await;
-    let short = create(&app, "tcp", "short", Some(60)).await.id.unwrap();
-    let kept = create(&app, "tcp", "kept", Some(60)).await.id.unwrap();
+    let short = create(&app, "tcp", "e/short:1", Some(60)).await.id.unwrap();
+    let kept = create(&app, "tcp", "e/kept:1", Some(60)).await.id.unwrap();
     app.advance_clock(Duration::seconds(30));
     let keep_open = types::Listener { closed_in_sec: Some(secs(3600)), ..Default::default() };
     app.client.listener_update().id(kept).body(keep_open).send().await.unwrap();
@@ -120,7 +120,7 @@ async fn a_listener_past_its_time_is_gone_unless_kept_open() {
     assert_eq!(list.items[0].id, Some(kept));
     assert_eq!(
         list.items[0].destination.as_deref().map(String::as_str),
-        Some("kept"),
+        Some("e/kept:1"),
         "an update without fields keeps them"
     );
     let (status, _) = api_error(app.client.listener_delete().id(short).send().await);
@@ -130,10 +130,10 @@ async fn a_listener_past_its_time_is_gone_unless_kept_open() {
 #[tokio::test]
 async fn update_and_delete() {
     let app = spawn_app().await;
-    let id = create(&app, "tcp", "old", None).await.id.unwrap();
+    let id = create(&app, "tcp", "e/old:1", None).await.id.unwrap();
     let body = types::Listener {
-        network: Some("udp".try_into().unwrap()),
-        destination: Some("new".try_into().unwrap()),
+        network: Some("tcp".try_into().unwrap()),
+        destination: Some("e/new:1".try_into().unwrap()),
         source: vec!["192.0.2.1".parse().unwrap()],
         ..Default::default()
     };
@@ -145,7 +145,7 @@ async fn update_and_delete() {
             view.network.as_deref().map(String::as_str),
             view.destination.as_deref().map(String::as_str)
         ),
-        (Some("udp"), Some("new"))
+        (Some("tcp"), Some("e/new:1"))
     );
     assert_eq!(view.source, vec!["192.0.2.1".parse().unwrap()]);
     assert!(view.updated > view.created);
@@ -164,15 +164,34 @@ async fn update_and_delete() {
 async fn bad_listener_input_is_rejected() {
     let app = spawn_app().await;
     for keep_open_sec in [-5, 0, 365 * 24 * 3600 + 1] {
-        let body = serde_json::json!({"network": "tcp", "destination": "d", "keep_open_sec": keep_open_sec});
+        let body = serde_json::json!({"network": "tcp", "destination": "e/d:1", "keep_open_sec": keep_open_sec});
         let response = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body);
         let error = assert_envelope(response.send().await.unwrap(), 400).await;
         assert_eq!(error.property.as_deref(), Some("keep_open_sec"), "{keep_open_sec}");
     }
-    let body = serde_json::json!({"network": "", "destination": "d"});
-    let response = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body);
-    let error = assert_envelope(response.send().await.unwrap(), 400).await;
-    assert_eq!(error.property.as_deref(), Some("network"));
+    // Only TCP is relayed; a destination is PREFIX/HOST:PORT; sources are addresses, networks
+    // or host names.
+    for (network, destination, source, property) in [
+        ("", "e/d:1", "10.0.0.1", "network"),
+        ("udp", "e/d:1", "10.0.0.1", "network"),
+        ("tcp", "d", "10.0.0.1", "destination"),
+        ("tcp", "e/d", "10.0.0.1", "destination"),
+        ("tcp", "e/d:0", "10.0.0.1", "destination"),
+        ("tcp", "e/d:65536", "10.0.0.1", "destination"),
+        ("tcp", "e/d:1", "10.0.0.0/33", "source"),
+        ("tcp", "e/d:1", "not a host", "source"),
+    ] {
+        let body =
+            serde_json::json!({"network": network, "destination": destination, "source": [source]});
+        let response = app.http.post(app.url("/extender-service/api/v1/listeners")).json(&body);
+        let error = assert_envelope(response.send().await.unwrap(), 400).await;
+        assert_eq!(error.property.as_deref(), Some(property), "{body}");
+    }
+    let id = create(&app, "tcp", "e/d:1", None).await.id.unwrap();
+    let body = serde_json::json!({"destination": "no-prefix:1"});
+    let url = app.url(&format!("/extender-service/api/v1/listeners/{id}"));
+    let error = assert_envelope(app.http.put(url).json(&body).send().await.unwrap(), 400).await;
+    assert_eq!(error.property.as_deref(), Some("destination"));
     let response = app
         .http
         .get(app.url("/extender-service/api/v1/listeners?sortkey=color"))

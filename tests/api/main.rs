@@ -13,6 +13,7 @@ mod helpers;
 mod listeners;
 mod oauth_flow;
 mod persistence;
+mod relay;
 mod responses;
 mod sdk_requests;
 mod serving;

@@ -12,7 +12,7 @@ async fn writes_survive_a_restart() {
     let alice = app.create_user("alice", &["ops"]).await;
     let body = types::ListenerCreate {
         network: "tcp".try_into().unwrap(),
-        destination: "d".try_into().unwrap(),
+        destination: "e/d:1".try_into().unwrap(),
         source: vec![],
         keep_open_sec: std::num::NonZeroU64::new(3600),
     };
@@ -39,7 +39,7 @@ async fn loading_fixtures_again_is_idempotent() {
     let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0001".parse::<uuid::Uuid>().unwrap();
     let mut app = spawn_app_with_fixtures(json!({
         "users": [{"id": id, "username": "fixture-user", "tags": ["t"], "password": "pw"}],
-        "listeners": [{"id": "11111111-0000-4000-8000-000000000001", "network": "tcp", "destination": "d", "keep_open_sec": 3600}],
+        "listeners": [{"id": "11111111-0000-4000-8000-000000000001", "network": "tcp", "destination": "e/d:1", "keep_open_sec": 3600}],
     }))
     .await;
     let body = user_request("renamed");

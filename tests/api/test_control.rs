@@ -165,7 +165,13 @@ async fn injected_faults_delay_or_fail_calls_until_used_up_or_cleared() {
 
 /// The same requests, in the same order, to two servers with the same seed.
 async fn scripted_session(seed: u64) -> Vec<String> {
-    let app = spawn(None, |config| config.clock = Clock::deterministic(seed)).await;
+    // Listener addresses are in the answers: the sessions take theirs from a range no other
+    // test uses, each one's port free again when it stops.
+    let app = spawn(None, |config| {
+        config.clock = Clock::deterministic(seed);
+        config.relay.ports = 41000..=41099;
+    })
+    .await;
     let mut bodies = Vec::new();
     let token = app.password_grant(ADMIN.0, ADMIN.1).await.text().await.unwrap();
     bodies.push(token);
@@ -176,7 +182,7 @@ async fn scripted_session(seed: u64) -> Vec<String> {
         (
             "POST",
             "/extender-service/api/v1/listeners".to_string(),
-            Some(json!({"network": "tcp", "destination": "d"})),
+            Some(json!({"network": "tcp", "destination": "e/d:1"})),
         ),
         ("GET", "/extender-service/api/v1/listeners".to_string(), None),
         ("GET", format!("{USERS}/tags"), None),
@@ -187,6 +193,7 @@ async fn scripted_session(seed: u64) -> Vec<String> {
         }
         bodies.push(request.send().await.unwrap().text().await.unwrap());
     }
+    app.stop().await;
     bodies
 }
 

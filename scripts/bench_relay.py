@@ -1,0 +1,80 @@
+"""The relay part of scripts/bench: a listener of this server against a direct loopback
+connection to the same destination, side by side in one run. The destination and the clients
+are benches/relay.rs (pinned to the load core), the server is pinned to its own core."""
+
+import json
+import subprocess
+import urllib.request
+
+from bench import LOAD_CORE, OUT, Process, privx, token_for
+
+CONCURRENT = 1000
+LATENCY_CONNECTIONS = 2000
+
+
+def tool(path, *args, **kwargs):
+    return subprocess.Popen(["taskset", "-c", LOAD_CORE, path, *args], stdout=subprocess.PIPE, text=True, **kwargs)
+
+
+def measure(path, *args):
+    out = subprocess.run(["taskset", "-c", LOAD_CORE, path, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def create_listener(url, token, port):
+    body = json.dumps({"network": "tcp", "destination": f"bench/127.0.0.1:{port}", "keep_open_sec": 3600})
+    request = urllib.request.Request(f"{url}/extender-service/api/v1/listeners", data=body.encode(),
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(request))["address"]
+
+
+def held_rss(server, relay_tool, address):
+    """RSS of the server while CONCURRENT echoing connections are open through it."""
+    before = server.rss_mb()
+    holder = tool(relay_tool, "hold", address, str(CONCURRENT), stdin=subprocess.PIPE)
+    line = holder.stdout.readline()
+    assert line.startswith("holding"), line
+    during = server.rss_mb()
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    holder.wait(timeout=60)
+    return {"connections": int(line.split()[1]), "rss_before_mb": before, "rss_mb": during,
+            "kb_per_connection": (during - before) * 1024 / CONCURRENT}
+
+
+def relay_benchmark(server_path, relay_tool, directory, seconds):
+    destination = tool(relay_tool, "serve")
+    port = int(destination.stdout.readline().split()[-1])
+    direct = f"127.0.0.1:{port}"
+    server = privx(server_path, directory, "--listener-ports", "40000-40999")
+    try:
+        via = create_listener(server.url, token_for(server.url), port)
+        r = {"direct": {}, "listener": {}}
+        for name, address in (("direct", direct), ("listener", via)):
+            r[name].update(measure(relay_tool, "throughput", address, str(seconds)))
+            r[name].update(measure(relay_tool, "latency", address, str(LATENCY_CONNECTIONS)))
+        r["hold"] = held_rss(server, relay_tool, via)
+    finally:
+        server.stop()
+        destination.kill()
+    write_relay_report(r)
+    return r
+
+
+def write_relay_report(r):
+    d, l, h = r["direct"], r["listener"], r["hold"]
+    share = l["mb_per_s"] / d["mb_per_s"]
+    latency = l["p99_ms"] / d["p99_ms"]
+    lines = ["# Relay benchmark (one run, loopback, server and load on separate cores)", "",
+             "| path | MB/s (one connection) | connect + first byte p50 ms | p99 ms |", "|---|---|---|---|",
+             f"| direct | {d['mb_per_s']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} |",
+             f"| through a listener | {l['mb_per_s']:.0f} | {l['p50_ms']:.3f} | {l['p99_ms']:.3f} |", "",
+             "## Targets", "",
+             f"- throughput at least 80% of direct: {share:.0%} ({'met' if share >= 0.8 else '**missed**'})",
+             f"- connect + first byte p99 at most 2x direct: {latency:.1f}x "
+             f"({'met' if latency <= 2 else '**missed**'})",
+             f"- {h['connections']} concurrent echoing connections: RSS {h['rss_before_mb']:.1f} -> "
+             f"{h['rss_mb']:.1f} MB, {h['kb_per_connection']:.1f} KiB per connection"]
+    (OUT / "relay.md").write_text("\n".join(lines) + "\n")
+    (OUT / "relay.json").write_text(json.dumps(r, indent=2))

@@ -1,0 +1,297 @@
+//! Listeners that really listen: real sockets on 127.0.0.1, an echo server started by each
+//! test as the destination, the relay's counters read through the test-control API. Nothing
+//! waits on time: each step waits for the event it is about (a read, an answer), and every
+//! test is bounded.
+
+use std::future::Future;
+use std::hash::{DefaultHasher, Hasher};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use privx_mock::client::types;
+use privx_mock::clock::Clock;
+use privx_mock::server::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+use crate::helpers::{assert_envelope, spawn, TestApp};
+
+const LISTENERS: &str = "/extender-service/api/v1/listeners";
+
+/// Runs `test` to completion or fails after a generous bound.
+async fn bounded<T>(test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), test).await.expect("finished in time")
+}
+
+/// A test server with the test-control API (for the counters), as `adjust` changes it.
+async fn relay_app(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(None, |config| {
+        config.test_control = true;
+        adjust(config);
+    })
+    .await
+}
+
+/// A destination on 127.0.0.1 that echoes what it reads and, once the client has half-closed,
+/// sends `trailer` and closes: the trailer arriving proves the half-close went through.
+async fn echo_server(trailer: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.into_split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+                let _ = write.write_all(trailer).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// A port on 127.0.0.1 that refuses connections: bound (so no one else takes it while the
+/// returned socket lives) but not listening.
+fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+async fn create(
+    app: &TestApp,
+    destination: &str,
+    source: &[&str],
+    keep: u64,
+) -> (Uuid, SocketAddr) {
+    let body = serde_json::json!({
+        "network": "tcp", "destination": destination, "source": source, "keep_open_sec": keep
+    });
+    let response = app.http.post(app.url(LISTENERS)).json(&body).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let listener: types::Listener = response.json().await.unwrap();
+    (listener.id.unwrap(), listener.address.unwrap().parse().unwrap())
+}
+
+async fn traffic(app: &TestApp, id: Uuid) -> types::ListenerTraffic {
+    let list = app.client.listener_traffic_list().send().await.unwrap().into_inner();
+    list.items.into_iter().find(|t| t.id == id).expect("counters for the listener")
+}
+
+/// Sends `data`, half-closes, and returns everything read back until the other side closes.
+async fn exchange(stream: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        write.write_all(&data).await.unwrap();
+        write.shutdown().await.unwrap();
+        write
+    });
+    let mut back = Vec::new();
+    read.read_to_end(&mut back).await.unwrap();
+    drop(writer.await.unwrap());
+    back
+}
+
+/// Sends `ping` and reads its echo: the connection is relayed end to end.
+async fn ping(stream: &mut TcpStream) {
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0; 4];
+    stream.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"ping");
+}
+
+/// Waits for the other side to close `stream` (an end of stream or a reset).
+async fn assert_closed(stream: &mut TcpStream) {
+    let mut byte = [0; 1];
+    match stream.read(&mut byte).await {
+        Ok(0) => {}
+        Ok(_) => panic!("data instead of a close"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+fn checksum(data: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(data);
+    hasher.finish()
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_large_transfer_goes_both_ways_and_survives_a_half_close() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        let echo = echo_server(b"bye").await;
+        let (id, address) =
+            create(&app, &format!("ext/127.0.0.1:{echo}"), &["127.0.0.1"], 60).await;
+        assert!(address.ip().is_loopback(), "loopback by default: {address}");
+        let data = pseudo_random(8 << 20);
+        let back = exchange(TcpStream::connect(address).await.unwrap(), data.clone()).await;
+        let (echoed, trailer) = back.split_at(back.len() - 3);
+        assert_eq!(trailer, b"bye", "the destination still sends after the client half-closed");
+        assert_eq!(echoed.len(), data.len());
+        assert_eq!(checksum(echoed), checksum(&data));
+        let counted = traffic(&app, id).await;
+        assert_eq!(counted.total_connections, 1);
+        assert_eq!(counted.bytes_to_destination, data.len() as u64);
+        assert_eq!(counted.bytes_from_destination, data.len() as u64 + 3);
+        assert_eq!((counted.refused_connections, counted.failed_connections), (0, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sources_are_enforced() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        let echo = echo_server(b"").await;
+        let destination = format!("ext/127.0.0.1:{echo}");
+        for allowed in [&[][..], &["127.0.0.0/8"], &["192.0.2.1", "localhost"]] {
+            let (id, address) = create(&app, &destination, allowed, 60).await;
+            ping(&mut TcpStream::connect(address).await.unwrap()).await;
+            assert_eq!(traffic(&app, id).await.total_connections, 1, "{allowed:?}");
+        }
+        let (id, address) = create(&app, &destination, &["10.0.0.0/8", "192.0.2.1"], 60).await;
+        let mut refused = TcpStream::connect(address).await.unwrap();
+        assert_closed(&mut refused).await;
+        let counted = traffic(&app, id).await;
+        assert_eq!((counted.refused_connections, counted.total_connections), (1, 0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expiry_on_the_logical_clock_closes_live_connections() {
+    bounded(async {
+        let app = relay_app(|config| config.clock = Clock::deterministic(1)).await;
+        let echo = echo_server(b"").await;
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{echo}"), &[], 60).await;
+        let mut live = TcpStream::connect(address).await.unwrap();
+        ping(&mut live).await;
+        app.advance_clock(Span::seconds(59));
+        ping(&mut live).await;
+        assert_eq!(traffic(&app, id).await.open_connections, 1);
+        app.advance_clock(Span::seconds(2));
+        assert_closed(&mut live).await;
+        assert!(TcpStream::connect(address).await.is_err(), "the listener stopped accepting");
+        assert_eq!(traffic(&app, id).await.open_connections, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_closes_the_listener_and_its_connections_at_once() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        let echo = echo_server(b"").await;
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{echo}"), &[], 600).await;
+        let mut live = TcpStream::connect(address).await.unwrap();
+        ping(&mut live).await;
+        app.client.listener_delete().id(id).send().await.unwrap();
+        assert!(TcpStream::connect(address).await.is_err(), "closed before the answer");
+        assert_closed(&mut live).await;
+        assert_eq!(traffic(&app, id).await.open_connections, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_update_keeps_it_open_and_new_connections_follow_the_new_destination() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        let (first, second) = (echo_server(b"first").await, echo_server(b"second").await);
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{first}"), &[], 60).await;
+        let mut old = TcpStream::connect(address).await.unwrap();
+        ping(&mut old).await;
+        let body = types::Listener {
+            destination: Some(format!("ext/127.0.0.1:{second}").try_into().unwrap()),
+            closed_in_sec: std::num::NonZeroU64::new(3600),
+            ..Default::default()
+        };
+        app.client.listener_update().id(id).body(body).send().await.unwrap();
+        app.advance_clock(Span::seconds(61));
+        let new = exchange(TcpStream::connect(address).await.unwrap(), b"x".to_vec()).await;
+        assert_eq!(new, b"xsecond", "a new connection goes to the new destination");
+        let old = exchange(old, b"y".to_vec()).await;
+        assert_eq!(old, b"yfirst", "an ongoing connection stays where it was");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_restart_rebinds_open_listeners_at_their_addresses() {
+    bounded(async {
+        let mut app = relay_app(|_| {}).await;
+        let echo = echo_server(b"!").await;
+        let (_, address) = create(&app, &format!("ext/127.0.0.1:{echo}"), &[], 600).await;
+        app.restart().await;
+        let back = exchange(TcpStream::connect(address).await.unwrap(), b"again".to_vec()).await;
+        assert_eq!(back, b"again!");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_exhausted_port_range_is_out_of_resources_until_a_port_is_free() {
+    bounded(async {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let app = relay_app(|config| config.relay.ports = port..=port).await;
+        let body = serde_json::json!({"network": "tcp", "destination": "ext/127.0.0.1:1"});
+        let response = app.http.post(app.url(LISTENERS)).json(&body).send().await.unwrap();
+        let envelope = assert_envelope(response, 503).await;
+        assert_eq!(envelope.error_code, types::ErrorCode::OutOfResources);
+        drop(held);
+        let (id, address) = create(&app, "ext/127.0.0.1:1", &[], 60).await;
+        assert_eq!(address.port(), port);
+        let response = app.http.post(app.url(LISTENERS)).json(&body).send().await.unwrap();
+        assert_envelope(response, 503).await;
+        app.client.listener_delete().id(id).send().await.unwrap();
+        assert_eq!(create(&app, "ext/127.0.0.1:1", &[], 60).await.1, address);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_destination_closes_the_client_and_is_counted() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        let (_bound, dead) = dead_port();
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{dead}"), &[], 60).await;
+        let mut client = TcpStream::connect(address).await.unwrap();
+        assert_closed(&mut client).await;
+        let counted = traffic(&app, id).await;
+        assert_eq!((counted.failed_connections, counted.total_connections), (1, 0));
+        assert!(app.log().contains("destination unreachable"), "the failure is logged");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_routed_prefix_stands_in_for_a_remote_network() {
+    bounded(async {
+        let app = relay_app(|config| {
+            config.relay.routes.insert("remote".into(), "127.0.0.1".into());
+        })
+        .await;
+        let echo = echo_server(b".").await;
+        let (_, address) = create(&app, &format!("remote/db.internal:{echo}"), &[], 60).await;
+        let back = exchange(TcpStream::connect(address).await.unwrap(), b"routed".to_vec()).await;
+        assert_eq!(back, b"routed.");
+    })
+    .await;
+}
