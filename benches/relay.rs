@@ -94,23 +94,26 @@ async fn latency(address: &str, n: usize) {
 }
 
 async fn hold(address: &str, n: usize) {
-    let mut tasks = Vec::with_capacity(n);
-    for _ in 0..n {
-        let address = address.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut stream = connect(&address, b'E').await;
-            let message = [7u8; 1024];
-            let mut back = [0u8; 1024];
-            for _ in 0..3 {
-                stream.write_all(&message).await.expect("send");
-                stream.read_exact(&mut back).await.expect("echo");
-            }
-            stream
-        }));
-    }
+    // Opened 100 at a time: a burst of a thousand connects overflows the accept queues.
     let mut streams = Vec::with_capacity(n);
-    for task in tasks {
-        streams.push(task.await.expect("a connection"));
+    for batch in (0..n).collect::<Vec<_>>().chunks(100) {
+        let mut tasks = Vec::with_capacity(batch.len());
+        for _ in batch {
+            let address = address.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut stream = connect(&address, b'E').await;
+                let message = [7u8; 1024];
+                let mut back = [0u8; 1024];
+                for _ in 0..3 {
+                    stream.write_all(&message).await.expect("send");
+                    stream.read_exact(&mut back).await.expect("echo");
+                }
+                stream
+            }));
+        }
+        for task in tasks {
+            streams.push(task.await.expect("a connection"));
+        }
     }
     println!("holding {}", streams.len());
     let mut line = String::new();
