@@ -2,6 +2,7 @@
 //! temporary store and talks to it over HTTP, mostly through the generated client.
 
 mod auth;
+mod auth_matrix;
 mod bad_input;
 mod binary;
 mod concurrency;
@@ -15,7 +16,9 @@ mod oauth_flow;
 mod persistence;
 mod relay;
 mod responses;
+mod routing;
 mod sdk_requests;
+mod serde_wording;
 mod serving;
 mod settings;
 mod spec;
