@@ -2316,6 +2316,8 @@ pub mod types {
         InvalidScope,
         #[serde(rename = "server_error")]
         ServerError,
+        #[serde(rename = "temporarily_unavailable")]
+        TemporarilyUnavailable,
     }
     impl ::std::fmt::Display for OAuthErrorError {
         fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
@@ -2328,6 +2330,7 @@ pub mod types {
                 Self::UnsupportedResponseType => f.write_str("unsupported_response_type"),
                 Self::InvalidScope => f.write_str("invalid_scope"),
                 Self::ServerError => f.write_str("server_error"),
+                Self::TemporarilyUnavailable => f.write_str("temporarily_unavailable"),
             }
         }
     }
@@ -2345,6 +2348,7 @@ pub mod types {
                 "unsupported_response_type" => Ok(Self::UnsupportedResponseType),
                 "invalid_scope" => Ok(Self::InvalidScope),
                 "server_error" => Ok(Self::ServerError),
+                "temporarily_unavailable" => Ok(Self::TemporarilyUnavailable),
                 _ => Err("invalid value".into()),
             }
         }
@@ -5165,7 +5169,7 @@ pub trait PrivxApi {
     > + Send;
     /// Get an access token
     ///
-    /// OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
+    /// OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry (and, for a local user, `pv`, the fingerprint of the password it was issued against: deleting the user or changing its password makes its tokens answer 401); every grant gives the same scopes for the same principal. Repeated failed logins for a username or from an address get 429 without a check until `Retry-After`; a full password-hashing queue gets 503. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
     ///
     /// Served at `POST /auth/api/v1/oauth/token` by the router.
     fn token_create(
@@ -6673,7 +6677,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Get an access token")
                     .description(
-                        "OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.",
+                        "OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry (and, for a local user, `pv`, the fingerprint of the password it was issued against: deleting the user or changing its password makes its tokens answer 401); every grant gives the same scopes for the same principal. Repeated failed logins for a username or from an address get 429 without a check until `Retry-After`; a full password-hashing queue gets 503. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.",
                     )
                     .tag("auth"),
             ),

@@ -511,7 +511,7 @@ impl ClientHooks<()> for &Client {}
 impl Client {
     /**Get an access token
 
-OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry; every grant gives the same scopes for the same principal. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
+OAuth2 token endpoint (RFC 6749). `grant_type=password` takes the `username` and `password` of a local user, of the bootstrap admin or of an API client (its id or name and its secret); `grant_type=client_credentials` takes an API client's id and secret as `client_id`/`client_secret` (or as HTTP Basic authorization). For the password grant the configured OAuth client authenticates with HTTP Basic (`client_id:client_secret`), as the PrivX SDKs do. `grant_type=authorization_code` (the Go SDK's default login, after `oauth_authorize` and `login_create`) takes no client authentication: `client_id` is the public client `privx-ui`, `redirect_uri` must be the one the flow started with, `code` is single-use and valid for 60 seconds, and `code_verifier` must hash (S256) to the flow's `code_challenge`. That grant and `grant_type=refresh_token` (with `refresh_token`, and `client_id`/`redirect_uri` as the SDK sends them) also return a `refresh_token`: a signed JWT of its own kind (issuer `privx-mock/refresh`), valid for 24 hours and across restarts, that is not accepted as a bearer token. The access token is a signed JWT carrying the caller's id as `sub`, its scopes and its expiry (and, for a local user, `pv`, the fingerprint of the password it was issued against: deleting the user or changing its password makes its tokens answer 401); every grant gives the same scopes for the same principal. Repeated failed logins for a username or from an address get 429 without a check until `Retry-After`; a full password-hashing queue gets 503. Errors use the OAuth2 error reply of RFC 6749 section 5.2 (with PrivX's `error_code`/`error_message` beside it), not the PrivX envelope. The path is the one both public PrivX SDKs call. PrivX's external-token login, `POST /auth/api/v1/token/login`, needs an external identity provider and is not served.
 
 Sends a `POST` request to `/auth/api/v1/oauth/token`
 
@@ -1349,7 +1349,21 @@ pub mod builder {
                         ),
                     )
                 }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -1631,7 +1645,21 @@ pub mod builder {
                         ),
                     )
                 }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,
@@ -3285,6 +3313,13 @@ pub mod builder {
                         ),
                     )
                 }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -3658,6 +3693,13 @@ pub mod builder {
                         ),
                     )
                 }
+                503u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 _ => Err(Error::UnexpectedResponse(response)),
             }
         }
@@ -3872,6 +3914,13 @@ pub mod builder {
                     )
                 }
                 500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                503u16 => {
                     Err(
                         Error::ErrorResponse(
                             ResponseValue::from_response(response).await?,

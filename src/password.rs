@@ -1,20 +1,198 @@
-//! Password hashing: argon2id in PHC string format, verified in constant time by argon2.
+//! Password hashing: argon2id in PHC string format, verified in constant time by argon2, and
+//! the bounded pool every hash and verify of a running server goes through.
+//!
+//! One argon2id run with the default parameters takes 19 MiB and tens of milliseconds of one
+//! core. Run on the async workers it stalls every other request; run on tokio's blocking pool
+//! (up to 512 threads) a login flood holds hundreds of them at once (gigabytes). So a server
+//! hashes on a [`Pool`] of its own: one thread per core but one (so a core stays free for the
+//! async workers' requests), at least 1 and at most [`Pool::WORKERS_MAX`], and a queue of
+//! [`Pool::QUEUE_PER_WORKER`] jobs per thread. A job that finds the queue full is not
+//! queued: the caller answers 503 at once ([`Busy`]). Each pool thread keeps its argon2
+//! working memory from one run to the next instead of allocating 19 MiB per run (the
+//! allocator's per-thread arenas kept such blocks around by the dozen), so argon2 memory is
+//! exactly the number of threads times 19 MiB, whatever the load; the threads end when the
+//! server does. Hashes asking for more memory than the default are refused (they are never
+//! made here).
 
+use std::cell::{OnceCell, RefCell};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::errors::InvalidValue;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, PasswordHash};
+use argon2::password_hash::{
+    self, Decimal, Ident, Output, ParamsString, PasswordHasher, PasswordVerifier, Salt, SaltString,
+};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use aws_lc_rs::digest;
 
 /// The argon2id hash of `password` with a fresh random salt.
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 with default parameters hashes any password")
-        .to_string()
+    with_argon2(|argon2| {
+        argon2
+            .hash_password(password.as_bytes(), &salt)
+            .expect("argon2 with default parameters hashes any password")
+            .to_string()
+    })
 }
 
 /// Whether `password` matches `hash` (false for a malformed hash).
 pub fn verify(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    // The output comparison is argon2's, in constant time.
+    with_argon2(|argon2| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+thread_local! {
+    /// A pool thread's argon2 working memory, kept across runs (unset on other threads).
+    static MEMORY: OnceCell<RefCell<Vec<Block>>> = const { OnceCell::new() };
+}
+
+/// Runs `f` with argon2 working in this thread's kept memory, or in memory of its own (freed
+/// after) on a thread that keeps none.
+fn with_argon2<T>(f: impl FnOnce(&KeptMemory) -> T) -> T {
+    MEMORY.with(|kept| match kept.get() {
+        Some(memory) => f(&KeptMemory(memory)),
+        None => f(&KeptMemory(&RefCell::default())),
+    })
+}
+
+/// argon2 (the algorithm, version and parameters a hash names, argon2id's defaults for a new
+/// one) computing in the given memory. The `PasswordHasher` impl is argon2's own but for where
+/// the memory comes from; `PasswordVerifier` comes with it.
+struct KeptMemory<'m>(&'m RefCell<Vec<Block>>);
+
+impl PasswordHasher for KeptMemory<'_> {
+    type Params = Params;
+
+    fn hash_password_customized<'a>(
+        &self,
+        password: &[u8],
+        algorithm: Option<Ident<'a>>,
+        version: Option<Decimal>,
+        params: Params,
+        salt: impl Into<Salt<'a>>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let algorithm = algorithm.map(Algorithm::try_from).transpose()?.unwrap_or_default();
+        let version = version.map(Version::try_from).transpose()?.unwrap_or_default();
+        if params.m_cost() > Params::DEFAULT_M_COST {
+            return Err(password_hash::Error::ParamValueInvalid(InvalidValue::TooLong));
+        }
+        let salt = salt.into();
+        let mut salt_bytes = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_bytes)?;
+        let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let params_string = ParamsString::try_from(&params)?;
+        let mut memory = self.0.borrow_mut();
+        memory.resize(params.block_count(), Block::default());
+        let argon2 = Argon2::new(algorithm, version, params);
+        let output = Output::init_with(output_len, |out| {
+            Ok(argon2.hash_password_into_with_memory(password, salt_bytes, out, &mut memory[..])?)
+        })?;
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: params_string,
+            salt: Some(salt),
+            hash: Some(output),
+        })
+    }
+}
+
+/// Which password a hash is of, without the password: the first bytes of the SHA-256 of the
+/// PHC string, whose salt is random, so every password set gets a new one. Tokens carry it to
+/// say which password they were issued against.
+pub type Fingerprint = [u8; 12];
+
+pub fn fingerprint(hash: &str) -> Fingerprint {
+    let digest = digest::digest(&digest::SHA256, hash.as_bytes());
+    let mut fingerprint = Fingerprint::default();
+    let len = fingerprint.len();
+    fingerprint.copy_from_slice(&digest.as_ref()[..len]);
+    fingerprint
+}
+
+/// The pool's queue was full: the caller answers 503 with `Retry-After` at once.
+#[derive(Debug)]
+pub struct Busy;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads that run password hashes and verifies, fed by a bounded queue.
+pub struct Pool {
+    jobs: SyncSender<Job>,
+}
+
+impl Pool {
+    /// At most this many threads, whatever the cores: the argon2 memory bound is this times
+    /// 19 MiB.
+    pub const WORKERS_MAX: usize = 4;
+    /// Jobs that may wait per thread: enough for a test suite's parallel logins, and a full
+    /// queue is well under a second of work.
+    pub const QUEUE_PER_WORKER: usize = 16;
+
+    /// A pool with one thread per core but one (at least 1, at most [`Self::WORKERS_MAX`]).
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.saturating_sub(1).clamp(1, Self::WORKERS_MAX);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(workers * Self::QUEUE_PER_WORKER);
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..workers {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("password-{n}"))
+                .spawn(move || work(&queue))
+                .expect("a password hashing thread starts");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `job` on a pool thread and waits for its result, or [`Busy`] at once if the queue
+    /// is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The waiter may have gone (its client hung up); the work is done either way.
+            let _ = reply.send(job());
+        });
+        self.jobs.try_send(job).map_err(|_| Busy)?;
+        // A job that panicked dropped its reply: answer as for a full queue.
+        answer.await.map_err(|_| Busy)
+    }
+
+    /// The argon2id hash of `password`, computed on the pool.
+    pub async fn hash(&self, password: &str) -> Result<String, Busy> {
+        let password = password.to_string();
+        self.run(move || hash(&password)).await
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A pool thread: runs jobs, keeping argon2's memory, until the pool (the only sender) is
+/// dropped.
+fn work(queue: &Mutex<Receiver<Job>>) {
+    MEMORY.with(|memory| {
+        memory.get_or_init(RefCell::default);
+    });
+    loop {
+        // The lock is held only while waiting for the next job, not while running it.
+        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(job) = job else {
+            return;
+        };
+        // A panicking job must not take the thread with it (the pool would shrink).
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
 }

@@ -15,6 +15,9 @@ use super::types::{Error as Envelope, ErrorCode, OAuthError as OAuthReply, OAuth
 pub struct ApiError {
     #[serde(skip)]
     status: ErrorStatusCode,
+    /// Seconds for a `Retry-After` header (added by the router, like `WWW-Authenticate`).
+    #[serde(skip)]
+    retry_after: Option<u64>,
     #[serde(flatten)]
     envelope: Envelope,
 }
@@ -28,6 +31,7 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
+            retry_after: None,
             envelope: Envelope {
                 error_code: code,
                 error_message: Some(message.into()),
@@ -51,6 +55,19 @@ impl ApiError {
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorStatusCode::INTERNAL_SERVER_ERROR, ErrorCode::GeneralError, message, None)
+    }
+
+    /// 503 `MAX_LOAD` with `Retry-After: 1`: the password hashing queue is full.
+    pub fn busy() -> Self {
+        let message = "the server is hashing as many passwords as it can; retry shortly";
+        let error =
+            Self::new(ErrorStatusCode::SERVICE_UNAVAILABLE, ErrorCode::MaxLoad, message, None);
+        Self { retry_after: Some(1), ..error }
+    }
+
+    /// The `Retry-After` seconds this answer carries, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 }
 
@@ -145,6 +162,9 @@ fn named_path(message: &str) -> Option<String> {
 pub struct OAuthError {
     #[serde(skip)]
     status: ErrorStatusCode,
+    /// Seconds for a `Retry-After` header (added by the router).
+    #[serde(skip)]
+    retry_after: Option<u64>,
     #[serde(flatten)]
     reply: OAuthReply,
 }
@@ -162,6 +182,7 @@ impl OAuthError {
                 ErrorCode::InvalidRequestData
             }
             OAuthErrorError::ServerError => ErrorCode::GeneralError,
+            OAuthErrorError::TemporarilyUnavailable => ErrorCode::MaxLoad,
             OAuthErrorError::InvalidClient
             | OAuthErrorError::InvalidGrant
             | OAuthErrorError::UnauthorizedClient
@@ -173,7 +194,7 @@ impl OAuthError {
             error_message: Some(description.clone()),
             error_description: Some(description),
         };
-        Self { status, reply }
+        Self { status, retry_after: None, reply }
     }
 
     /// 400 `invalid_request`: a parameter is missing or malformed.
@@ -221,6 +242,38 @@ impl OAuthError {
 
     pub fn server_error(description: impl Into<String>) -> Self {
         Self::new(ErrorStatusCode::INTERNAL_SERVER_ERROR, OAuthErrorError::ServerError, description)
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After: 1`: the password hashing queue is full.
+    pub fn busy() -> Self {
+        let error = Self::new(
+            ErrorStatusCode::SERVICE_UNAVAILABLE,
+            OAuthErrorError::TemporarilyUnavailable,
+            "the server is checking as many passwords as it can; retry shortly",
+        );
+        Self { retry_after: Some(1), ..error }
+    }
+
+    /// 429 `invalid_grant` with `Retry-After`: too many failed logins for the username or the
+    /// client address; no credential was checked.
+    pub fn throttled(retry_after: u64) -> Self {
+        let error = Self::new(
+            ErrorStatusCode::TOO_MANY_REQUESTS,
+            OAuthErrorError::InvalidGrant,
+            format!("too many failed logins for this user or address; retry in {retry_after} s"),
+        );
+        Self { retry_after: Some(retry_after), ..error }
+    }
+
+    /// The `Retry-After` seconds this answer carries, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// Whether this is the answer to wrong credentials (client or user): what the brute-force
+    /// brake counts.
+    pub fn is_bad_credentials(&self) -> bool {
+        matches!(self.reply.error, OAuthErrorError::InvalidClient | OAuthErrorError::InvalidGrant)
     }
 }
 

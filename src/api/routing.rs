@@ -142,14 +142,23 @@ pub const CLIENT_CHALLENGE: &str = "Basic realm=\"privx\"";
 
 impl RouteError {
     /// The last step of routing: a 401 `invalid_client` gets its `WWW-Authenticate` (RFC 6749
-    /// §5.2); every other error stays an error, for dropshot to render.
+    /// §5.2), a 429 or 503 its `Retry-After`; every other error stays an error, for dropshot
+    /// to render.
     pub fn with_headers(self) -> Result<http::Response<dropshot::Body>, RouteError> {
-        match self {
-            Self::OAuth(error) if error.status_code() == ErrorStatusCode::UNAUTHORIZED => {
+        let retry_after = match &self {
+            Self::Api(error) => error.retry_after(),
+            Self::OAuth(error) => error.retry_after(),
+        };
+        match (self, retry_after) {
+            (Self::OAuth(error), _) if error.status_code() == ErrorStatusCode::UNAUTHORIZED => {
                 let header = http::header::WWW_AUTHENTICATE;
                 error_with_header(error.status_code(), &error, header, CLIENT_CHALLENGE)
             }
-            other => Err(other),
+            (error, Some(seconds)) => {
+                let header = http::header::RETRY_AFTER;
+                error_with_header(error.status_code(), &error, header, &seconds.to_string())
+            }
+            (other, None) => Err(other),
         }
     }
 }
