@@ -1,7 +1,8 @@
 //! Who is calling, and may they: OAuth2 tokens like PrivX's, and the token endpoint's grants.
 //!
 //! Tokens are HS256-signed JWTs carrying the caller's id (`sub`), its scopes (`scope`,
-//! space-separated) and expiry (`exp`); verifying one needs the key alone, no store read. The
+//! space-separated) and expiry (`exp`); verifying one needs the key alone, no store read (a
+//! local user's current password is read once, then kept in memory, see below). The
 //! key comes from the store's [`Secrets`] (configured, or generated at first start and kept),
 //! so tokens survive a restart. A client sends the same token on every call until it expires,
 //! so a token is verified (signature and claims) once and remembered: checking the signature
@@ -12,16 +13,32 @@
 //! Refresh tokens (authorization code and refresh token grants) are JWTs of their own issuer,
 //! signed with the same key: they survive a restart, and are not bearer tokens.
 //!
+//! A local user's tokens (access and refresh) carry the fingerprint of the password they were
+//! issued against (`pv`, see [`password::fingerprint`]); one whose user is gone or has another
+//! password now is refused (401) on every use, remembered or not: the users' current
+//! passwords are kept in memory ([`CurrentPasswords`]), so the check costs a map lookup. A
+//! fingerprint rather than a time says which password, so a token issued in the same second
+//! (or, with a logical clock, the same instant) as a password change is told apart, and a
+//! restart changes nothing. A local user's token without `pv` (signed with the key by a tool
+//! or a test) holds while the user exists and its `iat` is not before the password was set.
+//! A token whose `iat` or `nbf` is in the future is refused too.
+//!
 //! Principals: the bootstrap admin (scopes `admin` and `user`), local users (`user`), and API
 //! clients from the config file (the scopes listed for them). Every password and secret is
-//! kept only as an argon2id hash and compared by argon2 (in constant time).
+//! kept only as an argon2id hash and compared by argon2 (in constant time), on the server's
+//! bounded [`password::Pool`]; an unknown client or username is checked against a decoy hash
+//! made at start, so it costs one argon2 run like a known one and timing does not tell. Failed
+//! logins feed the brute-force [`Brake`].
 
+mod brake;
 mod code_flow;
+mod current_passwords;
 mod expiring;
 mod token;
 mod verified_tokens;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -35,11 +52,12 @@ use crate::api::types::ErrorCode;
 use crate::api::{ApiError, OAuthError, OPERATIONS};
 use crate::clock::Clock;
 use crate::config::AuthConfig;
-use crate::password;
-use crate::store::{Secrets, Store};
+use crate::password::{self, Fingerprint};
+use crate::store::{PasswordHash, Secrets, Store, StoreError};
+use brake::Brake;
 use code_flow::CodeFlows;
 pub use code_flow::{login_create, oauth_authorize};
-use token::blocking;
+use current_passwords::CurrentPasswords;
 pub use token::token_create;
 use verified_tokens::VerifiedTokens;
 
@@ -72,6 +90,12 @@ pub struct Caller {
     pub scopes: Vec<String>,
     /// When the token stops being valid (seconds since the epoch).
     expires: i64,
+    /// When the token was issued (`iat`).
+    issued: i64,
+    /// When the token starts being valid: the later of `iat` and `nbf`.
+    not_before: i64,
+    /// The password the token was issued against (see [`Claims::pv`]).
+    password: Option<Fingerprint>,
 }
 
 impl Caller {
@@ -100,7 +124,44 @@ pub struct Claims {
     pub scope: String,
     pub exp: i64,
     pub iat: i64,
+    /// Not before (RFC 7519); this server does not set it, but honours it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub iss: String,
+    /// A local user's password fingerprint when the token was issued (unpadded base64url).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pv: Option<String>,
+}
+
+impl Claims {
+    /// When the token starts being valid: the later of `iat` and `nbf`.
+    fn not_before(&self) -> i64 {
+        self.nbf.map_or(self.iat, |nbf| nbf.max(self.iat))
+    }
+
+    /// The password fingerprint, `Err` if `pv` is there but not one.
+    fn password(&self) -> Result<Option<Fingerprint>, ()> {
+        let Some(pv) = &self.pv else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(pv).map_err(|_| ())?;
+        bytes.try_into().map(Some).map_err(|_| ())
+    }
+}
+
+/// Who a grant is for, the scopes they hold, and the password they proved (local users).
+#[derive(Debug, Clone)]
+struct Grant {
+    subject: Uuid,
+    scopes: Vec<String>,
+    password: Option<Fingerprint>,
+}
+
+impl Grant {
+    /// The admin or an API client: no password of the store's.
+    fn principal(p: &Principal) -> Self {
+        Self { subject: p.id, scopes: p.scopes.clone(), password: None }
+    }
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -130,6 +191,10 @@ pub struct Auth {
     decoy_hash: String,
     verified: VerifiedTokens,
     code_flows: CodeFlows,
+    /// Where every password hash and verify runs.
+    pub passwords: password::Pool,
+    brake: Brake,
+    current: CurrentPasswords,
 }
 
 impl Auth {
@@ -169,13 +234,49 @@ impl Auth {
             decoy_hash: password::hash(&clock.new_secret()),
             verified: VerifiedTokens::default(),
             code_flows: CodeFlows::default(),
+            passwords: password::Pool::new(),
+            brake: Brake::default(),
+            current: CurrentPasswords::default(),
         }
     }
 
+    /// User `id` was created, or given a password: its tokens of another password stop
+    /// holding now.
+    pub fn password_changed(&self, id: Uuid, password: Option<&PasswordHash>) {
+        self.current.set(id, Some(password));
+    }
+
+    /// User `id` was deleted: its tokens stop holding now.
+    pub fn user_deleted(&self, id: Uuid) {
+        self.current.set(id, None);
+    }
+
+    /// Any user may have been replaced (a test-control reset or fixture load).
+    pub fn users_replaced(&self) {
+        self.current.forget_all();
+    }
+
+    /// Whether a token for `subject`, `issued` against `password`, still holds: always for
+    /// the admin and API clients, for a local user while it exists with that password.
+    fn still_holds(
+        &self,
+        store: &Store,
+        subject: Uuid,
+        password: Option<Fingerprint>,
+        issued: i64,
+    ) -> Result<bool, StoreError> {
+        if self.principals.iter().any(|p| p.id == subject) {
+            return Ok(true);
+        }
+        Ok(self.current.get(store, subject)?.admits(password, issued))
+    }
+
     /// Checks the bearer token of a request against the scopes `operation_id` accepts.
-    /// 401 without a valid token, 403 without an accepted scope; no store access either way.
+    /// 401 without a valid token (or one of a deleted user, or of a user's old password), 403
+    /// without an accepted scope; the store is read only the first time a user is seen.
     pub fn authorize(
         &self,
+        store: &Store,
         headers: &http::HeaderMap,
         operation_id: &str,
         now: DateTime<Utc>,
@@ -199,8 +300,11 @@ impl Auth {
                 caller
             }
         };
-        if caller.expires <= now {
+        if caller.expires <= now || caller.not_before > now {
             return Err(unauthorized("the bearer token is invalid or expired"));
+        }
+        if !self.still_holds(store, caller.subject, caller.password, caller.issued)? {
+            return Err(unauthorized("the bearer token's user was deleted or changed password"));
         }
         if accepted.iter().any(|scope| caller.has(scope)) {
             Ok(caller)
@@ -211,39 +315,59 @@ impl Auth {
 
     /// What a token says, if this server signed it.
     fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let invalid = || unauthorized("the bearer token is invalid or expired");
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| unauthorized("the bearer token is invalid or expired"))?
+            .map_err(|_| invalid())?
             .claims;
         Ok(Caller {
             subject: claims.sub,
             scopes: claims.scope.split_whitespace().map(str::to_string).collect(),
             expires: claims.exp,
+            issued: claims.iat,
+            not_before: claims.not_before(),
+            password: claims.password().map_err(|()| invalid())?,
         })
     }
 
-    /// A signed token for `subject` with `scopes`, and its lifetime in seconds.
-    pub fn issue(&self, subject: Uuid, scopes: &[String], now: DateTime<Utc>) -> (String, i64) {
+    /// A signed token for `grant`, and its lifetime in seconds.
+    fn issue(&self, grant: &Grant, now: DateTime<Utc>) -> (String, i64) {
         let lifetime = self.token_lifetime_sec;
-        (self.sign(subject, scopes, now, lifetime, ISSUER), lifetime)
+        (self.sign(grant, now, lifetime, ISSUER), lifetime)
     }
 
-    fn sign(
-        &self,
-        subject: Uuid,
-        scopes: &[String],
-        now: DateTime<Utc>,
-        lifetime_sec: i64,
-        issuer: &str,
-    ) -> String {
+    fn sign(&self, grant: &Grant, now: DateTime<Utc>, lifetime_sec: i64, issuer: &str) -> String {
+        let pv = grant.password.map(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p));
         let claims = Claims {
-            sub: subject,
-            scope: scopes.join(" "),
+            sub: grant.subject,
+            scope: grant.scopes.join(" "),
             iat: now.timestamp(),
+            nbf: None,
             exp: now.timestamp().saturating_add(lifetime_sec),
             iss: issuer.to_string(),
+            pv,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")
+    }
+
+    /// Runs `check`, a credential check for `username` from `address`, on the password pool
+    /// under the brute-force brake: 429 at once while either is locked out, 503 at once when
+    /// the pool's queue is full; wrong credentials count towards a lock, right ones reset it.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        address: IpAddr,
+        check: impl FnOnce() -> Result<Grant, OAuthError> + Send + 'static,
+    ) -> Result<Grant, OAuthError> {
+        let attempt = self.brake.attempt(username, address);
+        self.brake.check(&attempt).map_err(OAuthError::throttled)?;
+        let checked = self.passwords.run(check).await.map_err(|_| OAuthError::busy())?;
+        match &checked {
+            Ok(_) => self.brake.succeeded(&attempt),
+            Err(error) if error.is_bad_credentials() => self.brake.failed(&attempt),
+            Err(_) => {}
+        }
+        checked
     }
 
     /// Whether HTTP Basic `authorization` names the OAuth client with its secret.
@@ -261,7 +385,7 @@ impl Auth {
         let found = self.principals.iter().find(|p| p.is_named(name));
         let hash = found.map_or(&self.decoy_hash, |p| &p.secret_hash);
         let valid = password::verify(secret, hash);
-        found.filter(|_| valid).map(|p| (p.id, p.scopes.clone()))
+        found.filter(|_| valid).map(Grant::principal)
     }
 
     /// The client credentials grant: an API client (not the admin) by id or name and secret.
@@ -297,44 +421,46 @@ impl Auth {
         if self.principals.iter().any(|p| p.is_named(username)) {
             return self.principal(username, password_).ok_or_else(OAuthError::invalid_grant);
         }
+        // Exactly one argon2 run whoever is named, known or not, with a password or not.
         let user = store.user_by_name(username)?;
-        let hash = user
-            .as_ref()
-            .and_then(|u| u.password.as_ref())
-            .map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
-        match user {
-            Some(user) if password::verify(password_, hash) => {
-                Ok((user.id, scope_list(USER_SCOPES)))
-            }
-            _ => {
-                password::verify(password_, &self.decoy_hash);
-                Err(OAuthError::invalid_grant())
-            }
+        let password = user.as_ref().and_then(|u| u.password.as_ref());
+        let hash = password.map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
+        let valid = password::verify(password_, hash);
+        match (&user, password) {
+            (Some(user), Some(password)) if valid => Ok(Grant {
+                subject: user.id,
+                scopes: scope_list(USER_SCOPES),
+                password: Some(password::fingerprint(&password.hash)),
+            }),
+            _ => Err(OAuthError::invalid_grant()),
         }
     }
 
-    /// A refresh token for `subject` with `scopes`: a JWT of its own issuer, so
-    /// [`Auth::authorize`] refuses it as a bearer token.
-    fn issue_refresh(&self, subject: Uuid, scopes: &[String], now: DateTime<Utc>) -> String {
-        self.sign(subject, scopes, now, REFRESH_LIFETIME_SEC, REFRESH_ISSUER)
+    /// A refresh token for `grant`: a JWT of its own issuer, so [`Auth::authorize`] refuses
+    /// it as a bearer token.
+    fn issue_refresh(&self, grant: &Grant, now: DateTime<Utc>) -> String {
+        self.sign(grant, now, REFRESH_LIFETIME_SEC, REFRESH_ISSUER)
     }
 
-    /// The refresh token grant: who a refresh token this server signed is for, if unexpired.
-    fn refresh_grant(&self, token: &str, now: i64) -> Result<Grant, OAuthError> {
+    /// The refresh token grant: who a refresh token this server signed is for, if unexpired,
+    /// not from the future, and its user still has the password it was issued against.
+    fn refresh_grant(&self, store: &Store, token: &str, now: i64) -> Result<Grant, OAuthError> {
         let invalid = || OAuthError::bad_grant("the refresh token is invalid or expired");
         let claims =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.refresh_validation)
                 .map_err(|_| invalid())?
                 .claims;
-        if claims.exp <= now {
+        if claims.exp <= now || claims.not_before() > now {
             return Err(invalid());
         }
-        Ok((claims.sub, claims.scope.split_whitespace().map(str::to_string).collect()))
+        let password = claims.password().map_err(|()| invalid())?;
+        if !self.still_holds(store, claims.sub, password, claims.iat)? {
+            return Err(invalid());
+        }
+        let scopes = claims.scope.split_whitespace().map(str::to_string).collect();
+        Ok(Grant { subject: claims.sub, scopes, password })
     }
 }
-
-/// Who a grant is for, and the scopes they hold.
-type Grant = (Uuid, Vec<String>);
 
 /// The `id:secret` of an HTTP Basic authorization header.
 fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {

@@ -43,7 +43,8 @@ impl Context {
     pub async fn begin(&self, rqctx: &RequestContext<Context>) -> Result<Arc<Caller>, ApiError> {
         self.begin_without_token(rqctx).await?;
         let operation_id = rqctx.endpoint.operation_id.as_str();
-        let caller = self.auth.authorize(rqctx.request.headers(), operation_id, self.now())?;
+        let headers = rqctx.request.headers();
+        let caller = self.auth.authorize(&self.store, headers, operation_id, self.now())?;
         self.journal.note_subject(&rqctx.request_id, caller.subject);
         Ok(caller)
     }

@@ -113,6 +113,7 @@ pub async fn state_reset(
         fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))
     })
     .await?;
+    ctx.auth.users_replaced();
     reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)
 }
@@ -127,6 +128,7 @@ pub async fn fixtures_load(
     let fixtures: Fixtures = reshape(&body)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None))?;
     ctx.write(caller, |stamp| ctx.store.load_fixtures(fixtures, password::hash, stamp)).await?;
+    ctx.auth.users_replaced();
     reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)
 }

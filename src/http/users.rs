@@ -1,35 +1,38 @@
 //! Local users. A user is served as the JSON the store holds for it; passwords arrive in
-//! plain text and are only ever stored as argon2id hashes.
+//! plain text and are only ever stored as argon2id hashes, made on the server's bounded
+//! password pool before the store write (503 `MAX_LOAD` when its queue is full). A user's
+//! tokens stop holding as soon as the user is deleted or given another password
+//! ([`Auth`](super::auth::Auth) is told before the answer goes out).
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::auth::Caller;
 use super::convert::{convert, count, descending, page};
 use super::Context;
 use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
-use crate::password;
 use crate::store::{PasswordHash, UserProfile, UserRecord};
 
-/// The stored form of a new password (the spec's `minLength` already ruled out an empty one).
-fn hash_password(password: &str, now: DateTime<Utc>) -> PasswordHash {
-    PasswordHash { hash: password::hash(password), created: now }
-}
-
-/// The new password of a user create/update request, if it sets one (`{}` does not).
-fn request_password(body: &types::UserRequest, now: DateTime<Utc>) -> Option<PasswordHash> {
-    let password = body.password.as_ref().and_then(|p| p.password.as_deref());
-    password.map(|p| hash_password(p, now))
+/// The stored form of a new password (the spec's `minLength` already ruled out an empty one),
+/// hashed on the password pool.
+async fn hash_password(ctx: &Context, password: &str) -> Result<PasswordHash, ApiError> {
+    let hash = ctx.auth.passwords.hash(password).await.map_err(|_| ApiError::busy())?;
+    Ok(PasswordHash { hash, created: ctx.now() })
 }
 
 /// The new password (if any) and the profile of a user create/update request, whose arrays
-/// must be within the spec's bounds.
-fn request_profile(
+/// must be within the spec's bounds; the password is hashed only for a valid request.
+async fn request_profile(
+    ctx: &Context,
     body: &types::UserRequest,
-    now: DateTime<Utc>,
 ) -> Result<(Option<PasswordHash>, UserProfile), ApiError> {
     check_max_items("UserRequest", body)?;
-    Ok((request_password(body, now), convert(body)?))
+    let profile = convert(body)?;
+    // `{}` sets no password.
+    let password = match body.password.as_ref().and_then(|p| p.password.as_deref()) {
+        Some(password) => Some(hash_password(ctx, password).await?),
+        None => None,
+    };
+    Ok((password, profile))
 }
 
 pub fn list(
@@ -45,9 +48,12 @@ pub async fn create(
     caller: &Caller,
     body: types::UserRequest,
 ) -> Result<UserRecord, ApiError> {
-    let (password, profile) = request_profile(&body, ctx.now())?;
-    ctx.write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
-        .await
+    let (password, profile) = request_profile(ctx, &body).await?;
+    let record = ctx
+        .write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
+        .await?;
+    ctx.auth.password_changed(record.id, record.password.as_ref());
+    Ok(record)
 }
 
 pub fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiError> {
@@ -69,8 +75,12 @@ pub async fn update(
     id: Uuid,
     body: types::UserRequest,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let (password, profile) = request_profile(&body, ctx.now())?;
+    let (password, profile) = request_profile(ctx, &body).await?;
+    let changed = password.clone();
     ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
+    if let Some(password) = &changed {
+        ctx.auth.password_changed(id, Some(password));
+    }
     Ok(HttpResponseOkEmpty)
 }
 
@@ -80,6 +90,7 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     ctx.write(caller, |_| ctx.store.user_delete(id)).await?;
+    ctx.auth.user_deleted(id);
     Ok(HttpResponseOkEmpty)
 }
 
@@ -89,7 +100,8 @@ pub async fn password_set(
     id: Uuid,
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    let password = hash_password(&body.password, ctx.now());
-    ctx.write(caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
+    let password = hash_password(ctx, &body.password).await?;
+    ctx.write(caller, |stamp| ctx.store.user_password_set(id, password.clone(), stamp)).await?;
+    ctx.auth.password_changed(id, Some(&password));
     Ok(HttpResponseOkEmpty)
 }

@@ -243,6 +243,16 @@ impl Store {
         user_record(json, self.passwords.get(id)?.as_deref())
     }
 
+    /// User `id`'s password (`Some(None)`: the user has none), or `None` if there is no user
+    /// `id`.
+    pub fn user_password(&self, id: Uuid) -> Result<Option<Option<PasswordHash>>, StoreError> {
+        if !self.users.contains_key(id.as_bytes())? {
+            return Ok(None);
+        }
+        let password = self.passwords.get(id.as_bytes())?;
+        Ok(Some(password.map(|p| serde_json::from_slice(&p)).transpose()?))
+    }
+
     /// The user with `username`, with its password, if there is one.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let Some(id) = self.usernames.get(username_key(username))? else {

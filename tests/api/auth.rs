@@ -41,8 +41,10 @@ pub(crate) fn mint(subject: &str, scopes: &[&str], expires_in: i64, key: &str) -
         sub: subject.parse().unwrap(),
         scope: scopes.join(" "),
         iat: now,
+        nbf: None,
         exp: now + expires_in,
         iss: "privx-mock".to_string(),
+        pv: None,
     };
     jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes()))
         .unwrap()
@@ -212,7 +214,8 @@ async fn a_remembered_token_still_expires_and_keeps_to_its_scopes() {
 
 #[tokio::test]
 async fn authorization_comes_before_any_lookup() {
-    let app = spawn_app().await;
+    // Alice exists: a token of a user that does not is refused (401) before its scopes count.
+    let app = spawn_app_with_fixtures(fixtures()).await;
     let missing = format!("/local-user-store/api/v1/users/{}", Uuid::new_v4());
     let response = app.anonymous.get(app.url(&missing)).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 401, "not 404: nobody learns what exists");

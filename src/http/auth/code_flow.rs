@@ -12,7 +12,7 @@ use base64::Engine;
 use dropshot::RequestContext;
 
 use super::expiring::Expiring;
-use super::{blocking, Grant};
+use super::Grant;
 use crate::api::{types, HttpResponseRedirect, OAuthError};
 use crate::http::Context;
 
@@ -102,8 +102,9 @@ pub async fn oauth_authorize(
     Ok(HttpResponseRedirect(format!("{REDIRECT_URI}?token={token}")))
 }
 
-/// `POST /auth/api/v1/login`: checks the credentials (argon2, off the async workers) for a
-/// login session, uses the session up and gives a code with the session's state.
+/// `POST /auth/api/v1/login`: checks the credentials (argon2, on the password pool, under the
+/// brute-force brake) for a login session, uses the session up and gives a code with the
+/// session's state.
 pub async fn login_create(
     rqctx: &RequestContext<Context>,
     body: types::LoginRequest,
@@ -116,12 +117,13 @@ pub async fn login_create(
         return Err(unknown_session());
     }
     let server = rqctx.server.clone();
-    let (username, password) = (body.username, body.password);
-    let grant = blocking(move || {
+    let address = rqctx.request.remote_addr().ip();
+    let (username, password) = (body.username.clone(), body.password);
+    let check = move || {
         let ctx = &server.private;
         ctx.auth.authenticate(&ctx.store, &username, &password)
-    })
-    .await?;
+    };
+    let grant = ctx.auth.check_credentials(&body.username, address, check).await?;
     let now = ctx.now().timestamp();
     let session = flows.sessions.take(&body.token, now).ok_or_else(unknown_session)?;
     let code = ctx.clock.new_secret();

@@ -13,24 +13,25 @@ pub async fn token_create(
     rqctx: &RequestContext<Context>,
     body: types::TokenRequest,
 ) -> Result<types::TokenResponse, OAuthError> {
-    let (subject, held) = grant(rqctx, &body).await?;
-    let scopes = narrow_scopes(held, body.scope.as_deref())?;
+    let mut grant = grant(rqctx, &body).await?;
+    grant.scopes = narrow_scopes(grant.scopes, body.scope.as_deref())?;
     let ctx = rqctx.context();
     let now = ctx.now();
-    let (access_token, expires_in) = ctx.auth.issue(subject, &scopes, now);
+    let (access_token, expires_in) = ctx.auth.issue(&grant, now);
     let refreshable =
         matches!(body.grant_type, GrantType::AuthorizationCode | GrantType::RefreshToken);
-    let refresh_token = refreshable.then(|| ctx.auth.issue_refresh(subject, &scopes, now));
+    let refresh_token = refreshable.then(|| ctx.auth.issue_refresh(&grant, now));
     Ok(types::TokenResponse {
         access_token,
         token_type: "Bearer".to_string(),
         expires_in,
-        scope: Some(scopes.join(" ")),
+        scope: Some(grant.scopes.join(" ")),
         refresh_token,
     })
 }
 
-/// Whom the grant names, and the scopes they hold; argon2 checks run off the async workers.
+/// Whom the grant names, and the scopes they hold; argon2 checks run on the password pool,
+/// under the brute-force brake.
 async fn grant(
     rqctx: &RequestContext<Context>,
     body: &types::TokenRequest,
@@ -42,6 +43,7 @@ async fn grant(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let server = rqctx.server.clone();
+    let address = rqctx.request.remote_addr().ip();
     let ctx = rqctx.context();
     match body.grant_type {
         GrantType::Password => {
@@ -49,18 +51,21 @@ async fn grant(
             else {
                 return Err(OAuthError::invalid_request("username and password are required"));
             };
-            blocking(move || {
+            let check = move || {
                 let ctx = &server.private;
                 ctx.auth.password_grant(&ctx.store, authorization.as_deref(), &username, &password)
-            })
-            .await
+            };
+            let username = body.username.as_deref().unwrap_or_default();
+            ctx.auth.check_credentials(username, address, check).await
         }
         GrantType::ClientCredentials => {
             let form = body.client_id.clone().zip(body.client_secret.clone());
             let (id, secret) = form
                 .or_else(|| basic_credentials(authorization.as_deref()))
                 .ok_or_else(OAuthError::invalid_client)?;
-            blocking(move || server.private.auth.client_credentials_grant(&id, &secret)).await
+            let name = id.clone();
+            let check = move || server.private.auth.client_credentials_grant(&id, &secret);
+            ctx.auth.check_credentials(&name, address, check).await
         }
         GrantType::AuthorizationCode => ctx.auth.code_flows.redeem(body, ctx.now().timestamp()),
         GrantType::RefreshToken => {
@@ -69,7 +74,7 @@ async fn grant(
                 .refresh_token
                 .as_deref()
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            ctx.auth.refresh_grant(token, ctx.now().timestamp())
+            ctx.auth.refresh_grant(&ctx.store, token, ctx.now().timestamp())
         }
     }
 }
@@ -85,11 +90,4 @@ fn narrow_scopes(held: Vec<String>, asked: Option<&str>) -> Result<Vec<String>, 
         Some(missing) => Err(OAuthError::invalid_scope(format!("scope {missing} is not granted"))),
         None => Ok(asked),
     }
-}
-
-/// Runs a credential check (argon2, tens of milliseconds) off the async workers.
-pub(super) async fn blocking(
-    grant: impl FnOnce() -> Result<Grant, OAuthError> + Send + 'static,
-) -> Result<Grant, OAuthError> {
-    tokio::task::spawn_blocking(grant).await.map_err(|e| OAuthError::server_error(e.to_string()))?
 }
