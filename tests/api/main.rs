@@ -12,6 +12,7 @@ mod generated_code;
 mod generator;
 mod helpers;
 mod listeners;
+mod logins;
 mod oauth_flow;
 mod persistence;
 mod relay;
