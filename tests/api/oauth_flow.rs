@@ -309,3 +309,34 @@ async fn login_sessions_are_bounded() {
     let evicted = login(&app, ADMIN.0, ADMIN.1, &oldest).await;
     assert_oauth_error(evicted, 400, "invalid_request").await;
 }
+
+/// A refresh token, like an access token, dies with its user's password; and the login of the
+/// flow has the token endpoint's brute-force brake.
+#[tokio::test]
+async fn refresh_tokens_die_with_the_password_and_logins_are_braked() {
+    let app = spawn_app().await;
+    let user = app.create_user("carol", &[]).await;
+    let password = format!("{USERS}/{user}/password");
+    let (status, _) = app.call("PUT", &password, Some(json!({"password": "pw-C"}))).await;
+    assert_eq!(status, 200);
+    let code = code(&app, "carol", "pw-C", "state-1").await;
+    let (access, refresh) = tokens(&app, &code_form(&code, PKCE.0)).await;
+    let (status, _) = app.call("PUT", &password, Some(json!({"password": "pw-D"}))).await;
+    assert_eq!(status, 200);
+    let (status, reply) = token(&app, &refresh_form(&refresh)).await;
+    assert_eq!((status, reply["error"].as_str()), (400, Some("invalid_grant")), "{reply}");
+    let own_credentials = format!("/role-store/api/v1/users/{user}/webauthn-credentials");
+    assert_eq!(get_with(&app, &access, &own_credentials).await, 401);
+
+    let session = authorize(&app, "state-2", PKCE.1).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses
+            .push(login(&app, "carol", &format!("guess-{i}"), &session).await.status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 400 || *s == 429), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let response = login(&app, "carol", "pw-D", &session).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_oauth_error(response, 429, "invalid_grant").await;
+}
