@@ -108,6 +108,7 @@ impl PasswordHasher for KeptMemory<'_> {
 /// say which password they were issued against.
 pub type Fingerprint = [u8; 12];
 
+/// The [`Fingerprint`] of `hash`, a PHC string.
 pub fn fingerprint(hash: &str) -> Fingerprint {
     let digest = digest::digest(&digest::SHA256, hash.as_bytes());
     let mut fingerprint = Fingerprint::default();
