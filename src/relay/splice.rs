@@ -13,8 +13,8 @@ use rustix::pipe::{PipeFlags, SpliceFlags};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-/// The most one splice reads: a pipe's default capacity, so a read always fits the (empty)
-/// pipe.
+/// The most one splice reads: a pipe's default capacity (a smaller pipe, see the README, just
+/// takes less at a time).
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Relays what `from` sends to `to` until `from` ends its side, then ends `to`'s (a half-close:
