@@ -1,9 +1,9 @@
-//! One direction of a relayed connection, moved with splice(2): from one socket into a kernel
-//! pipe and from the pipe into the other socket. The bytes never enter this process (no copy
-//! through user space, no buffer in its memory): half the CPU time per relayed byte of a
-//! user-space copy, and a small process whatever the connections carry. The pipe is the direction's only buffer: nothing more is
-//! read until what it holds is written, so a slow reader slows its writer (back-pressure).
-//! Linux only, as the project is.
+//! One direction of a relayed connection, moved with splice(2): from one socket into a kernel pipe
+//! and from the pipe into the other socket. The bytes never enter this process (no copy through
+//! user space, no buffer in its memory): half the CPU time per relayed byte of a user-space copy,
+//! and a small process whatever the connections carry. The pipe is the direction's only buffer:
+//! nothing more is read until what it holds is written, so a slow reader slows its writer
+//! (back-pressure). Linux only, as the project is.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
