@@ -1,24 +1,19 @@
-//! One relayed connection: the source check, the connection to the destination, the copy both
-//! ways (half-close kept: each direction ends on its own EOF, 64 KiB buffered per direction,
-//! so a slow reader slows its writer) and the log line and counters it leaves behind.
+//! One relayed connection: the source check, the connection to the destination, the relay both
+//! ways (half-close kept: each direction ends on its own EOF; each moves through a kernel pipe,
+//! see `splice`) and the log line and counters it leaves behind.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::ListenerPlan;
+use super::{splice, ListenerPlan};
 
-/// Bytes buffered per direction of a relayed connection.
-const BUFFER_BYTES: usize = 64 * 1024;
 /// How long connecting to a destination may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,15 +77,19 @@ pub async fn relay(
     traffic.total.fetch_add(1, Ordering::SeqCst);
     traffic.open.fetch_add(1, Ordering::SeqCst);
     let (mut to_destination, mut from_destination) = (0, 0);
-    let mut client =
-        Counted { stream: client, read: &traffic.bytes_to_destination, count: &mut to_destination };
-    let mut server = Counted {
-        stream: server,
-        read: &traffic.bytes_from_destination,
-        count: &mut from_destination,
+    let both_ways = async {
+        tokio::try_join!(
+            splice::one_way(&client, &server, &traffic.bytes_to_destination, &mut to_destination),
+            splice::one_way(
+                &server,
+                &client,
+                &traffic.bytes_from_destination,
+                &mut from_destination
+            ),
+        )
     };
     let ended = tokio::select! {
-        copied = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut server, BUFFER_BYTES, BUFFER_BYTES) => match copied {
+        relayed = both_ways => match relayed {
             Ok(_) => "both sides closed".to_string(),
             Err(e) => format!("error: {e}"),
         },
@@ -106,46 +105,5 @@ async fn connect(destination: (&str, u16)) -> Result<TcpStream, String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(destination)).await {
         Ok(connected) => connected.map_err(|e| e.to_string()),
         Err(_) => Err("connecting timed out".to_string()),
-    }
-}
-
-/// A stream that counts the bytes read from it, into its listener's counter and its own.
-struct Counted<'a> {
-    stream: TcpStream,
-    read: &'a AtomicU64,
-    count: &'a mut u64,
-}
-
-impl AsyncRead for Counted<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        let read = (buf.filled().len() - before) as u64;
-        this.read.fetch_add(read, Ordering::Relaxed);
-        *this.count += read;
-        polled
-    }
-}
-
-impl AsyncWrite for Counted<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

@@ -6,6 +6,7 @@
 
 mod connection;
 mod rules;
+mod splice;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -224,25 +225,33 @@ async fn serve(
     let mut connections = JoinSet::new();
     // Closes the relayed connections, whatever closes the listener.
     let (closing, closing_changes) = watch::channel(false);
+    // Made again only when the plan changes: not for every accepted connection, whose first
+    // byte would otherwise wait for a timer to be armed and disarmed.
+    let mut expiry = Box::pin(clock.reached(plan.borrow().closes_at));
     loop {
-        let closes_at = plan.borrow().closes_at;
-        tokio::select! {
-            () = clock.reached(closes_at) => break,
-            changed = plan.changed() => if changed.is_err() { break },
+        let replanned = tokio::select! {
+            () = &mut expiry => break,
+            changed = plan.changed() => if changed.is_err() { break } else { true },
             () = closed_signal(&mut closed) => break,
-            accepted = socket.accept() => match accepted {
-                Ok((client, peer)) => {
-                    let plan = plan.borrow().clone();
-                    let closing = closing_changes.clone();
-                    connections.spawn(connection::relay(listener.clone(), client, peer, plan, closing));
+            accepted = socket.accept() => {
+                match accepted {
+                    Ok((client, peer)) => {
+                        let plan = plan.borrow().clone();
+                        let closing = closing_changes.clone();
+                        connections.spawn(connection::relay(listener.clone(), client, peer, plan, closing));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors, say: give the connections time to end.
+                        log_error(&listener, &e);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
-                Err(e) => {
-                    // Out of file descriptors, say: give the connections time to end.
-                    log_error(&listener, &e);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                false
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => false,
+        };
+        if replanned {
+            expiry = Box::pin(clock.reached(plan.borrow().closes_at));
         }
     }
     drop(socket);

@@ -155,6 +155,50 @@ async fn a_large_transfer_goes_both_ways_and_survives_a_half_close() {
 }
 
 #[tokio::test]
+async fn a_destination_that_does_not_read_holds_the_client_back() {
+    bounded(async {
+        let app = relay_app(|_| {}).await;
+        // More than every socket buffer on the way can hold (tcp_rmem/tcp_wmem maxima).
+        const TOTAL: usize = 256 << 20;
+        let destination = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = destination.local_addr().unwrap().port();
+        let (start_reading, reading) = tokio::sync::oneshot::channel::<()>();
+        let sink = tokio::spawn(async move {
+            let (mut stream, _) = destination.accept().await.unwrap();
+            let _ = reading.await;
+            let mut buffer = vec![0; 1 << 20];
+            let mut count = 0;
+            while let n @ 1.. = stream.read(&mut buffer).await.unwrap() {
+                count += n;
+            }
+            count
+        });
+        let (id, address) = create(&app, &format!("ext/127.0.0.1:{port}"), &[], 60).await;
+        let mut client = TcpStream::connect(address).await.unwrap();
+        let chunk = vec![0x5a; 1 << 20];
+        let mut written = 0;
+        // Writes until a write makes no progress for a while: the relay stopped reading.
+        while written < TOTAL {
+            let write = client.write(&chunk[..chunk.len().min(TOTAL - written)]);
+            match tokio::time::timeout(Duration::from_millis(500), write).await {
+                Ok(n) => written += n.unwrap(),
+                Err(_) => break,
+            }
+        }
+        assert!(written < TOTAL, "the relay took all {written} bytes of a stalled connection");
+        assert!(traffic(&app, id).await.bytes_to_destination < TOTAL as u64);
+        start_reading.send(()).unwrap();
+        while written < TOTAL {
+            written += client.write(&chunk[..chunk.len().min(TOTAL - written)]).await.unwrap();
+        }
+        client.shutdown().await.unwrap();
+        assert_eq!(sink.await.unwrap(), TOTAL, "everything arrives once the destination reads");
+        assert_eq!(traffic(&app, id).await.bytes_to_destination, TOTAL as u64);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn sources_are_enforced() {
     bounded(async {
         let app = relay_app(|_| {}).await;
