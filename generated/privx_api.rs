@@ -4917,7 +4917,7 @@ pub mod types {
 }
 /// The PrivX API: one method per operation of the spec, named by its operationId.
 pub trait PrivxApi {
-    type Context: Send + Sync + 'static;
+    type Context: crate::api::RequestLimits + Send + Sync + 'static;
     /// Log in to an authorization-code flow
     ///
     /// Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.
@@ -5501,6 +5501,7 @@ async fn catch_all<A: PrivxApi>(
     rqctx: dropshot::RequestContext<A::Context>,
     request: crate::api::AnyRequest,
 ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+    crate::api::check_head(&request.0)?;
     route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
 }
 /// Places a request: the operation whose path template matches the request's path (a
@@ -5827,9 +5828,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
         rqctx.endpoint.operation_id.replace_range(.., "login_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::LoginRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::LoginRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::login_create(rqctx, body).await?)?)
     }
@@ -5850,9 +5854,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "listener_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::ListenerCreate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ListenerCreate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::listener_create(rqctx, body).await?)?)
     }
@@ -5884,9 +5891,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::UserRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::UserRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_create(rqctx, body).await?)?)
     }
@@ -5967,9 +5977,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "connection_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::ConnectionCreate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ConnectionCreate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::connection_create(rqctx, body).await?)?)
     }
@@ -5993,9 +6006,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
         rqctx.endpoint.operation_id.replace_range(.., "token_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::UrlEncoded;
-        let body = <dropshot::TypedBody<
-            types::TokenRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::TokenRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::token_create(rqctx, body).await?)?)
     }
@@ -6020,9 +6036,12 @@ mod route_to {
             types::ConnectionSearchQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
             .await?;
-        let body = <dropshot::TypedBody<
-            types::ConnectionSearch,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ConnectionSearch,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6054,9 +6073,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "state_reset");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::StateReset,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::StateReset,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::state_reset(rqctx, body).await?)?)
     }
@@ -6066,9 +6088,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "fixtures_load");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::Fixtures,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Fixtures,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fixtures_load(rqctx, body).await?)?)
     }
@@ -6082,9 +6107,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminatePath {
             connection_id: crate::api::path_param("connection_id", connection_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6102,9 +6130,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminateHostPath {
             host_id: crate::api::path_param("host_id", host_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6122,9 +6153,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminateUserPath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6153,9 +6187,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ListenerUpdatePath {
             id: crate::api::path_param("id", id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Listener,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Listener,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6206,9 +6243,12 @@ mod route_to {
         let path = crate::api::Path::from(types::UserUpdatePath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::UserRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::UserRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_update(rqctx, path, body).await?)?)
     }
@@ -6233,9 +6273,12 @@ mod route_to {
         let path = crate::api::Path::from(types::FaultSetPath {
             operation_id: crate::api::path_param("operation_id", operation_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Fault,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Fault,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fault_set(rqctx, path, body).await?)?)
     }
@@ -6260,9 +6303,12 @@ mod route_to {
         let path = crate::api::Path::from(types::UserPasswordSetPath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Password,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Password,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6318,9 +6364,12 @@ mod route_to {
             user_id: crate::api::path_param("user_id", user_id)?,
             id: crate::api::path_param("id", id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::WebauthnCredentialUpdate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::WebauthnCredentialUpdate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(

@@ -8,7 +8,10 @@ use clap::Parser;
 use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
-use privx_mock::server::{self, Config, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS};
+use privx_mock::server::{
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
+};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
@@ -81,6 +84,14 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(0..=MAX_TERMINATION_DELAY_MS)
     )]
     termination_delay_ms: u64,
+    /// How long, in milliseconds, a request's whole body may take to arrive once its
+    /// operation starts reading it; a slower one is answered 408.
+    #[arg(long, env = "PRIVX_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    body_timeout_ms: u64,
+    /// How long, in milliseconds, SIGTERM or SIGINT waits for requests in flight before it
+    /// cuts off what is still open, flushes the store and exits.
+    #[arg(long, env = "PRIVX_SHUTDOWN_TIMEOUT_MS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
+    shutdown_timeout_ms: u64,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -133,6 +144,8 @@ async fn main() -> anyhow::Result<()> {
         relay,
         clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
         termination_delay_ms: args.termination_delay_ms,
+        body_timeout_ms: args.body_timeout_ms,
+        shutdown_timeout_ms: args.shutdown_timeout_ms,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use dropshot::{
@@ -33,6 +34,12 @@ pub const FIXTURES_AUTHOR: uuid::Uuid =
 pub const DEFAULT_TERMINATION_DELAY_MS: u64 = 2000;
 /// The longest termination delay accepted (a day), so every planned end is a valid time.
 pub const MAX_TERMINATION_DELAY_MS: u64 = 86_400_000;
+/// How long a request body may take to arrive unless configured: a PrivX client sends at most
+/// [`REQUEST_BODY_MAX_BYTES`], which takes seconds even on a slow link.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// How long a shutdown waits for requests in flight unless configured: this server's own
+/// operations take milliseconds, and orchestrators kill a process after 30 s.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +60,10 @@ pub struct Config {
     pub clock: Clock,
     /// How long a terminated connection stays TERMINATING before it is TERMINATED.
     pub termination_delay_ms: u64,
+    /// How long a request's whole body may take to arrive (408 after that).
+    pub body_timeout_ms: u64,
+    /// How long a shutdown waits for requests in flight before it cuts them off.
+    pub shutdown_timeout_ms: u64,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -89,8 +100,8 @@ pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     load(&store, file, &Clock::default())
 }
 
-/// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish and
-/// flushes the store.
+/// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish (for
+/// at most the shutdown timeout) and flushes the store.
 pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let store = server.app_private().store.clone();
@@ -106,15 +117,31 @@ pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Resul
 }
 
 async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<()> {
-    eprintln!("privx-mock: {signal}: finishing in-flight requests");
+    let timeout = server.app_private().shutdown_timeout.as_millis();
+    eprintln!("privx-mock: {signal}: finishing in-flight requests (for at most {timeout} ms)");
     stop(server).await
 }
 
 /// Closes every extender listener (and the connections it relays), so their ports are free
-/// for whoever starts next on the same store, then stops serving.
+/// for whoever starts next on the same store, then stops serving: no new connections, and the
+/// requests in flight get the shutdown timeout to finish. What is still open then (a body that
+/// never completes, an answer the client never reads, a connection that never sent a byte,
+/// which hyper would wait for without end) is left behind, and said so; the process exits
+/// next, which closes it.
 pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
+    let timeout = server.app_private().shutdown_timeout;
     server.app_private().relays.close_all_but(&[]).await;
-    server.close().await.map_err(|e| anyhow::anyhow!(e))
+    match tokio::time::timeout(timeout, server.close()).await {
+        Ok(closed) => closed.map_err(|e| anyhow::anyhow!(e)),
+        Err(_) => {
+            eprintln!(
+                "privx-mock: shutdown timeout ({} ms) reached: cutting off the requests and \
+                 connections still open",
+                timeout.as_millis()
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Authentication from the configuration and the secrets the store keeps; a secret generated
@@ -193,6 +220,8 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
                 .unwrap_or_default(),
         ),
         relays: Arc::new(relays),
+        body_timeout: Duration::from_millis(config.body_timeout_ms),
+        shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
     };
     for failure in
         crate::http::reopen_listeners(&context).await.map_err(|e| anyhow::anyhow!("{e}"))?

@@ -4,12 +4,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::helpers::{ADMIN, OAUTH_CLIENT};
 
 pub struct Process {
     pub child: Child,
     pub base_url: String,
+    /// What the server wrote to standard error after its listening line, so far.
+    stderr: Arc<Mutex<String>>,
 }
 
 fn command(data_dir: &Path) -> Command {
@@ -27,8 +30,14 @@ fn command(data_dir: &Path) -> Command {
 
 /// Starts the server on a free loopback port and returns once it is listening.
 pub fn start(data_dir: &Path) -> Process {
+    start_with(data_dir, &[])
+}
+
+/// [`start`] with more command-line arguments.
+pub fn start_with(data_dir: &Path, args: &[&str]) -> Process {
     let mut child = command(data_dir)
         .args(["--bind", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -42,8 +51,16 @@ pub fn start(data_dir: &Path) -> Process {
         }
     };
     // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Process { child, base_url }
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let kept = stderr.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut kept = kept.lock().unwrap();
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    });
+    Process { child, base_url, stderr }
 }
 
 /// Runs a one-shot command (`--export FILE`, `--import FILE`) to completion.
@@ -53,6 +70,11 @@ pub fn run(data_dir: &Path, args: &[&str]) {
 }
 
 impl Process {
+    /// What the server wrote to standard error after its listening line, so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
