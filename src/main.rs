@@ -131,6 +131,13 @@ async fn main() -> anyhow::Result<()> {
         "generated at first start and printed then (keep them; only their hashes are stored)"
     };
     let client_id = auth.oauth_client_id();
+    match server::raise_open_file_limit() {
+        Ok((before, after)) if before != after => {
+            eprintln!("privx-mock: open file limit raised from {before} to {after}")
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("privx-mock: the open file limit stays as it is: {e}"),
+    }
     let server = server::start(Config {
         bind: args.bind,
         data_dir: args.data_dir,

@@ -144,6 +144,26 @@ pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
     }
 }
 
+/// Raises the process's soft limit on open files to its hard limit, and says so: every
+/// connection, idle or not, holds a file, and at the usual soft limit of 1,024 a thousand idle
+/// connections would leave none for the next client (dropshot retries the accept until one is
+/// free). Returns the limits before and after.
+pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if before != limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((before, limit.rlim_cur))
+    }
+}
+
 /// Authentication from the configuration and the secrets the store keeps; a secret generated
 /// now is shown this once.
 fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::Result<Auth> {

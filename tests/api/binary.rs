@@ -11,7 +11,7 @@ use crate::helpers::{ADMIN, OAUTH_CLIENT};
 pub struct Process {
     pub child: Child,
     pub base_url: String,
-    /// What the server wrote to standard error after its listening line, so far.
+    /// What the server wrote to standard error so far, but its listening line.
     stderr: Arc<Mutex<String>>,
 }
 
@@ -30,28 +30,28 @@ fn command(data_dir: &Path) -> Command {
 
 /// Starts the server on a free loopback port and returns once it is listening.
 pub fn start(data_dir: &Path) -> Process {
-    start_with(data_dir, &[])
+    start_with(data_dir, |_| {})
 }
 
-/// [`start`] with more command-line arguments.
-pub fn start_with(data_dir: &Path, args: &[&str]) -> Process {
-    let mut child = command(data_dir)
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+/// [`start`] with a command that `adjust` changes first (more arguments, say).
+pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Process {
+    let mut command = command(data_dir);
+    command.args(["--bind", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    adjust(&mut command);
+    let mut child = command.spawn().expect("the binary starts");
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = String::new();
     let base_url = loop {
         let line = lines.next().expect("the server says where it listens").expect("stderr");
         if let Some(url) = line.strip_prefix("privx-mock listening on ") {
             break url.to_string();
         }
+        said.push_str(&line);
+        said.push('\n');
     };
     // Keep draining stderr so the child never blocks on a full pipe.
-    let stderr = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(said));
     let kept = stderr.clone();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -70,7 +70,7 @@ pub fn run(data_dir: &Path, args: &[&str]) {
 }
 
 impl Process {
-    /// What the server wrote to standard error after its listening line, so far.
+    /// What the server wrote to standard error so far, but its listening line.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

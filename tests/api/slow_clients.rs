@@ -3,6 +3,7 @@
 //! URI or oversized headers get the PrivX envelope. Every wait is bounded.
 
 use std::future::Future;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use privx_mock::api::{MAX_HEADER_BYTES, MAX_URI_BYTES};
@@ -100,7 +101,9 @@ async fn a_token_request_body_that_never_completes_is_an_oauth_408() {
 async fn sigterm_exits_within_the_shutdown_timeout_despite_stalled_clients() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut server = binary::start_with(dir.path(), &["--shutdown-timeout-ms", "500"]);
+        let mut server = binary::start_with(dir.path(), |command| {
+            command.args(["--shutdown-timeout-ms", "500"]);
+        });
         let token = server.token().await;
         let created = bearer_client(&token)
             .post(server.url(USERS))
@@ -183,4 +186,36 @@ async fn oversized_headers_are_a_431_envelope() {
     let response =
         app.anonymous.get(app.url(USERS)).header("x-filler", "a".repeat(MAX_HEADER_BYTES)).send();
     assert_envelope(response.await.unwrap(), 431).await;
+}
+
+#[tokio::test]
+async fn idle_connections_past_the_soft_file_limit_lock_no_client_out() {
+    bounded(async {
+        let (soft, hard) = (256, 4096);
+        let dir = tempfile::tempdir().unwrap();
+        let server = binary::start_with(dir.path(), |command| {
+            let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+            unsafe {
+                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        });
+        assert!(
+            server.stderr().contains(&format!("open file limit raised from {soft} to {hard}")),
+            "{}",
+            server.stderr()
+        );
+        let address = server.base_url.trim_start_matches("http://").to_string();
+        // Twice the soft limit of connections that never send a byte, each accepted in turn.
+        let mut idle = Vec::new();
+        for _ in 0..2 * soft {
+            idle.push(TcpStream::connect(&address).await.expect("connected"));
+        }
+        let status = reqwest::get(server.url("/healthz")).await.expect("an answer").status();
+        assert_eq!(status.as_u16(), 200);
+    })
+    .await;
 }
