@@ -4948,7 +4948,7 @@ pub trait PrivxApi {
     > + Send;
     /// Create extender connection listener
     ///
-    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
+    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`, and so is a server out of open files or socket buffers. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
     ///
     /// Served at `POST /extender-service/api/v1/listeners` by the router.
     fn listener_create(
@@ -6830,7 +6830,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Create extender connection listener")
                     .description(
-                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
+                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`, and so is a server out of open files or socket buffers. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
                     )
                     .tag("listeners"),
             ),

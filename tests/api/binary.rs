@@ -63,6 +63,19 @@ pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Process
     Process { child, base_url, stderr }
 }
 
+/// Makes `command` start with `soft` and `hard` as its limits on open files.
+pub fn limit_open_files(command: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+    unsafe {
+        command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
+}
+
 /// Runs a one-shot command (`--export FILE`, `--import FILE`) to completion.
 pub fn run(data_dir: &Path, args: &[&str]) {
     let output = command(data_dir).args(args).output().expect("the binary runs");

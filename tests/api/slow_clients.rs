@@ -3,7 +3,6 @@
 //! URI or oversized headers get the PrivX envelope. Every wait is bounded.
 
 use std::future::Future;
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use privx_mock::api::{MAX_HEADER_BYTES, MAX_URI_BYTES};
@@ -193,16 +192,8 @@ async fn idle_connections_past_the_soft_file_limit_lock_no_client_out() {
     bounded(async {
         let (soft, hard) = (256, 4096);
         let dir = tempfile::tempdir().unwrap();
-        let server = binary::start_with(dir.path(), |command| {
-            let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
-            unsafe {
-                command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
-                    0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
-                });
-            }
-        });
+        let server =
+            binary::start_with(dir.path(), |command| binary::limit_open_files(command, soft, hard));
         assert!(
             server.stderr().contains(&format!("open file limit raised from {soft} to {hard}")),
             "{}",
