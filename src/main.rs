@@ -9,8 +9,8 @@ use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
 use privx_mock::server::{
-    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS,
-    DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
 
 /// A stateful, spec-first server for part of the PrivX REST API.
@@ -92,6 +92,10 @@ struct Args {
     /// cuts off what is still open, flushes the store and exits.
     #[arg(long, env = "PRIVX_SHUTDOWN_TIMEOUT_MS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
     shutdown_timeout_ms: u64,
+    /// How long, in milliseconds, a new connection may stay silent (not one byte of a request
+    /// or TLS hello) before the server closes it.
+    #[arg(long, env = "PRIVX_FIRST_BYTE_TIMEOUT_MS", default_value_t = DEFAULT_FIRST_BYTE_TIMEOUT_MS)]
+    first_byte_timeout_ms: u64,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -153,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
         termination_delay_ms: args.termination_delay_ms,
         body_timeout_ms: args.body_timeout_ms,
         shutdown_timeout_ms: args.shutdown_timeout_ms,
+        first_byte_timeout_ms: args.first_byte_timeout_ms,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

@@ -1,6 +1,6 @@
 //! Assembles the server: opens the store, bootstraps authentication, loads fixtures,
-//! registers the generated API (which also serves the spec and docs pages), and starts dropshot
-//! (HTTP or HTTPS).
+//! registers the generated API (which also serves the spec and docs pages), starts dropshot
+//! (HTTP or HTTPS) and, beside it, the closing of silent connections (`crate::silent`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,9 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
 /// How long a shutdown waits for requests in flight unless configured: this server's own
 /// operations take milliseconds, and orchestrators kill a process after 30 s.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+/// How long a new connection may stay silent unless configured: a PrivX client sends its
+/// request (or its TLS hello) as soon as it is connected.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,6 +67,8 @@ pub struct Config {
     pub body_timeout_ms: u64,
     /// How long a shutdown waits for requests in flight before it cuts them off.
     pub shutdown_timeout_ms: u64,
+    /// How long a connection may go without sending its first byte before it is closed.
+    pub first_byte_timeout_ms: u64,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -248,9 +253,17 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     {
         eprintln!("privx-mock: {failure}");
     }
-    ServerBuilder::new(api_description()?, context, log)
+    let server = ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)
         .start()
-        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
+        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))?;
+    // For as long as the server's store is open.
+    let alive = Arc::downgrade(&server.app_private().store);
+    crate::silent::watch(
+        server.local_addr(),
+        Duration::from_millis(config.first_byte_timeout_ms),
+        alive,
+    );
+    Ok(server)
 }

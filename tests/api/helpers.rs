@@ -89,6 +89,7 @@ pub async fn spawn(
         termination_delay_ms: server::DEFAULT_TERMINATION_DELAY_MS,
         body_timeout_ms: server::DEFAULT_BODY_TIMEOUT_MS,
         shutdown_timeout_ms: server::DEFAULT_SHUTDOWN_TIMEOUT_MS,
+        first_byte_timeout_ms: server::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");

@@ -210,3 +210,24 @@ async fn idle_connections_past_the_soft_file_limit_lock_no_client_out() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_after_the_first_byte_timeout() {
+    bounded(async {
+        let timeout_ms = 300;
+        let app = spawn_app_with(|config| config.first_byte_timeout_ms = timeout_ms).await;
+        let address = app.base_url.trim_start_matches("http://").to_string();
+        let connected = Instant::now();
+        let mut silent = TcpStream::connect(&address).await.unwrap();
+        // One that speaks at once is served, before and after the silent one is closed.
+        let list = app.http.get(app.url(USERS)).send().await.unwrap();
+        assert_eq!(list.status().as_u16(), 200);
+        let mut rest = Vec::new();
+        silent.read_to_end(&mut rest).await.expect("closed cleanly");
+        assert!(rest.is_empty(), "no answer to nothing");
+        assert!(connected.elapsed() >= Duration::from_millis(timeout_ms), "not before its time");
+        let list = app.http.get(app.url(USERS)).send().await.unwrap();
+        assert_eq!(list.status().as_u16(), 200);
+    })
+    .await;
+}

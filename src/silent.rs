@@ -1,0 +1,98 @@
+//! Closes the server's connections that have not sent a single byte within the first-byte
+//! timeout.
+//!
+//! dropshot owns the accept loop and gives each connection to hyper-util, whose HTTP-version
+//! sniffing waits for the first bytes with no timeout of its own (hyper's 30 s header timeout
+//! starts only after it). A connection that never sent anything held a file, and held off a
+//! graceful shutdown, forever. dropshot offers no hook into its accept loop, so this watches
+//! the sockets from the side: on a timer, it looks at each socket of the process, and a
+//! connection to the server's own address that the kernel says has received nothing for
+//! longer than the timeout is shut down, which hyper sees as the client leaving. No request
+//! pays for this; a pass costs a few system calls per open file.
+//!
+//! Each socket is looked at through a duplicate of its descriptor, so the socket shut down is
+//! the one that was looked at, even if its descriptor number was reused in between.
+
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::Weak;
+use std::time::Duration;
+
+/// How often to look, for a timeout: often enough that a silent connection goes at most a
+/// quarter of the timeout late, and never more than once every 25 ms.
+fn period(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(25), Duration::from_secs(1))
+}
+
+/// Closes the silent connections to `server` for as long as `alive` (something the server
+/// holds) lives.
+pub fn watch<T: Send + Sync + 'static>(server: SocketAddr, timeout: Duration, alive: Weak<T>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period(timeout));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if alive.strong_count() == 0 {
+                return;
+            }
+            let closed = tokio::task::spawn_blocking(move || close_silent(server, timeout))
+                .await
+                .unwrap_or_default();
+            if closed > 0 {
+                eprintln!(
+                    "privx-mock: closed {closed} connection(s) that sent nothing within {} ms",
+                    timeout.as_millis()
+                );
+            }
+        }
+    });
+}
+
+/// One pass over the process's descriptors; returns how many connections it shut down.
+fn close_silent(server: SocketAddr, timeout: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
+    let descriptors = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok());
+    descriptors.filter(|&fd| close_if_silent(fd, server, timeout)).count()
+}
+
+fn close_if_silent(fd: RawFd, server: SocketAddr, timeout: Duration) -> bool {
+    // SAFETY: dup only reads the descriptor table; the duplicate is owned by `socket` alone
+    // (closed when it drops), whatever kind of file it turns out to be.
+    let duplicate = unsafe { libc::dup(fd) };
+    if duplicate < 0 {
+        return false;
+    }
+    let socket = unsafe { TcpStream::from_raw_fd(duplicate) };
+    // A connection accepted on the server's address (any local one, when the server listens
+    // on all of them); the listening socket itself has no peer.
+    let accepted = socket.local_addr().is_ok_and(|local| {
+        local.port() == server.port() && (server.ip().is_unspecified() || local.ip() == server.ip())
+    });
+    if !accepted || socket.peer_addr().is_err() {
+        return false;
+    }
+    let Some(info) = tcp_info(&socket) else { return false };
+    let silent_for = Duration::from_millis(info.tcpi_last_data_recv.into());
+    if info.tcpi_bytes_received != 0 || silent_for < timeout {
+        return false;
+    }
+    socket.shutdown(Shutdown::Both).is_ok()
+}
+
+fn tcp_info(socket: &TcpStream) -> Option<libc::tcp_info> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `length` bytes into it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut length = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let pointer = (&mut info as *mut libc::tcp_info).cast();
+        let status = libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_TCP,
+            libc::TCP_INFO,
+            pointer,
+            &mut length,
+        );
+        (status == 0).then_some(info)
+    }
+}
