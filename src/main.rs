@@ -9,7 +9,7 @@ use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
 use privx_mock::server::{
-    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
 
@@ -96,6 +96,10 @@ struct Args {
     /// or TLS hello) before the server closes it.
     #[arg(long, env = "PRIVX_FIRST_BYTE_TIMEOUT_MS", default_value_t = DEFAULT_FIRST_BYTE_TIMEOUT_MS)]
     first_byte_timeout_ms: u64,
+    /// Past this many open connections, the server says so in its log and closes those that
+    /// have sent nothing yet at once, instead of after --first-byte-timeout-ms.
+    #[arg(long, env = "PRIVX_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -158,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         body_timeout_ms: args.body_timeout_ms,
         shutdown_timeout_ms: args.shutdown_timeout_ms,
         first_byte_timeout_ms: args.first_byte_timeout_ms,
+        max_connections: args.max_connections,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

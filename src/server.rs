@@ -43,6 +43,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 /// How long a new connection may stay silent unless configured: a PrivX client sends its
 /// request (or its TLS hello) as soon as it is connected.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 10_000;
+/// How many open connections are fine unless configured: far more than any set of PrivX
+/// clients opens, and far fewer than the open-file limit once it is raised.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -69,6 +72,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// How long a connection may go without sending its first byte before it is closed.
     pub first_byte_timeout_ms: u64,
+    /// Past this many open connections, those that have sent nothing are closed at once.
+    pub max_connections: usize,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -218,7 +223,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let lines = log_lines(&config)?;
     let log =
         RequestLog::logger(journal.clone(), config.clock.clone(), config.log_level, lines.clone());
-    let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines);
+    let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines.clone());
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -260,10 +265,10 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))?;
     // For as long as the server's store is open.
     let alive = Arc::downgrade(&server.app_private().store);
-    crate::silent::watch(
-        server.local_addr(),
-        Duration::from_millis(config.first_byte_timeout_ms),
-        alive,
-    );
+    let limits = crate::silent::Limits {
+        first_byte_timeout: Duration::from_millis(config.first_byte_timeout_ms),
+        max_connections: config.max_connections,
+    };
+    crate::silent::watch(server.local_addr(), limits, alive, lines);
     Ok(server)
 }

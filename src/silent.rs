@@ -1,5 +1,5 @@
 //! Closes the server's connections that have not sent a single byte within the first-byte
-//! timeout.
+//! timeout, or at once while more connections than the cap are open.
 //!
 //! dropshot owns the accept loop and gives each connection to hyper-util, whose HTTP-version
 //! sniffing waits for the first bytes with no timeout of its own (hyper's 30 s header timeout
@@ -9,6 +9,11 @@
 //! connection to the server's own address that the kernel says has received nothing for
 //! longer than the timeout is shut down, which hyper sees as the client leaving. No request
 //! pays for this; a pass costs a few system calls per open file.
+//!
+//! The same pass counts the server's connections. dropshot accepts every connection, so the
+//! cap cannot refuse one; past it, the pass says so in the log and the next pass closes every
+//! silent connection without waiting for its timeout, so a flood of connections that say
+//! nothing goes first, and clients that talk keep being served.
 //!
 //! Each socket is looked at through a duplicate of its descriptor, so the socket shut down is
 //! the one that was looked at, even if its descriptor number was reused in between.
@@ -24,43 +29,93 @@ fn period(timeout: Duration) -> Duration {
     (timeout / 4).clamp(Duration::from_millis(25), Duration::from_secs(1))
 }
 
-/// Closes the silent connections to `server` for as long as `alive` (something the server
-/// holds) lives.
-pub fn watch<T: Send + Sync + 'static>(server: SocketAddr, timeout: Duration, alive: Weak<T>) {
+/// What the watcher enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long a connection may send nothing.
+    pub first_byte_timeout: Duration,
+    /// Past this many open connections, silent ones are closed at once.
+    pub max_connections: usize,
+}
+
+/// What one pass saw and did.
+#[derive(Debug, Default)]
+struct Pass {
+    open: usize,
+    closed: usize,
+}
+
+/// Closes the silent connections to `server`, logging to `log`, for as long as `alive`
+/// (something the server holds) lives.
+pub fn watch<T: Send + Sync + 'static>(
+    server: SocketAddr,
+    limits: Limits,
+    alive: Weak<T>,
+    log: tracing::Dispatch,
+) {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(period(timeout));
+        let mut ticks = tokio::time::interval(period(limits.first_byte_timeout));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut over_cap = false;
         loop {
             ticks.tick().await;
             if alive.strong_count() == 0 {
                 return;
             }
-            let closed = tokio::task::spawn_blocking(move || close_silent(server, timeout))
+            let wait = if over_cap { Duration::ZERO } else { limits.first_byte_timeout };
+            let pass = tokio::task::spawn_blocking(move || close_silent(server, wait))
                 .await
                 .unwrap_or_default();
-            if closed > 0 {
-                eprintln!(
-                    "privx-mock: closed {closed} connection(s) that sent nothing within {} ms",
-                    timeout.as_millis()
-                );
-            }
+            tracing::dispatcher::with_default(&log, || {
+                if pass.closed > 0 {
+                    let timeout = limits.first_byte_timeout.as_millis();
+                    let why = if over_cap {
+                        "over the connection cap".to_string()
+                    } else {
+                        format!("within {timeout} ms")
+                    };
+                    tracing::warn!("closed {} connection(s) that sent nothing {why}", pass.closed);
+                }
+                over_cap = pass.open > limits.max_connections;
+                if over_cap {
+                    tracing::warn!(
+                        "connection cap ({}) reached: {} connections open; those that have sent \
+                         nothing are closed at once",
+                        limits.max_connections,
+                        pass.open
+                    );
+                }
+            });
         }
     });
 }
 
-/// One pass over the process's descriptors; returns how many connections it shut down.
-fn close_silent(server: SocketAddr, timeout: Duration) -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
+/// One pass over the process's descriptors: how many connections to `server` are open, and
+/// how many of those that received nothing for `wait` it shut down.
+fn close_silent(server: SocketAddr, wait: Duration) -> Pass {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Pass::default() };
     let descriptors = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok());
-    descriptors.filter(|&fd| close_if_silent(fd, server, timeout)).count()
+    let mut pass = Pass::default();
+    for fd in descriptors {
+        match close_if_silent(fd, server, wait) {
+            None => {}
+            Some(closed) => {
+                pass.open += 1;
+                pass.closed += usize::from(closed);
+            }
+        }
+    }
+    pass
 }
 
-fn close_if_silent(fd: RawFd, server: SocketAddr, timeout: Duration) -> bool {
+/// `None` if `fd` is no connection to `server`; else whether it was silent for `wait` and so
+/// shut down.
+fn close_if_silent(fd: RawFd, server: SocketAddr, wait: Duration) -> Option<bool> {
     // SAFETY: dup only reads the descriptor table; the duplicate is owned by `socket` alone
     // (closed when it drops), whatever kind of file it turns out to be.
     let duplicate = unsafe { libc::dup(fd) };
     if duplicate < 0 {
-        return false;
+        return None;
     }
     let socket = unsafe { TcpStream::from_raw_fd(duplicate) };
     // A connection accepted on the server's address (any local one, when the server listens
@@ -69,14 +124,12 @@ fn close_if_silent(fd: RawFd, server: SocketAddr, timeout: Duration) -> bool {
         local.port() == server.port() && (server.ip().is_unspecified() || local.ip() == server.ip())
     });
     if !accepted || socket.peer_addr().is_err() {
-        return false;
+        return None;
     }
-    let Some(info) = tcp_info(&socket) else { return false };
+    let info = tcp_info(&socket)?;
     let silent_for = Duration::from_millis(info.tcpi_last_data_recv.into());
-    if info.tcpi_bytes_received != 0 || silent_for < timeout {
-        return false;
-    }
-    socket.shutdown(Shutdown::Both).is_ok()
+    let silent = info.tcpi_bytes_received == 0 && silent_for >= wait;
+    Some(silent && socket.shutdown(Shutdown::Both).is_ok())
 }
 
 fn tcp_info(socket: &TcpStream) -> Option<libc::tcp_info> {

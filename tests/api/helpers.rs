@@ -90,6 +90,7 @@ pub async fn spawn(
         body_timeout_ms: server::DEFAULT_BODY_TIMEOUT_MS,
         shutdown_timeout_ms: server::DEFAULT_SHUTDOWN_TIMEOUT_MS,
         first_byte_timeout_ms: server::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        max_connections: server::DEFAULT_MAX_CONNECTIONS,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");

@@ -231,3 +231,31 @@ async fn a_connection_that_never_sends_a_byte_is_closed_after_the_first_byte_tim
     })
     .await;
 }
+
+#[tokio::test]
+async fn past_the_connection_cap_silent_connections_go_at_once_and_it_is_logged() {
+    bounded(async {
+        let cap = 4;
+        // A first-byte timeout the test never reaches: only the cap can close them.
+        let app = spawn_app_with(|config| {
+            config.max_connections = cap;
+            config.first_byte_timeout_ms = 600_000;
+        })
+        .await;
+        let address = app.base_url.trim_start_matches("http://").to_string();
+        let mut silent = Vec::new();
+        for _ in 0..2 * cap {
+            silent.push(TcpStream::connect(&address).await.unwrap());
+        }
+        for stream in &mut silent {
+            let mut rest = Vec::new();
+            stream.read_to_end(&mut rest).await.expect("closed cleanly");
+        }
+        let list = app.http.get(app.url(USERS)).send().await.unwrap();
+        assert_eq!(list.status().as_u16(), 200, "a client that talks is served");
+        let log = app.log();
+        assert!(log.contains(&format!("connection cap ({cap}) reached")), "{log}");
+        assert!(log.contains("that sent nothing over the connection cap"), "{log}");
+    })
+    .await;
+}
