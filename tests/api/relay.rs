@@ -271,8 +271,10 @@ async fn an_exhausted_port_range_is_out_of_resources_until_a_port_is_free() {
 async fn a_server_out_of_open_files_is_out_of_resources_until_one_is_free() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
-        // Soft and hard alike, so the server cannot raise its own limit.
+        // Soft and hard alike, so the server cannot raise its own limit; ports of its own, so
+        // that the listeners it holds are in no other test's way.
         let server = binary::start_with(dir.path(), |command| {
+            command.args(["--listener-ports", "42000-42099"]);
             binary::limit_open_files(command, 64, 64);
         });
         // One client, one connection: each listener then costs the server one file.
