@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use privx_mock::api::{MAX_HEADER_BYTES, MAX_URI_BYTES};
 use privx_mock::client::types;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::binary;
 use crate::helpers::{assert_envelope, bearer_client, spawn_app, spawn_app_with, ADMIN};
@@ -19,10 +19,19 @@ async fn bounded<T>(test: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), test).await.expect("finished in time")
 }
 
+/// A connection to the server at `address` (on 127.0.0.1) from 127.0.0.2: its local port is
+/// then never one that a listener test wants to bind on 127.0.0.1 (the listener ports lie in
+/// the ephemeral range), however many connections these tests hold.
+async fn connect(address: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.2:0".parse().unwrap()).expect("bound on 127.0.0.2");
+    socket.connect(address.parse().expect("an address")).await.expect("connected")
+}
+
 /// Sends the head of a `POST path` whose body is `length` bytes long but only the first
 /// `sent` of them: a client that stalls half-way through its body.
 async fn stalled_post(address: &str, path: &str, headers: &str, length: usize) -> TcpStream {
-    let mut stream = TcpStream::connect(address).await.expect("connected");
+    let mut stream = connect(address).await;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {length}\r\n\r\n{{\"username\""
     );
@@ -116,7 +125,7 @@ async fn sigterm_exits_within_the_shutdown_timeout_despite_stalled_clients() {
         // connection that never sends a byte: hyper would wait for both without end.
         let auth = format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n");
         let _stalled = stalled_post(&address, USERS, &auth, 1000).await;
-        let _silent = TcpStream::connect(&address).await.unwrap();
+        let _silent = connect(&address).await;
         // Connections are accepted in order: once a later one is answered, both are open in
         // the server.
         let list = bearer_client(&token).get(server.url(USERS)).send().await.unwrap();
@@ -203,7 +212,7 @@ async fn idle_connections_past_the_soft_file_limit_lock_no_client_out() {
         // Twice the soft limit of connections that never send a byte, each accepted in turn.
         let mut idle = Vec::new();
         for _ in 0..2 * soft {
-            idle.push(TcpStream::connect(&address).await.expect("connected"));
+            idle.push(connect(&address).await);
         }
         let status = reqwest::get(server.url("/healthz")).await.expect("an answer").status();
         assert_eq!(status.as_u16(), 200);
@@ -218,7 +227,7 @@ async fn a_connection_that_never_sends_a_byte_is_closed_after_the_first_byte_tim
         let app = spawn_app_with(|config| config.first_byte_timeout_ms = timeout_ms).await;
         let address = app.base_url.trim_start_matches("http://").to_string();
         let connected = Instant::now();
-        let mut silent = TcpStream::connect(&address).await.unwrap();
+        let mut silent = connect(&address).await;
         // One that speaks at once is served, before and after the silent one is closed.
         let list = app.http.get(app.url(USERS)).send().await.unwrap();
         assert_eq!(list.status().as_u16(), 200);
@@ -245,7 +254,7 @@ async fn past_the_connection_cap_silent_connections_go_at_once_and_it_is_logged(
         let address = app.base_url.trim_start_matches("http://").to_string();
         let mut silent = Vec::new();
         for _ in 0..2 * cap {
-            silent.push(TcpStream::connect(&address).await.unwrap());
+            silent.push(connect(&address).await);
         }
         for stream in &mut silent {
             let mut rest = Vec::new();
