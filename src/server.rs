@@ -139,15 +139,16 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
 /// which hyper would wait for without end) is left behind, and said so; the process exits
 /// next, which closes it.
 pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
-    let timeout = server.app_private().shutdown_timeout;
+    let (timeout, address) = (server.app_private().shutdown_timeout, server.local_addr());
     server.app_private().relays.close_all_but(&[]).await;
     match tokio::time::timeout(timeout, server.close()).await {
         Ok(closed) => closed.map_err(|e| anyhow::anyhow!(e)),
         Err(_) => {
             eprintln!(
-                "privx-mock: shutdown timeout ({} ms) reached: cutting off the requests and \
-                 connections still open",
-                timeout.as_millis()
+                "privx-mock: shutdown timeout ({} ms) reached: cutting off the {} connection(s) \
+                 still open and their requests",
+                timeout.as_millis(),
+                crate::silent::count_open(address)
             );
             Ok(())
         }

@@ -90,6 +90,11 @@ pub fn watch<T: Send + Sync + 'static>(
     });
 }
 
+/// How many connections to `server` are open (a pass that closes none).
+pub fn count_open(server: SocketAddr) -> usize {
+    close_silent(server, Duration::MAX).open
+}
+
 /// One pass over the process's descriptors: how many connections to `server` are open, and
 /// how many of those that received nothing for `wait` it shut down.
 fn close_silent(server: SocketAddr, wait: Duration) -> Pass {
