@@ -7,7 +7,10 @@
 //! - by path first, then by method, as OpenAPI reads a spec: a path template matches segment
 //!   for segment, and a literal segment beats a variable one (so `/users/tags` is not a user);
 //! - then the unpublished pages (`crate::api::unrouted`), else a 404 envelope;
-//! - a path whose operations lack the method gets a 405 envelope with `Allow`.
+//! - a path whose operations lack the method gets a 405 envelope with `Allow`;
+//! - before all that, an over-long URI or oversized headers get a 414 or 431 envelope
+//!   (`crate::api::check_head`), and each body is read within the server's body timeout
+//!   (`crate::api::read_body`).
 //!
 //! Each operation is a plain trait method with dropshot's extractor types; the `route_to`
 //! function of an operation sets the request's endpoint metadata to the operation's (its
@@ -174,6 +177,7 @@ fn catch_alls() -> TokenStream {
             rqctx: dropshot::RequestContext<A::Context>,
             request: crate::api::AnyRequest,
         ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+            crate::api::check_head(&request.0)?;
             route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
         }
     }
@@ -277,7 +281,7 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
     let request = match &sig.body {
         Some(b) => {
             lets.push(quote! {
-                let body = <#b as dropshot::ExclusiveExtractor>::from_request(&rqctx, request).await?;
+                let body = crate::api::read_body(&rqctx, <#b as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)).await?;
             });
             quote! { request }
         }

@@ -4921,7 +4921,7 @@ pub mod types {
 }
 /// The PrivX API: one method per operation of the spec, named by its operationId.
 pub trait PrivxApi {
-    type Context: Send + Sync + 'static;
+    type Context: crate::api::RequestLimits + Send + Sync + 'static;
     /// Log in to an authorization-code flow
     ///
     /// Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.
@@ -4952,7 +4952,7 @@ pub trait PrivxApi {
     > + Send;
     /// Create extender connection listener
     ///
-    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
+    /// Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`, and so is a server out of open files or socket buffers. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).
     ///
     /// Served at `POST /extender-service/api/v1/listeners` by the router.
     fn listener_create(
@@ -5505,6 +5505,7 @@ async fn catch_all<A: PrivxApi>(
     rqctx: dropshot::RequestContext<A::Context>,
     request: crate::api::AnyRequest,
 ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+    crate::api::check_head(&request.0)?;
     route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
 }
 /// Places a request: the operation whose path template matches the request's path (a
@@ -5831,9 +5832,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
         rqctx.endpoint.operation_id.replace_range(.., "login_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::LoginRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::LoginRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::login_create(rqctx, body).await?)?)
     }
@@ -5854,9 +5858,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "listener_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::ListenerCreate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ListenerCreate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::listener_create(rqctx, body).await?)?)
     }
@@ -5888,9 +5895,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "user_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::UserRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::UserRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_create(rqctx, body).await?)?)
     }
@@ -5971,9 +5981,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "connection_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::ConnectionCreate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ConnectionCreate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::connection_create(rqctx, body).await?)?)
     }
@@ -5997,9 +6010,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::OAuthError> {
         rqctx.endpoint.operation_id.replace_range(.., "token_create");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::UrlEncoded;
-        let body = <dropshot::TypedBody<
-            types::TokenRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::TokenRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::token_create(rqctx, body).await?)?)
     }
@@ -6024,9 +6040,12 @@ mod route_to {
             types::ConnectionSearchQuery,
         > as dropshot::SharedExtractor>::from_request(&rqctx)
             .await?;
-        let body = <dropshot::TypedBody<
-            types::ConnectionSearch,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::ConnectionSearch,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6058,9 +6077,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "state_reset");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::StateReset,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::StateReset,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::state_reset(rqctx, body).await?)?)
     }
@@ -6070,9 +6092,12 @@ mod route_to {
     ) -> Result<http::Response<dropshot::Body>, crate::api::ApiError> {
         rqctx.endpoint.operation_id.replace_range(.., "fixtures_load");
         rqctx.endpoint.body_content_type = dropshot::ApiEndpointBodyContentType::Json;
-        let body = <dropshot::TypedBody<
-            types::Fixtures,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Fixtures,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fixtures_load(rqctx, body).await?)?)
     }
@@ -6086,9 +6111,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminatePath {
             connection_id: crate::api::path_param("connection_id", connection_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6106,9 +6134,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminateHostPath {
             host_id: crate::api::path_param("host_id", host_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6126,9 +6157,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ConnectionTerminateUserPath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <crate::api::OptionalJsonBody<
-            types::TerminateRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <crate::api::OptionalJsonBody<
+                    types::TerminateRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6157,9 +6191,12 @@ mod route_to {
         let path = crate::api::Path::from(types::ListenerUpdatePath {
             id: crate::api::path_param("id", id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Listener,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Listener,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6210,9 +6247,12 @@ mod route_to {
         let path = crate::api::Path::from(types::UserUpdatePath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::UserRequest,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::UserRequest,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::user_update(rqctx, path, body).await?)?)
     }
@@ -6237,9 +6277,12 @@ mod route_to {
         let path = crate::api::Path::from(types::FaultSetPath {
             operation_id: crate::api::path_param("operation_id", operation_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Fault,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Fault,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(dropshot::HttpResponse::to_result(A::fault_set(rqctx, path, body).await?)?)
     }
@@ -6264,9 +6307,12 @@ mod route_to {
         let path = crate::api::Path::from(types::UserPasswordSetPath {
             user_id: crate::api::path_param("user_id", user_id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::Password,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::Password,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6322,9 +6368,12 @@ mod route_to {
             user_id: crate::api::path_param("user_id", user_id)?,
             id: crate::api::path_param("id", id)?,
         });
-        let body = <dropshot::TypedBody<
-            types::WebauthnCredentialUpdate,
-        > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)
+        let body = crate::api::read_body(
+                &rqctx,
+                <dropshot::TypedBody<
+                    types::WebauthnCredentialUpdate,
+                > as dropshot::ExclusiveExtractor>::from_request(&rqctx, request),
+            )
             .await?;
         Ok(
             dropshot::HttpResponse::to_result(
@@ -6785,7 +6834,7 @@ pub fn openapi_document() -> serde_json::Value {
                     )
                     .summary("Create extender connection listener")
                     .description(
-                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
+                        "Create a temporary extender connection listener. `keep_open_sec` sets how long the listener and all its ongoing connections stay open; the server assigns `id`, `address`, `created`, `updated`, `author` and `updated_by`. The listener is a real TCP socket, bound at `address` (on the server's listener host, a port of its listener range) before this answers; each connection it accepts from an allowed `source` is relayed to `destination`. No free port left in the range is 503 `OUT_OF_RESOURCES`, and so is a server out of open files or socket buffers. The path prefix /extender-service/api/v1 is this project's choice (no public PrivX client calls it).",
                     )
                     .tag("listeners"),
             ),

@@ -8,7 +8,10 @@ use clap::Parser;
 use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
-use privx_mock::server::{self, Config, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS};
+use privx_mock::server::{
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
+};
 
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
@@ -81,6 +84,22 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(0..=MAX_TERMINATION_DELAY_MS)
     )]
     termination_delay_ms: u64,
+    /// How long, in milliseconds, a request's whole body may take to arrive once its
+    /// operation starts reading it; a slower one is answered 408.
+    #[arg(long, env = "PRIVX_BODY_TIMEOUT_MS", default_value_t = DEFAULT_BODY_TIMEOUT_MS)]
+    body_timeout_ms: u64,
+    /// How long, in milliseconds, SIGTERM or SIGINT waits for requests in flight before it
+    /// cuts off what is still open, flushes the store and exits.
+    #[arg(long, env = "PRIVX_SHUTDOWN_TIMEOUT_MS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_MS)]
+    shutdown_timeout_ms: u64,
+    /// How long, in milliseconds, a new connection may stay silent (not one byte of a request
+    /// or TLS hello) before the server closes it.
+    #[arg(long, env = "PRIVX_FIRST_BYTE_TIMEOUT_MS", default_value_t = DEFAULT_FIRST_BYTE_TIMEOUT_MS)]
+    first_byte_timeout_ms: u64,
+    /// Past this many open connections, the server says so in its log and closes those that
+    /// have sent nothing yet at once, instead of after --first-byte-timeout-ms.
+    #[arg(long, env = "PRIVX_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
     /// server must not be running on that directory).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
@@ -120,6 +139,13 @@ async fn main() -> anyhow::Result<()> {
         "generated at first start and printed then (keep them; only their hashes are stored)"
     };
     let client_id = auth.oauth_client_id();
+    match server::raise_open_file_limit() {
+        Ok((before, after)) if before != after => {
+            eprintln!("privx-mock: open file limit raised from {before} to {after}")
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("privx-mock: the open file limit stays as it is: {e}"),
+    }
     let server = server::start(Config {
         bind: args.bind,
         data_dir: args.data_dir,
@@ -133,6 +159,10 @@ async fn main() -> anyhow::Result<()> {
         relay,
         clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
         termination_delay_ms: args.termination_delay_ms,
+        body_timeout_ms: args.body_timeout_ms,
+        shutdown_timeout_ms: args.shutdown_timeout_ms,
+        first_byte_timeout_ms: args.first_byte_timeout_ms,
+        max_connections: args.max_connections,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

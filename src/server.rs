@@ -1,10 +1,11 @@
 //! Assembles the server: opens the store, bootstraps authentication, loads fixtures,
-//! registers the generated API (which also serves the spec and docs pages), and starts dropshot
-//! (HTTP or HTTPS).
+//! registers the generated API (which also serves the spec and docs pages), starts dropshot
+//! (HTTP or HTTPS) and, beside it, the closing of silent connections (`crate::silent`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use dropshot::{
@@ -33,6 +34,18 @@ pub const FIXTURES_AUTHOR: uuid::Uuid =
 pub const DEFAULT_TERMINATION_DELAY_MS: u64 = 2000;
 /// The longest termination delay accepted (a day), so every planned end is a valid time.
 pub const MAX_TERMINATION_DELAY_MS: u64 = 86_400_000;
+/// How long a request body may take to arrive unless configured: a PrivX client sends at most
+/// [`REQUEST_BODY_MAX_BYTES`], which takes seconds even on a slow link.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// How long a shutdown waits for requests in flight unless configured: this server's own
+/// operations take milliseconds, and orchestrators kill a process after 30 s.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+/// How long a new connection may stay silent unless configured: a PrivX client sends its
+/// request (or its TLS hello) as soon as it is connected.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 10_000;
+/// How many open connections are fine unless configured: far more than any set of PrivX
+/// clients opens, and far fewer than the open-file limit once it is raised.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +66,14 @@ pub struct Config {
     pub clock: Clock,
     /// How long a terminated connection stays TERMINATING before it is TERMINATED.
     pub termination_delay_ms: u64,
+    /// How long a request's whole body may take to arrive (408 after that).
+    pub body_timeout_ms: u64,
+    /// How long a shutdown waits for requests in flight before it cuts them off.
+    pub shutdown_timeout_ms: u64,
+    /// How long a connection may go without sending its first byte before it is closed.
+    pub first_byte_timeout_ms: u64,
+    /// Past this many open connections, those that have sent nothing are closed at once.
+    pub max_connections: usize,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -89,8 +110,8 @@ pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
     load(&store, file, &Clock::default())
 }
 
-/// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish and
-/// flushes the store.
+/// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish (for
+/// at most the shutdown timeout) and flushes the store.
 pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let store = server.app_private().store.clone();
@@ -106,15 +127,52 @@ pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Resul
 }
 
 async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<()> {
-    eprintln!("privx-mock: {signal}: finishing in-flight requests");
+    let timeout = server.app_private().shutdown_timeout.as_millis();
+    eprintln!("privx-mock: {signal}: finishing in-flight requests (for at most {timeout} ms)");
     stop(server).await
 }
 
 /// Closes every extender listener (and the connections it relays), so their ports are free
-/// for whoever starts next on the same store, then stops serving.
+/// for whoever starts next on the same store, then stops serving: no new connections, and the
+/// requests in flight get the shutdown timeout to finish. What is still open then (a body that
+/// never completes, an answer the client never reads, a connection that never sent a byte,
+/// which hyper would wait for without end) is left behind, and said so; the process exits
+/// next, which closes it.
 pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
+    let (timeout, address) = (server.app_private().shutdown_timeout, server.local_addr());
     server.app_private().relays.close_all_but(&[]).await;
-    server.close().await.map_err(|e| anyhow::anyhow!(e))
+    match tokio::time::timeout(timeout, server.close()).await {
+        Ok(closed) => closed.map_err(|e| anyhow::anyhow!(e)),
+        Err(_) => {
+            eprintln!(
+                "privx-mock: shutdown timeout ({} ms) reached: cutting off the {} connection(s) \
+                 still open and their requests",
+                timeout.as_millis(),
+                crate::silent::count_open(address)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Raises the process's soft limit on open files to its hard limit, and says so: every
+/// connection, idle or not, holds a file, and at the usual soft limit of 1,024 a thousand idle
+/// connections would leave none for the next client (dropshot retries the accept until one is
+/// free). Returns the limits before and after.
+pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if before != limit.rlim_max && libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((before, limit.rlim_cur))
+    }
 }
 
 /// Authentication from the configuration and the secrets the store keeps; a secret generated
@@ -166,7 +224,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let lines = log_lines(&config)?;
     let log =
         RequestLog::logger(journal.clone(), config.clock.clone(), config.log_level, lines.clone());
-    let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines);
+    let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines.clone());
     let dropshot = ConfigDropshot {
         bind_address: config.bind,
         default_request_body_max_bytes: REQUEST_BODY_MAX_BYTES,
@@ -193,15 +251,25 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
                 .unwrap_or_default(),
         ),
         relays: Arc::new(relays),
+        body_timeout: Duration::from_millis(config.body_timeout_ms),
+        shutdown_timeout: Duration::from_millis(config.shutdown_timeout_ms),
     };
     for failure in
         crate::http::reopen_listeners(&context).await.map_err(|e| anyhow::anyhow!("{e}"))?
     {
         eprintln!("privx-mock: {failure}");
     }
-    ServerBuilder::new(api_description()?, context, log)
+    let server = ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)
         .tls(tls)
         .start()
-        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))
+        .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))?;
+    // For as long as the server's store is open.
+    let alive = Arc::downgrade(&server.app_private().store);
+    let limits = crate::silent::Limits {
+        first_byte_timeout: Duration::from_millis(config.first_byte_timeout_ms),
+        max_connections: config.max_connections,
+    };
+    crate::silent::watch(server.local_addr(), limits, alive, lines);
+    Ok(server)
 }

@@ -97,8 +97,9 @@ impl HttpResponseError for ApiError {
 /// dropshot's own errors: everything it rejects before a handler runs (unparsable JSON, a
 /// field of the wrong type, a bad uuid in the path, a body over the size limit...).
 ///
-/// The spec promises 400 for bad input, so every client error other than 401/403/404 becomes
-/// a 400; the envelope's code and `property` are read from serde's message where it names them.
+/// The spec promises 400 for bad input, so every client error other than 401/403/404 (and the
+/// 408 of a body that did not arrive in time) becomes a 400; the envelope's code and
+/// `property` are read from serde's message where it names them.
 impl From<HttpError> for ApiError {
     fn from(error: HttpError) -> Self {
         let message = error.external_message;
@@ -108,6 +109,10 @@ impl From<HttpError> for ApiError {
         }
         if status.as_u16() == 404 {
             return Self::not_found(message);
+        }
+        // A body that did not arrive in time (`crate::api::read_body`) is no bad input.
+        if status == ErrorStatusCode::REQUEST_TIMEOUT {
+            return Self::new(status, ErrorCode::BadRequest, message, None);
         }
         let property = quoted_after(&message, "field `").or_else(|| named_path(&message));
         let code = SERDE_WORDING
@@ -307,6 +312,10 @@ impl From<HttpError> for OAuthError {
     fn from(error: HttpError) -> Self {
         if error.status_code.is_server_error() {
             return Self::server_error(error.external_message);
+        }
+        if error.status_code == ErrorStatusCode::REQUEST_TIMEOUT {
+            let (status, message) = (error.status_code, error.external_message);
+            return Self::new(status, OAuthErrorError::InvalidRequest, message);
         }
         if error.external_message.contains("unknown variant") {
             return Self::new(

@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 
 mod bounds;
 mod error;
+mod limits;
 mod path;
 mod routing;
 pub use bounds::check_max_items;
 pub use error::{ApiError, OAuthError};
+pub use limits::{check_head, read_body, RequestLimits, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use path::{path_param, Path};
 pub use routing::{method_not_allowed, not_found, unrouted, AnyRequest, PathSegments, RouteError};
 

@@ -2,6 +2,7 @@
 //! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dropshot::RequestContext;
@@ -9,7 +10,7 @@ use dropshot::RequestContext;
 use super::auth::{Auth, Caller};
 use super::journal::Journal;
 use super::test_control::{self, Faults, TestControl};
-use crate::api::ApiError;
+use crate::api::{ApiError, RequestLimits};
 use crate::clock::Clock;
 use crate::relay::Relays;
 use crate::store::{Stamp, Store, StoreError};
@@ -29,6 +30,16 @@ pub struct Context {
     pub termination_delay: chrono::Duration,
     /// The open extender listeners' sockets and relayed connections.
     pub relays: Arc<Relays>,
+    /// How long a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// How long a shutdown waits for requests in flight before it cuts them off.
+    pub shutdown_timeout: Duration,
+}
+
+impl RequestLimits for Context {
+    fn body_timeout(&self) -> Duration {
+        self.body_timeout
+    }
 }
 
 impl Context {

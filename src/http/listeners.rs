@@ -46,7 +46,7 @@ fn plan(record: &ListenerRecord) -> Result<ListenerPlan, StoreError> {
 
 fn bind_error(error: RelayError) -> ApiError {
     match error {
-        RelayError::NoFreePort(_) => ApiError::new(
+        RelayError::NoFreePort(_) | RelayError::OutOfResources { .. } => ApiError::new(
             ErrorStatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::OutOfResources,
             error.to_string(),

@@ -72,6 +72,10 @@ pub enum RelayError {
     NoFreePort(RangeInclusive<u16>),
     #[error("binding {address}: {error}")]
     Bind { address: SocketAddr, error: std::io::Error },
+    /// The process or the system is out of what a socket takes (files, buffers, memory): no
+    /// fault of the request, and over once something is freed.
+    #[error("binding {address}: out of resources: {error}")]
+    OutOfResources { address: SocketAddr, error: std::io::Error },
 }
 
 struct Running {
@@ -116,7 +120,12 @@ impl Relays {
             socket.set_nonblocking(true)?;
             Ok(socket)
         };
-        bind().map_err(|error| RelayError::Bind { address, error })
+        bind().map_err(|error: std::io::Error| match error.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                RelayError::OutOfResources { address, error }
+            }
+            _ => RelayError::Bind { address, error },
+        })
     }
 
     /// Starts relaying the connections `socket` accepts, as `plan` says, until it closes.

@@ -4,12 +4,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::helpers::{ADMIN, OAUTH_CLIENT};
 
 pub struct Process {
     pub child: Child,
     pub base_url: String,
+    /// What the server wrote to standard error so far, but its listening line.
+    stderr: Arc<Mutex<String>>,
 }
 
 fn command(data_dir: &Path) -> Command {
@@ -27,23 +30,50 @@ fn command(data_dir: &Path) -> Command {
 
 /// Starts the server on a free loopback port and returns once it is listening.
 pub fn start(data_dir: &Path) -> Process {
-    let mut child = command(data_dir)
-        .args(["--bind", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
+    start_with(data_dir, |_| {})
+}
+
+/// [`start`] with a command that `adjust` changes first (more arguments, say).
+pub fn start_with(data_dir: &Path, adjust: impl FnOnce(&mut Command)) -> Process {
+    let mut command = command(data_dir);
+    command.args(["--bind", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    adjust(&mut command);
+    let mut child = command.spawn().expect("the binary starts");
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = String::new();
     let base_url = loop {
         let line = lines.next().expect("the server says where it listens").expect("stderr");
         if let Some(url) = line.strip_prefix("privx-mock listening on ") {
             break url.to_string();
         }
+        said.push_str(&line);
+        said.push('\n');
     };
     // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Process { child, base_url }
+    let stderr = Arc::new(Mutex::new(said));
+    let kept = stderr.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut kept = kept.lock().unwrap();
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    });
+    Process { child, base_url, stderr }
+}
+
+/// Makes `command` start with `soft` and `hard` as its limits on open files.
+pub fn limit_open_files(command: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt;
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+    unsafe {
+        command.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
 }
 
 /// Runs a one-shot command (`--export FILE`, `--import FILE`) to completion.
@@ -53,6 +83,11 @@ pub fn run(data_dir: &Path, args: &[&str]) {
 }
 
 impl Process {
+    /// What the server wrote to standard error so far, but its listening line.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

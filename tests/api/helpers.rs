@@ -87,6 +87,10 @@ pub async fn spawn(
         relay: RelayConfig::default(),
         clock: Clock::default(),
         termination_delay_ms: server::DEFAULT_TERMINATION_DELAY_MS,
+        body_timeout_ms: server::DEFAULT_BODY_TIMEOUT_MS,
+        shutdown_timeout_ms: server::DEFAULT_SHUTDOWN_TIMEOUT_MS,
+        first_byte_timeout_ms: server::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        max_connections: server::DEFAULT_MAX_CONNECTIONS,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");

@@ -22,6 +22,7 @@ mod sdk_requests;
 mod serde_wording;
 mod serving;
 mod settings;
+mod slow_clients;
 mod spec;
 mod spec_drift;
 mod spec_examples;

@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
-use crate::helpers::{assert_envelope, spawn, TestApp};
+use crate::binary;
+use crate::helpers::{assert_envelope, bearer_client, spawn, TestApp};
 
 const LISTENERS: &str = "/extender-service/api/v1/listeners";
 
@@ -306,6 +307,39 @@ async fn an_exhausted_port_range_is_out_of_resources_until_a_port_is_free() {
         assert_envelope(response, 503).await;
         app.client.listener_delete().id(id).send().await.unwrap();
         assert_eq!(create(&app, "ext/127.0.0.1:1", &[], 60).await.1, address);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_out_of_open_files_is_out_of_resources_until_one_is_free() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        // Soft and hard alike, so the server cannot raise its own limit; ports of its own, so
+        // that the listeners it holds are in no other test's way.
+        let server = binary::start_with(dir.path(), |command| {
+            command.args(["--listener-ports", "42000-42099"]);
+            binary::limit_open_files(command, 64, 64);
+        });
+        // One client, one connection: each listener then costs the server one file.
+        let client = bearer_client(&server.token().await);
+        let body = serde_json::json!({"network": "tcp", "destination": "ext/127.0.0.1:1"});
+        let mut created = Vec::new();
+        let refused = loop {
+            let response = client.post(server.url(LISTENERS)).json(&body).send().await.unwrap();
+            if response.status().as_u16() != 201 {
+                break response;
+            }
+            let listener: types::Listener = response.json().await.unwrap();
+            created.push(listener.id.unwrap());
+            assert!(created.len() < 64, "64 listeners within a limit of 64 files");
+        };
+        let envelope = assert_envelope(refused, 503).await;
+        assert_eq!(envelope.error_code, types::ErrorCode::OutOfResources);
+        let deleted = client.delete(server.url(&format!("{LISTENERS}/{}", created[0])));
+        assert_eq!(deleted.send().await.unwrap().status().as_u16(), 200);
+        let response = client.post(server.url(LISTENERS)).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 201, "a freed file serves the next listener");
     })
     .await;
 }
