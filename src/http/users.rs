@@ -32,11 +32,13 @@ fn request_profile(
     Ok((request_password(body, now), convert(body)?))
 }
 
-pub fn list(
+pub async fn list(
     ctx: &Context,
     q: types::UserListQuery,
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
-    let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
+    let page = page(q.offset, q.limit);
+    let listing =
+        ctx.off_worker(move |store| store.user_list(q.username.as_deref(), q.id, page)).await?;
     Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
 }
 
@@ -46,20 +48,21 @@ pub async fn create(
     body: types::UserRequest,
 ) -> Result<UserRecord, ApiError> {
     let (password, profile) = request_profile(&body, ctx.now())?;
-    ctx.write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
-        .await
+    let id = ctx.clock.new_id();
+    ctx.write(caller, move |store, stamp| store.user_create(id, profile, password, stamp)).await
 }
 
 pub fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiError> {
     Ok(HttpResponseOk::Stored(ctx.store.user_json(id)?))
 }
 
-pub fn tags_list(
+pub async fn tags_list(
     ctx: &Context,
     q: types::UserTagsListQuery,
 ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
-    let page = page(q.offset, q.limit);
-    let tags = ctx.store.user_tags(q.query.as_deref(), descending(q.sortdir), page)?;
+    let (page, descending) = (page(q.offset, q.limit), descending(q.sortdir));
+    let tags =
+        ctx.off_worker(move |store| store.user_tags(q.query.as_deref(), descending, page)).await?;
     Ok(HttpResponseOk::Value(tags))
 }
 
@@ -70,7 +73,7 @@ pub async fn update(
     body: types::UserRequest,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let (password, profile) = request_profile(&body, ctx.now())?;
-    ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
+    ctx.write(caller, move |store, stamp| store.user_update(id, profile, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)
 }
 
@@ -79,7 +82,7 @@ pub async fn delete(
     caller: &Caller,
     id: Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    ctx.write(caller, |_| ctx.store.user_delete(id)).await?;
+    ctx.write(caller, move |store, _| store.user_delete(id)).await?;
     Ok(HttpResponseOkEmpty)
 }
 
@@ -90,6 +93,6 @@ pub async fn password_set(
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let password = hash_password(&body.password, ctx.now());
-    ctx.write(caller, |stamp| ctx.store.user_password_set(id, password, stamp)).await?;
+    ctx.write(caller, move |store, stamp| store.user_password_set(id, password, stamp)).await?;
     Ok(HttpResponseOkEmpty)
 }
