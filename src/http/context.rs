@@ -1,5 +1,7 @@
 //! What every handler can reach, and the two steps every operation shares: [`Context::begin`]
-//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability).
+//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability). Store work
+//! that can block runs off the async workers ([`Context::off_worker`]), so that one big
+//! request never holds up the others.
 
 use std::sync::Arc;
 
