@@ -3309,7 +3309,7 @@ pub mod types {
         ///User ID
         pub user_id: ::uuid::Uuid,
     }
-    ///Request body for creating or updating a local user. Unknown fields are accepted. Strings and arrays are bounded (this server's choice, PrivX does not publish its limits): username 128 characters, names and accounts 256, comment 1024, at most 128 tags of 64 characters and 128 attributes; over a bound is 400 `VALUE_OUT_OF_BOUNDS` naming the property. An update replaces every field the server keeps (a field left out is emptied, `password_change_required` left out is false) but the password, which only changes when `password.password` is given. The Go SDK sends `"attributes": null` and `"password": {}` for none.
+    ///Request body for creating or updating a local user. Unknown fields are accepted. Strings and arrays are bounded (this server's choice, PrivX does not publish its limits): username 128 characters, names and accounts 256, comment 1024, at most 1000 tags of 256 characters and 128 attributes; over a bound is 400 `VALUE_OUT_OF_BOUNDS` naming the property. The bounds are far above what a PrivX client sends and keep the work of one request small (a user write costs time linear in its tags, run off the threads that answer other requests). A tag given twice is kept twice. An update replaces every field the server keeps (a field left out is emptied, `password_change_required` left out is false) but the password, which only changes when `password.password` is given. The Go SDK sends `"attributes": null` and `"password": {}` for none.
     #[derive(
         ::serde::Deserialize,
         ::serde::Serialize,
@@ -3356,7 +3356,7 @@ pub mod types {
         ///Whether the user must change the password at the next login
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub password_change_required: ::std::option::Option<bool>,
-        ///Array of tag strings
+        ///Array of tag strings (at most 1000, each at most 256 characters)
         #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
         pub tags: ::std::vec::Vec<UserRequestTagsItem>,
         ///Phone number
@@ -4041,8 +4041,8 @@ pub mod types {
         fn from_str(
             value: &str,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 64usize {
-                return Err("longer than 64 characters".into());
+            if value.chars().count() > 256usize {
+                return Err("longer than 256 characters".into());
             }
             Ok(Self(value.to_string()))
         }

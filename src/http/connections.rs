@@ -186,9 +186,9 @@ pub async fn create(
     fixture["id"] = serde_json::json!(body.id.unwrap_or_else(|| ctx.clock.new_id()));
     let fixture: FixtureConnection = convert(&fixture)?;
     let record = ctx
-        .write(caller, |stamp| {
+        .write(caller, move |store, stamp| {
             let record = fixture.record(stamp);
-            ctx.store.connection_create(&record).map(|()| record)
+            store.connection_create(&record).map(|()| record)
         })
         .await?;
     Ok(HttpResponseOk::Value(convert(&record.at(ctx.now()))?))
@@ -226,9 +226,9 @@ pub async fn terminate(
     body: Option<types::TerminateRequest>,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let reason = reason(body);
-    ctx.write(caller, |stamp| {
-        let termination = Termination { reason, delay: ctx.termination_delay, stamp };
-        let store = &ctx.store;
+    let delay = ctx.termination_delay;
+    ctx.write(caller, move |store, stamp| {
+        let termination = Termination { reason, delay, stamp };
         match target {
             Target::Connection(id) => store.connection_terminate(id, &termination),
             Target::Host(host) => {

@@ -1,5 +1,7 @@
 //! What every handler can reach, and the two steps every operation shares: [`Context::begin`]
-//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability).
+//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability). Store work
+//! that can block runs off the async workers ([`Context::off_worker`]), so that one big
+//! request never holds up the others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,14 +78,30 @@ impl Context {
     }
 
     /// Runs a store write stamped with the caller and the time, and makes it durable before
-    /// the answer goes out.
-    pub async fn write<T>(
+    /// the answer goes out. The write runs on the blocking pool ([`Self::off_worker`]); the
+    /// durability wait is async (group commit).
+    pub async fn write<T: Send + 'static>(
         &self,
         caller: &Caller,
-        write: impl FnOnce(Stamp) -> Result<T, StoreError>,
+        write: impl FnOnce(&Store, Stamp) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let written = write(Stamp { actor: caller.subject, now: self.now() })?;
+        let stamp = Stamp { actor: caller.subject, now: self.now() };
+        let written = self.off_worker(move |store| write(store, stamp)).await?;
         self.store.durable().await?;
         Ok(written)
+    }
+
+    /// Runs store work that can block on tokio's blocking pool, so the async workers (which
+    /// serve every other request, `/healthz` included) never wait on it: writes (they take the
+    /// store's locks exclusively and do work in proportion to the request) and listings that
+    /// take the users lock. Point reads stay on the workers: sled reads are in memory and take
+    /// no lock. The work runs to its end even if the request is dropped.
+    pub async fn off_worker<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.store);
+        let done = tokio::task::spawn_blocking(move || work(&store)).await;
+        done.map_err(|e| ApiError::internal(format!("store work failed: {e}")))?.map_err(Into::into)
     }
 }

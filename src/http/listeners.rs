@@ -81,9 +81,10 @@ pub async fn create(
     let socket = ctx.relays.bind_free().map_err(bind_error)?;
     let address = socket.local_addr().map_err(|e| ApiError::internal(e.to_string()))?;
     let address = address.to_string();
+    let id = ctx.clock.new_id();
     let record = ctx
-        .write(caller, |stamp| {
-            ctx.store.listener_create(ctx.clock.new_id(), fields, address, keep_open_sec, stamp)
+        .write(caller, move |store, stamp| {
+            store.listener_create(id, fields, address, keep_open_sec, stamp)
         })
         .await?;
     ctx.relays.start(record.id, socket, plan(&record)?);
@@ -106,7 +107,7 @@ pub async fn update(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     check_max_items("Listener", &body)?;
     let closes_in = seconds(body.closed_in_sec);
-    let update = |fields: &mut ListenerFields| {
+    let update = move |fields: &mut ListenerFields| {
         if let Some(network) = body.network {
             fields.network = network.to_string();
         }
@@ -116,8 +117,9 @@ pub async fn update(
         fields.source = body.source.into_iter().map(String::from).collect();
         rules(fields).map(drop)
     };
-    let record =
-        ctx.write(caller, |stamp| ctx.store.listener_update(id, update, closes_in, stamp)).await?;
+    let record = ctx
+        .write(caller, move |store, stamp| store.listener_update(id, update, closes_in, stamp))
+        .await?;
     ctx.relays.update(id, plan(&record)?);
     Ok(HttpResponseOkEmpty)
 }
@@ -128,7 +130,7 @@ pub async fn delete(
     caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    ctx.write(caller, |stamp| ctx.store.listener_delete(id, stamp.now)).await?;
+    ctx.write(caller, move |store, stamp| store.listener_delete(id, stamp.now)).await?;
     ctx.relays.close(id).await;
     Ok(HttpResponseOkEmpty)
 }

@@ -170,7 +170,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        users::list(ctx, query.into_inner())
+        users::list(ctx, query.into_inner()).await
     }
 
     async fn user_create(
@@ -199,7 +199,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        users::tags_list(ctx, query.into_inner())
+        users::tags_list(ctx, query.into_inner()).await
     }
 
     async fn user_update(
@@ -321,7 +321,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        test_control::state_export(ctx)
+        test_control::state_export(ctx).await
     }
 
     async fn state_reset(

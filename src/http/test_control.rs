@@ -17,7 +17,7 @@ use super::Context;
 use crate::api::types::{self, ErrorCode, Fault};
 use crate::api::{ApiError, HttpResponseOk, HttpResponseOkEmpty, OPERATIONS};
 use crate::password;
-use crate::store::Fixtures;
+use crate::store::{Fixtures, Store};
 
 /// Present when the server was started with `--test-control`.
 #[derive(Debug, Clone, Default)]
@@ -92,8 +92,8 @@ impl Faults {
 }
 
 /// The whole state of the store, in the fixtures format.
-pub fn state_export(ctx: &Context) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
-    Ok(HttpResponseOk::Value(convert(&ctx.store.export()?)?))
+pub async fn state_export(ctx: &Context) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
+    Ok(HttpResponseOk::Value(convert(&ctx.off_worker(Store::export).await?)?))
 }
 
 /// Empties the store, then loads the fixtures the server started with if asked to.
@@ -108,9 +108,9 @@ pub async fn state_reset(
     };
     let fixtures =
         fixtures.map(|path| Fixtures::read(&path)).transpose().map_err(ApiError::internal)?;
-    ctx.write(caller, |stamp| {
-        ctx.store.clear()?;
-        fixtures.map_or(Ok(()), |f| ctx.store.load_fixtures(f, password::hash, stamp))
+    ctx.write(caller, move |store, stamp| {
+        store.clear()?;
+        fixtures.map_or(Ok(()), |f| store.load_fixtures(f, password::hash, stamp))
     })
     .await?;
     ctx.auth.users_replaced();
@@ -127,7 +127,8 @@ pub async fn fixtures_load(
     // The spec's schema is looser than the store's, so a mismatch is the client's.
     let fixtures: Fixtures = reshape(&body)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None))?;
-    ctx.write(caller, |stamp| ctx.store.load_fixtures(fixtures, password::hash, stamp)).await?;
+    ctx.write(caller, move |store, stamp| store.load_fixtures(fixtures, password::hash, stamp))
+        .await?;
     ctx.auth.users_replaced();
     reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)

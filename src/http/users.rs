@@ -35,11 +35,13 @@ async fn request_profile(
     Ok((password, profile))
 }
 
-pub fn list(
+pub async fn list(
     ctx: &Context,
     q: types::UserListQuery,
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
-    let listing = ctx.store.user_list(q.username.as_deref(), q.id, page(q.offset, q.limit))?;
+    let page = page(q.offset, q.limit);
+    let listing =
+        ctx.off_worker(move |store| store.user_list(q.username.as_deref(), q.id, page)).await?;
     Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
 }
 
@@ -49,8 +51,9 @@ pub async fn create(
     body: types::UserRequest,
 ) -> Result<UserRecord, ApiError> {
     let (password, profile) = request_profile(ctx, &body).await?;
+    let id = ctx.clock.new_id();
     let record = ctx
-        .write(caller, |stamp| ctx.store.user_create(ctx.clock.new_id(), profile, password, stamp))
+        .write(caller, move |store, stamp| store.user_create(id, profile, password, stamp))
         .await?;
     ctx.auth.password_changed(record.id, record.password.as_ref());
     Ok(record)
@@ -60,12 +63,13 @@ pub fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiE
     Ok(HttpResponseOk::Stored(ctx.store.user_json(id)?))
 }
 
-pub fn tags_list(
+pub async fn tags_list(
     ctx: &Context,
     q: types::UserTagsListQuery,
 ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
-    let page = page(q.offset, q.limit);
-    let tags = ctx.store.user_tags(q.query.as_deref(), descending(q.sortdir), page)?;
+    let (page, descending) = (page(q.offset, q.limit), descending(q.sortdir));
+    let tags =
+        ctx.off_worker(move |store| store.user_tags(q.query.as_deref(), descending, page)).await?;
     Ok(HttpResponseOk::Value(tags))
 }
 
@@ -77,7 +81,7 @@ pub async fn update(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let (password, profile) = request_profile(ctx, &body).await?;
     let changed = password.clone();
-    ctx.write(caller, |stamp| ctx.store.user_update(id, profile, password, stamp)).await?;
+    ctx.write(caller, move |store, stamp| store.user_update(id, profile, password, stamp)).await?;
     if let Some(password) = &changed {
         ctx.auth.password_changed(id, Some(password));
     }
@@ -89,7 +93,7 @@ pub async fn delete(
     caller: &Caller,
     id: Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
-    ctx.write(caller, |_| ctx.store.user_delete(id)).await?;
+    ctx.write(caller, move |store, _| store.user_delete(id)).await?;
     ctx.auth.user_deleted(id);
     Ok(HttpResponseOkEmpty)
 }
@@ -101,7 +105,8 @@ pub async fn password_set(
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let password = hash_password(ctx, &body.password).await?;
-    ctx.write(caller, |stamp| ctx.store.user_password_set(id, password.clone(), stamp)).await?;
+    let stored = password.clone();
+    ctx.write(caller, move |store, stamp| store.user_password_set(id, stored, stamp)).await?;
     ctx.auth.password_changed(id, Some(&password));
     Ok(HttpResponseOkEmpty)
 }

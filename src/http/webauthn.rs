@@ -41,9 +41,9 @@ pub async fn update(
     body: types::WebauthnCredentialUpdate,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     caller.may_act_for(user_id)?;
-    ctx.write(caller, |stamp| {
-        let (name, comment) = (body.name.map(String::from), body.comment.map(String::from));
-        ctx.store.credential_update(user_id, id, name, comment, stamp)
+    let (name, comment) = (body.name.map(String::from), body.comment.map(String::from));
+    ctx.write(caller, move |store, stamp| {
+        store.credential_update(user_id, id, name, comment, stamp)
     })
     .await?;
     Ok(HttpResponseOkEmpty)
@@ -56,6 +56,6 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     caller.may_act_for(user_id)?;
-    ctx.write(caller, |_| ctx.store.credential_delete(user_id, id)).await?;
+    ctx.write(caller, move |store, _| store.credential_delete(user_id, id)).await?;
     Ok(HttpResponseOkEmpty)
 }

@@ -11,7 +11,7 @@
 //! | `users`       | user id                               | [`UserRecord`]: the API's `User` |
 //! | `passwords`   | user id                               | [`PasswordHash`]                 |
 //! | `usernames`   | username, lower-cased (UTF-8)         | user id: the uniqueness index    |
-//! | `tag_counts`  | tag (UTF-8)                           | how many users carry it, u64 BE  |
+//! | `tag_counts`  | tag (UTF-8)                           | times users carry it, u64 BE     |
 //! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
 //! | `listeners`   | listener id                           | [`ListenerRecord`]               |
 //! | `connections` | connection id                         | [`ConnectionRecord`]             |
@@ -28,7 +28,9 @@
 //! (`usernames`, `tag_counts`, `meta`) change together as one batch (see [`batch`]: sled's own
 //! transactions cost two disk syncs each), so the indexes always agree with the records, also
 //! after a crash; the distinct tags are the keys of `tag_counts`, so listing them costs the
-//! number of tags, not of users.
+//! number of tags, not of users. A tag a user lists twice counts twice (it always has, so
+//! stores written before stay in step), and a write reads and writes each distinct tag's
+//! count once, so its cost is linear in the user's tags.
 //!
 //! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; 2 left
 //! a user's empty `tags` out and had no `attributes`; 3 kept a connection as `{id, user_id,

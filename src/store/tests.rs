@@ -83,6 +83,23 @@ fn the_tag_index_counts_the_users_carrying_each_tag() {
     assert_eq!(store.user_tags(None, true, Page { offset: 1, limit: 1 }).unwrap(), ["web"]);
 }
 
+/// A tag listed twice, an update that keeps some tags and drops others: the index follows the
+/// net change of each distinct tag and ends empty with the users.
+#[test]
+fn the_tag_index_follows_repeated_and_kept_tags() {
+    let (_dir, store) = open();
+    create(&store, 1, "a", &["ops", "ops", "db"]).unwrap();
+    create(&store, 2, "b", &["ops"]).unwrap();
+    store.user_update(id(1), profile("a", &["db", "web", "db"]), None, stamp()).unwrap();
+    assert_eq!(tags(&store), ["db", "ops", "web"], "ops is still b's");
+    store.user_delete(id(2)).unwrap();
+    assert_eq!(tags(&store), ["db", "web"]);
+    store.user_update(id(1), profile("a", &["web"]), None, stamp()).unwrap();
+    assert_eq!(tags(&store), ["web"], "db was listed twice and goes with both");
+    store.user_delete(id(1)).unwrap();
+    assert_eq!(tags(&store), Vec::<String>::new());
+}
+
 #[test]
 fn listings_count_every_user_and_page_from_either_end() {
     let (_dir, store) = open();

@@ -1,6 +1,8 @@
 //! Local users, with their password, username index, tag index and count kept in step by
 //! writing each change as one [`Batch`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -145,12 +147,12 @@ impl UserTx<'_> {
             if old_name != name {
                 self.batch.remove(&store.usernames, old_name);
             }
-            self.count_tags(&old.profile.tags, -1)?;
         } else {
             self.add_to_count(1)?;
         }
         self.batch.insert(&store.usernames, name, new.id.as_bytes());
-        self.count_tags(&new.profile.tags, 1)?;
+        let old_tags = old.map_or(&[][..], |o| &o.profile.tags[..]);
+        self.count_tags(old_tags, &new.profile.tags)?;
         self.batch.insert(&store.users, new.id.as_bytes(), serde_json::to_vec(new)?);
         // A user never loses its password by an update, so only a new one is written.
         let old_password = old.and_then(|o| o.password.as_ref());
@@ -166,15 +168,23 @@ impl UserTx<'_> {
         self.batch.remove(&store.passwords, old.id.as_bytes());
         self.batch.remove(&store.usernames, username_key(&old.profile.username));
         self.credentials_remove_of_user(old.id)?;
-        self.count_tags(&old.profile.tags, -1)?;
+        self.count_tags(&old.profile.tags, &[])?;
         self.add_to_count(-1)
     }
 
-    /// Adds `delta` to the number of users carrying each of `tags`; a tag nobody carries any
-    /// more leaves the index.
-    fn count_tags(&mut self, tags: &[String], delta: i64) -> Result<(), StoreError> {
+    /// Moves the tag counts from a user's `old` tags to its `new` ones; a tag nobody carries
+    /// any more leaves the index. Each distinct tag whose count changes is read and written
+    /// once, so the cost is linear in the number of tags, and an update that keeps a tag
+    /// does not touch its count.
+    fn count_tags(&mut self, old: &[String], new: &[String]) -> Result<(), StoreError> {
+        let mut deltas: HashMap<&str, i64> = HashMap::new();
+        for (tags, delta) in [(old, -1), (new, 1)] {
+            for tag in tags {
+                *deltas.entry(tag).or_default() += delta;
+            }
+        }
         let tree = &self.store.tag_counts;
-        for tag in tags {
+        for (tag, delta) in deltas.into_iter().filter(|&(_, delta)| delta != 0) {
             let count = self.batch.get(tree, tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
             match count.saturating_add_signed(delta) {
                 0 => self.batch.remove(tree, tag.as_bytes()),

@@ -4,6 +4,7 @@
 mod auth;
 mod auth_matrix;
 mod bad_input;
+mod big_requests;
 mod binary;
 mod concurrency;
 mod connections;
