@@ -81,8 +81,13 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(0..=MAX_TERMINATION_DELAY_MS)
     )]
     termination_delay_ms: u64,
+    /// Serve (or import into) a store that lost acknowledged writes (a damaged `db` file):
+    /// what is left becomes the state. Without it such a store is refused.
+    #[arg(long, env = "PRIVX_ACCEPT_DATA_LOSS")]
+    accept_data_loss: bool,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
-    /// server must not be running on that directory).
+    /// server must not be running on that directory; a store that lost acknowledged writes is
+    /// read as it is).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
     export: Option<PathBuf>,
     /// Load a JSON export (or fixtures) into the store in --data-dir, then exit; records whose
@@ -98,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         return server::export(&args.data_dir, file);
     }
     if let Some(file) = &args.import {
-        return server::import(&args.data_dir, file);
+        return server::import(&args.data_dir, file, args.accept_data_loss);
     }
     let ConfigFile { mut auth, listeners } = match &args.config {
         Some(path) => config::read_config(path)?,
@@ -133,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         relay,
         clock: args.deterministic.map(Clock::deterministic).unwrap_or_default(),
         termination_delay_ms: args.termination_delay_ms,
+        accept_data_loss: args.accept_data_loss,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

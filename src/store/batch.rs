@@ -69,12 +69,20 @@ impl Batch {
         self.writes.push(Write { tree: tree.clone(), key: key.as_ref().to_vec(), value: None });
     }
 
-    /// Writes the batch (see the module docs for why it survives a crash whole or not at all).
-    pub(super) fn apply(self) -> Result<(), StoreError> {
+    /// Writes the batch (see the module docs for why it survives a crash whole or not at all);
+    /// answers what its keys held before, to undo it with.
+    pub(super) fn apply(self) -> Result<Undo, StoreError> {
+        let mut undo = Vec::with_capacity(self.writes.len());
+        for write in &self.writes {
+            undo.push((write.tree.name(), write.key.clone(), write.tree.get(&write.key)?));
+        }
         match self.writes.as_slice() {
-            [] => return Ok(()),
+            [] => return Ok(undo),
             // One single-key write is whole by itself: no pending record needed.
-            [write] => return write_one(&write.tree, &write.key, write.value.as_deref()),
+            [write] => {
+                write_one(&write.tree, &write.key, write.value.as_deref())?;
+                return Ok(undo);
+            }
             _ => {}
         }
         self.meta.insert(PENDING, encode(&self.writes))?;
@@ -82,8 +90,22 @@ impl Batch {
             write_one(&write.tree, &write.key, write.value.as_deref())?;
         }
         self.meta.remove(PENDING)?;
-        Ok(())
+        Ok(undo)
     }
+}
+
+/// What an applied batch's keys held before it, in its order: tree name, key, value.
+pub(super) type Undo = Vec<(IVec, Vec<u8>, Option<IVec>)>;
+
+/// Undoes applied batches, the latest first.
+pub(super) fn undo<'a>(
+    db: &sled::Db,
+    batches: impl DoubleEndedIterator<Item = &'a Undo>,
+) -> Result<(), StoreError> {
+    for (tree, key, before) in batches.rev().flat_map(|batch| batch.iter().rev()) {
+        write_one(&db.open_tree(tree)?, key, before.as_deref())?;
+    }
+    Ok(())
 }
 
 /// The crash [`recover`] is for: only step 1 of [`Batch::apply`] happens.

@@ -87,6 +87,7 @@ pub async fn spawn(
         relay: RelayConfig::default(),
         clock: Clock::default(),
         termination_delay_ms: server::DEFAULT_TERMINATION_DELAY_MS,
+        accept_data_loss: false,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");

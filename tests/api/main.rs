@@ -7,6 +7,7 @@ mod bad_input;
 mod binary;
 mod concurrency;
 mod connections;
+mod disk_faults;
 mod durability;
 mod generated_code;
 mod generator;
