@@ -217,6 +217,29 @@ mod tests {
         assert_eq!(meta.get(PENDING).unwrap(), None, "the record goes once applied");
     }
 
+    /// Undoing applied batches, the latest first, restores what their keys held, also a key
+    /// two batches wrote and one a batch wrote twice.
+    #[test]
+    fn undo_restores_what_applied_batches_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (meta, users) = (db.open_tree("meta").unwrap(), db.open_tree("users").unwrap());
+        users.insert("kept", "old").unwrap();
+        let mut first = Batch::new(&meta);
+        first.insert(&users, "kept", "first");
+        first.insert(&users, "new", "1");
+        first.insert(&users, "new", "2");
+        let mut second = Batch::new(&meta);
+        second.remove(&users, "kept");
+        second.insert(&users, "other", "3");
+        let applied = [first.apply().unwrap(), second.apply().unwrap()];
+        assert_eq!(users.get("new").unwrap().as_deref(), Some(&b"2"[..]));
+        undo(&db, applied.iter()).unwrap();
+        assert_eq!(users.get("kept").unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(users.get("new").unwrap(), None);
+        assert_eq!(users.get("other").unwrap(), None);
+    }
+
     #[test]
     fn a_malformed_pending_record_is_reported_not_applied() {
         let dir = tempfile::tempdir().unwrap();

@@ -246,7 +246,9 @@ impl Store {
         termination: &Termination,
     ) -> Result<(), StoreError> {
         if record.terminate(termination) {
-            self.trees()?.connections.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+            self.writable()?
+                .connections
+                .insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         }
         Ok(())
     }
@@ -271,7 +273,7 @@ impl Store {
         record: &ConnectionRecord,
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(record)?;
-        let swapped = self.trees()?.connections.compare_and_swap(
+        let swapped = self.writable()?.connections.compare_and_swap(
             record.id.as_bytes(),
             None::<&[u8]>,
             Some(json),

@@ -14,7 +14,12 @@
 //! - A flush that fails (sled then refuses every later write: it poisons itself) refuses writes
 //!   and starts a thread that, every [`RETRY`], writes a probe of [`PROBE_BYTES`] into the data
 //!   directory; once that works, the store reopens sled. The new opening holds what reached the
-//!   disk, so the writes whose flush failed, never acknowledged, are gone.
+//!   disk, which may include part of what the failed flush was writing (up to the byte the disk
+//!   took), so every user batch applied since the last flush that covered it is undone there
+//!   ([`batch::undo`], from the values each batch replaced, kept in memory until then): no user
+//!   write that was refused is kept. Listener, connection and settings writes keep no undo: one
+//!   whose flush failed may be kept if all of it reached the disk.
+//! - While writes are refused, [`Disk::writable`] refuses them before they reach sled.
 
 use std::io::Write as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
@@ -211,6 +216,14 @@ impl Disk {
         }
     }
 
+    /// The current opening of sled, unless writes are refused.
+    pub(super) fn writable(&self) -> Result<Arc<Trees>, StoreError> {
+        if let Some(fault) = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(StoreError::Unavailable(fault));
+        }
+        self.trees()
+    }
+
     fn unavailable(&self) -> StoreError {
         let fault = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone();
         StoreError::Unavailable(fault.unwrap_or_else(|| Fault::Io {
@@ -221,10 +234,8 @@ impl Disk {
 
     /// Why writes are refused, if they are; also notices a data directory gone since the last
     /// flush.
-    pub(super) fn health(self: &Arc<Self>) -> Result<(), StoreError> {
-        if let Some(fault) = self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Err(StoreError::Unavailable(fault));
-        }
+    pub(super) fn health(&self) -> Result<(), StoreError> {
+        self.writable()?;
         self.check_linked()
     }
 

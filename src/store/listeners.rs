@@ -133,7 +133,7 @@ impl Store {
             return Ok(existing);
         }
         self.check_address_free(&record, now)?;
-        self.trees()?.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -168,7 +168,7 @@ impl Store {
         let mut record = self.listener_get(id, now)?;
         record.address = address;
         self.check_address_free(&record, now)?;
-        self.trees()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 
@@ -219,7 +219,7 @@ impl Store {
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
         record.authorship.touch(stamp);
-        self.trees()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -227,7 +227,7 @@ impl Store {
     pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.listener_get(id, now)?;
-        self.trees()?.listeners.remove(id.as_bytes())?;
+        self.writable()?.listeners.remove(id.as_bytes())?;
         Ok(())
     }
 }

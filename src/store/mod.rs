@@ -68,9 +68,11 @@
 //!   data directory deleted, moved or replaced under the server makes every later write fail
 //!   with [`Fault::DataDirLost`], for good.
 //! - a failed flush (a full disk, an I/O error) poisons sled: it refuses every later write.
-//!   The store then refuses writes ([`Fault::NoSpace`], [`Fault::Io`]) and a thread reopens
-//!   sled once a probe write succeeds; the new opening holds only what reached the disk, and a
-//!   user batch cut short is rolled back ([`batch`]), so no write that failed is kept.
+//!   The store then refuses writes ([`Fault::NoSpace`], [`Fault::Io`]) before they reach sled,
+//!   and a thread reopens sled once a probe write succeeds. The new opening holds what reached
+//!   the disk, possibly part of the failed flush, so the user batches no successful flush
+//!   covered are undone there (each batch answers the values it replaced, kept until a flush
+//!   covers it): a user write that got an error is not kept.
 //!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address. The store
@@ -334,6 +336,12 @@ impl Store {
         self.disk.trees()
     }
 
+    /// sled's current opening to write to, unless the store refuses writes (see "Disk
+    /// faults"): a write refused here never reaches sled, so it cannot be read either.
+    fn writable(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
+        self.disk.writable()
+    }
+
     /// Why writes are refused, if they are (see "Disk faults").
     pub fn health(&self) -> Result<(), StoreError> {
         self.disk.health()
@@ -396,7 +404,7 @@ impl Store {
     }
 
     fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.trees()?.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
+        self.writable()?.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
         Ok(())
     }
 
@@ -404,7 +412,7 @@ impl Store {
     pub fn clear(&self) -> Result<(), StoreError> {
         let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
         let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let trees = self.trees()?;
+        let trees = self.writable()?;
         for tree in [
             &trees.users,
             &trees.passwords,

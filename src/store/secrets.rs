@@ -64,7 +64,7 @@ impl Store {
 
     /// Keeps the server secret `name`, durably.
     pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.trees()?
+        self.writable()?
             .meta
             .insert(format!("{SECRET_PREFIX}{name}").as_bytes(), serde_json::to_vec(value)?)?;
         self.flush()

@@ -201,7 +201,7 @@ impl Store {
         f: impl FnOnce(&mut UserTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        let trees = self.trees()?;
+        let trees = self.writable()?;
         let mut tx = UserTx { store: &trees, batch: Batch::new(&trees.meta) };
         let out = f(&mut tx)?;
         self.disk.applied(tx.batch.apply()?);

@@ -130,8 +130,10 @@ async fn a_data_directory_deleted_under_the_server_is_noticed() {
     let (status, reason) = health(&app).await;
     assert_eq!((status, reason.as_str()), (503, message.as_str()));
     assert_eq!(app.create_user_raw("later".into()).await, 503, "every write is refused");
-    let (status, _) = app.call("GET", &format!("{USERS}?username=before"), None).await;
-    assert_eq!(status, 200, "reads keep working");
+    let (status, found) = app.call("GET", &format!("{USERS}?username=before"), None).await;
+    assert_eq!((status, &found["count"]), (200, &Value::from(1)), "reads keep working");
+    let (_, found) = app.call("GET", &format!("{USERS}?username=later"), None).await;
+    assert_eq!(found["count"], 0, "a refused write is not kept");
 }
 
 /// A tmpfs of `size` mounted on a new temporary directory, unmounted when dropped (also when
