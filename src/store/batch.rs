@@ -17,6 +17,9 @@
 //! so applying a batch twice is the same as applying it once. The caller serializes batches
 //! (the users lock), so each one reads a state no other batch is changing, and reads its own
 //! writes through [`Batch::get`].
+//!
+//! [`Batch::apply`] also hands over what the batch's keys held before it, so the store can
+//! [`undo`] the batches no flush covered when a flush fails (see `disk`).
 
 use sled::IVec;
 
@@ -69,20 +72,24 @@ impl Batch {
         self.writes.push(Write { tree: tree.clone(), key: key.as_ref().to_vec(), value: None });
     }
 
-    /// Writes the batch (see the module docs for why it survives a crash whole or not at all);
-    /// answers what its keys held before, to undo it with.
-    pub(super) fn apply(self) -> Result<Undo, StoreError> {
+    /// Writes the batch (see the module docs for why it survives a crash whole or not at all),
+    /// then hands `note` what its keys held before, to undo it with: also when writing failed
+    /// part way, since part of it may then be in the store.
+    pub(super) fn apply(self, note: impl FnOnce(Undo)) -> Result<(), StoreError> {
         let mut undo = Vec::with_capacity(self.writes.len());
         for write in &self.writes {
             undo.push((write.tree.name(), write.key.clone(), write.tree.get(&write.key)?));
         }
+        let written = self.write();
+        note(undo);
+        written
+    }
+
+    fn write(&self) -> Result<(), StoreError> {
         match self.writes.as_slice() {
-            [] => return Ok(undo),
+            [] => return Ok(()),
             // One single-key write is whole by itself: no pending record needed.
-            [write] => {
-                write_one(&write.tree, &write.key, write.value.as_deref())?;
-                return Ok(undo);
-            }
+            [write] => return write_one(&write.tree, &write.key, write.value.as_deref()),
             _ => {}
         }
         self.meta.insert(PENDING, encode(&self.writes))?;
@@ -90,7 +97,7 @@ impl Batch {
             write_one(&write.tree, &write.key, write.value.as_deref())?;
         }
         self.meta.remove(PENDING)?;
-        Ok(undo)
+        Ok(())
     }
 }
 
@@ -232,7 +239,10 @@ mod tests {
         let mut second = Batch::new(&meta);
         second.remove(&users, "kept");
         second.insert(&users, "other", "3");
-        let applied = [first.apply().unwrap(), second.apply().unwrap()];
+        let mut applied = Vec::new();
+        for batch in [first, second] {
+            batch.apply(|undo| applied.push(undo)).unwrap();
+        }
         assert_eq!(users.get("new").unwrap().as_deref(), Some(&b"2"[..]));
         undo(&db, applied.iter()).unwrap();
         assert_eq!(users.get("kept").unwrap().as_deref(), Some(&b"old"[..]));

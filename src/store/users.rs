@@ -204,7 +204,7 @@ impl Store {
         let trees = self.writable()?;
         let mut tx = UserTx { store: &trees, batch: Batch::new(&trees.meta) };
         let out = f(&mut tx)?;
-        self.disk.applied(tx.batch.apply()?);
+        tx.batch.apply(|undo| self.disk.applied(undo))?;
         Ok(out)
     }
 
