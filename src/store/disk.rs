@@ -249,7 +249,7 @@ impl Disk {
 
     /// Starts a flush round: its number goes into `meta`, after every write it covers.
     pub(super) fn begin_round(self: &Arc<Self>, trees: &Trees) -> Result<Round, StoreError> {
-        self.health()?;
+        self.writable()?;
         let covers = self.unflushed.lock().unwrap_or_else(|p| p.into_inner()).next;
         let number = self.rounds.fetch_add(1, Ordering::Relaxed) + 1;
         trees.meta.insert(ACKNOWLEDGED, &number.to_be_bytes()).map_err(|e| self.fail(e))?;
@@ -291,6 +291,15 @@ impl Disk {
             *current = Some(fault);
         }
         current.clone().expect("just set")
+    }
+
+    /// `error` if a write to sled failed with it: writes are then refused as after a failed
+    /// flush (sled may have poisoned itself in a write of its own, with no flush to see it).
+    pub(super) fn write_failed(self: &Arc<Self>, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Storage(error) => self.fail(error),
+            other => other,
+        }
     }
 
     /// A write to sled failed: writes are refused until the store is reopened by a thread

@@ -204,7 +204,8 @@ impl Store {
         let trees = self.writable()?;
         let mut tx = UserTx { store: &trees, batch: Batch::new(&trees.meta) };
         let out = f(&mut tx)?;
-        tx.batch.apply(|undo| self.disk.applied(undo))?;
+        let applied = tx.batch.apply(|undo| self.disk.applied(undo));
+        applied.map_err(|e| self.disk.write_failed(e))?;
         Ok(out)
     }
 
