@@ -167,12 +167,9 @@ impl Disk {
         let found = trees.meta.get(ACKNOWLEDGED)?.map_or(0, |v| read_u64(&v));
         let path = dir.join(RECORD_FILE);
         let acknowledged = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text.trim().parse::<u64>().map_err(|_| {
-                StoreError::Corrupt(serde::de::Error::custom(format!(
-                    "{} holds {text:?}, not a number",
-                    path.display()
-                )))
-            })?),
+            // Not a number: the record is never synced, so a power loss may leave it empty
+            // (or zeros); that must not refuse an intact store, so it counts as none.
+            Ok(text) => text.trim().parse::<u64>().ok(),
             // A store written before the record existed (or a new one): nothing to compare.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_error(e)),

@@ -62,7 +62,8 @@
 //!   log, so a store whose number is below the file's lost acknowledged writes, and opening it
 //!   is refused (see [`OnLostWrites`]). The file is not synced (a `pwrite` per round; an fsync
 //!   per round would cost as much as the flush): a SIGKILL leaves it exact, a power loss may
-//!   leave it older than the store, which weakens the check but never fails an intact store.
+//!   leave it older than the store or unreadable (counted as none), which weakens the check
+//!   but never fails an intact store.
 //!   A store without the file (written before it existed) opens as it is and gets one.
 //! - after each flush (and on every health check) the `db` file must still be at its path: a
 //!   data directory deleted, moved or replaced under the server makes every later write fail
