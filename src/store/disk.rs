@@ -189,6 +189,7 @@ impl Disk {
             .map_err(io_error)?;
         let mut record = Record { file, written: 0 };
         match (lost, on_lost) {
+            // Reading what is left: the record stays as it is, so the loss is still found.
             (Some(_), OnLostWrites::Report) => record.written = u64::MAX,
             _ if acknowledged != Some(found) => record.put(found).map_err(io_error)?,
             _ => record.written = found,
