@@ -77,26 +77,25 @@ impl Batch {
     /// part way, since part of it may then be in the store.
     pub(super) fn apply(self, note: impl FnOnce(Undo)) -> Result<(), StoreError> {
         let mut undo = Vec::with_capacity(self.writes.len());
-        for write in &self.writes {
-            undo.push((write.tree.name(), write.key.clone(), write.tree.get(&write.key)?));
-        }
-        let written = self.write();
+        let written = self.write(&mut undo);
         note(undo);
         written
     }
 
-    fn write(&self) -> Result<(), StoreError> {
-        match self.writes.as_slice() {
-            [] => return Ok(()),
-            // One single-key write is whole by itself: no pending record needed.
-            [write] => return write_one(&write.tree, &write.key, write.value.as_deref()),
-            _ => {}
+    fn write(self, undo: &mut Undo) -> Result<(), StoreError> {
+        // One single-key write is whole by itself: no pending record needed.
+        let pending = self.writes.len() > 1;
+        if pending {
+            self.meta.insert(PENDING, encode(&self.writes))?;
         }
-        self.meta.insert(PENDING, encode(&self.writes))?;
-        for write in &self.writes {
-            write_one(&write.tree, &write.key, write.value.as_deref())?;
+        for write in self.writes {
+            // sled answers the value each write replaces: the undo costs no extra read.
+            let before = write_one(&write.tree, &write.key, write.value.as_deref())?;
+            undo.push((write.tree.name(), write.key, before));
         }
-        self.meta.remove(PENDING)?;
+        if pending {
+            self.meta.remove(PENDING)?;
+        }
         Ok(())
     }
 }
@@ -122,12 +121,16 @@ pub(super) fn crash_after_pending_record(batch: Batch) -> Result<(), StoreError>
     Ok(())
 }
 
-fn write_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-    match value {
+/// Writes (or removes) one key; answers the value it replaces.
+fn write_one(
+    tree: &sled::Tree,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<Option<IVec>, StoreError> {
+    Ok(match value {
         Some(value) => tree.insert(key, value)?,
         None => tree.remove(key)?,
-    };
-    Ok(())
+    })
 }
 
 /// Applies the batch a crash interrupted, if there is one.
