@@ -233,7 +233,9 @@ fn router(routes: &[PathRoute]) -> TokenStream {
             let (segments, len) = segments.strs();
             match &segments[..len] {
                 #(#arms)*
-                segments => crate::api::unrouted(method.as_str(), segments, uri.path()),
+                segments => {
+                    crate::api::unrouted(rqctx.context(), method.as_str(), segments, uri.path())
+                }
             }
         }
     }

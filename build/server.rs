@@ -232,7 +232,7 @@ fn render(
 
         /// The PrivX API: one method per operation of the spec, named by its operationId.
         pub trait PrivxApi {
-            type Context: crate::api::RequestLimits + Send + Sync + 'static;
+            type Context: crate::api::RequestLimits + crate::api::Readiness + Send + Sync + 'static;
             #(#trait_items)*
         }
 

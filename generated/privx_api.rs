@@ -4921,7 +4921,11 @@ pub mod types {
 }
 /// The PrivX API: one method per operation of the spec, named by its operationId.
 pub trait PrivxApi {
-    type Context: crate::api::RequestLimits + Send + Sync + 'static;
+    type Context: crate::api::RequestLimits
+        + crate::api::Readiness
+        + Send
+        + Sync
+        + 'static;
     /// Log in to an authorization-code flow
     ///
     /// Checks a username and password (the same principals and checks as the password grant: the admin, API clients by id or name and secret, local users) for the login session `token` of `oauth_authorize`, and answers the authorization code (single-use, valid for 60 seconds) with the flow's `state`. A session is used up by a successful login. Wrong credentials get 400 `invalid_grant`, an unknown or expired session 400 `invalid_request`.
@@ -5820,7 +5824,9 @@ async fn route<A: PrivxApi>(
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, PUT, DELETE"),
             }
         }
-        segments => crate::api::unrouted(method.as_str(), segments, uri.path()),
+        segments => {
+            crate::api::unrouted(rqctx.context(), method.as_str(), segments, uri.path())
+        }
     }
 }
 /// One function per operation: the request made into the operation's arguments.

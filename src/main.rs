@@ -100,8 +100,13 @@ struct Args {
     /// have sent nothing yet at once, instead of after --first-byte-timeout-ms.
     #[arg(long, env = "PRIVX_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Serve (or import into) a store that lost acknowledged writes (a damaged `db` file):
+    /// what is left becomes the state. Without it such a store is refused.
+    #[arg(long, env = "PRIVX_ACCEPT_DATA_LOSS")]
+    accept_data_loss: bool,
     /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
-    /// server must not be running on that directory).
+    /// server must not be running on that directory; a store that lost acknowledged writes is
+    /// read as it is).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
     export: Option<PathBuf>,
     /// Load a JSON export (or fixtures) into the store in --data-dir, then exit; records whose
@@ -117,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         return server::export(&args.data_dir, file);
     }
     if let Some(file) = &args.import {
-        return server::import(&args.data_dir, file);
+        return server::import(&args.data_dir, file, args.accept_data_loss);
     }
     let ConfigFile { mut auth, listeners } = match &args.config {
         Some(path) => config::read_config(path)?,
@@ -163,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown_timeout_ms: args.shutdown_timeout_ms,
         first_byte_timeout_ms: args.first_byte_timeout_ms,
         max_connections: args.max_connections,
+        accept_data_loss: args.accept_data_loss,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

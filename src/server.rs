@@ -21,7 +21,7 @@ use crate::http::test_control::TestControl;
 use crate::http::{Context, PrivxApiImpl};
 use crate::password;
 use crate::relay::{RelayConfig, Relays};
-use crate::store::{Fixtures, Stamp, Store};
+use crate::store::{Fixtures, OnLostWrites, Stamp, Store, StoreError};
 
 /// Request bodies up to this size are accepted (dropshot's default is 1 KiB).
 pub const REQUEST_BODY_MAX_BYTES: usize = 1024 * 1024;
@@ -74,6 +74,8 @@ pub struct Config {
     pub first_byte_timeout_ms: u64,
     /// Past this many open connections, those that have sent nothing are closed at once.
     pub max_connections: usize,
+    /// Serve a store that lost acknowledged writes (what is left becomes the state).
+    pub accept_data_loss: bool,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -93,20 +95,55 @@ fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
         .with_context(|| format!("loading fixtures {}", path.display()))
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
-    Store::open(data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
+/// What to do about a store that lost acknowledged writes, told to whoever opened it.
+const WAY_OUT: &str = "The way out: write what is left to a file with --export FILE (it \
+    reads such a store) and restore a backup (--import into a new --data-dir), or start with \
+    --accept-data-loss (PRIVX_ACCEPT_DATA_LOSS=true) to serve what is left as the new state";
+
+fn open_store(data_dir: &Path, on_lost: OnLostWrites) -> anyhow::Result<Store> {
+    let opening = || format!("opening the store in {}", data_dir.display());
+    match Store::open_with(data_dir, on_lost) {
+        Ok((store, lost)) => {
+            if let Some(lost) = lost {
+                eprintln!(
+                    "privx-mock: warning: the store in {} lost acknowledged writes (flush round \
+                     {} was acknowledged, it holds up to {}); {}",
+                    data_dir.display(),
+                    lost.acknowledged,
+                    lost.found,
+                    match on_lost {
+                        OnLostWrites::Accept => "serving what is left (--accept-data-loss)",
+                        _ => "reading what is left",
+                    }
+                );
+            }
+            Ok(store)
+        }
+        Err(e @ StoreError::LostWrites { .. }) => {
+            Err(anyhow::anyhow!("{e}.\n{WAY_OUT}")).with_context(opening)
+        }
+        Err(e) => Err(e).with_context(opening),
+    }
 }
 
-/// `--export FILE`: writes the whole state of the store in `data_dir` to `file` as JSON.
+fn on_lost(accept_data_loss: bool) -> OnLostWrites {
+    match accept_data_loss {
+        true => OnLostWrites::Accept,
+        false => OnLostWrites::Refuse,
+    }
+}
+
+/// `--export FILE`: writes the whole state of the store in `data_dir` to `file` as JSON; a
+/// store that lost acknowledged writes is read as it is (with a warning).
 pub fn export(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+    let store = open_store(data_dir, OnLostWrites::Report)?;
     let json = serde_json::to_vec_pretty(&store.export()?)?;
     std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
 }
 
 /// `--import FILE`: loads an export (or fixtures) into the store in `data_dir`.
-pub fn import(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub fn import(data_dir: &Path, file: &Path, accept_data_loss: bool) -> anyhow::Result<()> {
+    let store = open_store(data_dir, on_lost(accept_data_loss))?;
     load(&store, file, &Clock::default())
 }
 
@@ -215,7 +252,8 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     // Opening may wait for a previous server's handle to let go (see `Store::open`); the
     // runtime's own threads stay free meanwhile.
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&data_dir)).await??;
+    let on_lost = on_lost(config.accept_data_loss);
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir, on_lost)).await??;
     let auth = authentication(&store, &config.auth, &config.clock)?;
     if let Some(path) = &config.fixtures {
         load(&store, path, &config.clock)?;

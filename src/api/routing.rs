@@ -163,9 +163,15 @@ impl RouteError {
     }
 }
 
+/// What `/healthz` asks of the server context: why it cannot serve every operation, if it
+/// cannot (its store refuses writes, say).
+pub trait Readiness {
+    fn unready(&self) -> Option<String>;
+}
+
 /// The unpublished pages served beside the operations, `GET` only, by their one segment: the
-/// spec as JSON and as written, the HTML API reference and the readiness check (200 once the
-/// server serves).
+/// spec as JSON and as written, the HTML API reference and the readiness check (200 while the
+/// server serves every operation; else 503 with the envelope saying why, see [`Readiness`]).
 const PAGES: &[(&str, &str, &str)] = &[
     ("openapi.json", "application/json", SPEC_JSON),
     ("openapi.yaml", "application/yaml", SPEC_YAML),
@@ -176,6 +182,7 @@ const PAGES: &[(&str, &str, &str)] = &[
 /// The answer to a request whose path, `path` with the `segments`, no operation has: one of
 /// the [`PAGES`], or a 404 (405 for a page with another method than GET).
 pub fn unrouted(
+    readiness: &impl Readiness,
     method: &str,
     segments: &[&str],
     path: &str,
@@ -189,6 +196,10 @@ pub fn unrouted(
     };
     if method != "GET" {
         return method_not_allowed(method, "GET");
+    }
+    if let Some(reason) = segments.eq(&["healthz"]).then(|| readiness.unready()).flatten() {
+        let status = ErrorStatusCode::SERVICE_UNAVAILABLE;
+        return Err(ApiError::new(status, ErrorCode::DatabaseError, reason, None).into());
     }
     let response = http::Response::builder()
         .header(http::header::CONTENT_TYPE, content_type)

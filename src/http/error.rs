@@ -20,14 +20,28 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { property, message } => {
                 Self::bad_request(ErrorCode::InvalidRequestData, message, Some(property))
             }
-            StoreError::Storage(_) | StoreError::Corrupt(_) | StoreError::InUse { .. } => {
-                Self::new(
-                    ErrorStatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorCode::DatabaseError,
-                    error.to_string(),
-                    None,
-                )
-            }
+            // A full disk is 507 whether the write met it or a flush before it did.
+            _ if error.no_space() => Self::new(
+                ErrorStatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::DatabaseError,
+                error.to_string(),
+                None,
+            ),
+            StoreError::Unavailable(_) => Self::new(
+                ErrorStatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::DatabaseError,
+                error.to_string(),
+                None,
+            ),
+            StoreError::Storage(_)
+            | StoreError::Corrupt(_)
+            | StoreError::InUse { .. }
+            | StoreError::LostWrites { .. } => Self::new(
+                ErrorStatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::DatabaseError,
+                error.to_string(),
+                None,
+            ),
         }
     }
 }

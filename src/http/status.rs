@@ -1,11 +1,19 @@
 //! The status endpoints: each PrivX microservice this server stands in for answers
 //! `GET /<service>/api/v1/status`, which the SDKs' `Status()` calls read (the Python SDK before
 //! it logs in, so no token is needed). One answer serves them all; only `app_id` differs.
+//! Also the readiness `/healthz` reports: the store's health.
 
 use dropshot::RequestContext;
 
 use super::Context;
-use crate::api::{types, ApiError, HttpResponseOk};
+use crate::api::{types, ApiError, HttpResponseOk, Readiness};
+
+/// `/healthz`: unready while the store refuses writes (a full disk, a lost data directory).
+impl Readiness for Context {
+    fn unready(&self) -> Option<String> {
+        self.store.health().err().map(|e| e.to_string())
+    }
+}
 
 /// The answer of every status operation: the service is the request path's first segment.
 pub async fn view(

@@ -22,6 +22,9 @@
 //! stands), indexed by tree and key, so reading or writing a key costs the same however many
 //! writes the batch holds: a user with a thousand tags touches a thousand index keys in one
 //! batch, and a scan of the pending writes per key made that quadratic.
+//!
+//! [`Batch::apply`] also hands over what the batch's keys held before it, so the store can
+//! [`undo`] the batches no flush covered when a flush fails (see `disk`).
 
 use std::collections::HashMap;
 
@@ -84,21 +87,46 @@ impl Batch {
         }
     }
 
-    /// Writes the batch (see the module docs for why it survives a crash whole or not at all).
-    pub(super) fn apply(self) -> Result<(), StoreError> {
-        match self.writes.as_slice() {
-            [] => return Ok(()),
-            // One single-key write is whole by itself: no pending record needed.
-            [write] => return write_one(&write.tree, &write.key, write.value.as_deref()),
-            _ => {}
+    /// Writes the batch (see the module docs for why it survives a crash whole or not at all),
+    /// then hands `note` what its keys held before, to undo it with: also when writing failed
+    /// part way, since part of it may then be in the store.
+    pub(super) fn apply(self, note: impl FnOnce(Undo)) -> Result<(), StoreError> {
+        let mut undo = Vec::with_capacity(self.writes.len());
+        let written = self.write(&mut undo);
+        note(undo);
+        written
+    }
+
+    fn write(self, undo: &mut Undo) -> Result<(), StoreError> {
+        // One single-key write is whole by itself: no pending record needed.
+        let pending = self.writes.len() > 1;
+        if pending {
+            self.meta.insert(PENDING, encode(&self.writes))?;
         }
-        self.meta.insert(PENDING, encode(&self.writes))?;
-        for write in &self.writes {
-            write_one(&write.tree, &write.key, write.value.as_deref())?;
+        for write in self.writes {
+            // sled answers the value each write replaces: the undo costs no extra read.
+            let before = write_one(&write.tree, &write.key, write.value.as_deref())?;
+            undo.push((write.tree.name(), write.key, before));
         }
-        self.meta.remove(PENDING)?;
+        if pending {
+            self.meta.remove(PENDING)?;
+        }
         Ok(())
     }
+}
+
+/// What an applied batch's keys held before it, in its order: tree name, key, value.
+pub(super) type Undo = Vec<(IVec, Vec<u8>, Option<IVec>)>;
+
+/// Undoes applied batches, the latest first.
+pub(super) fn undo<'a>(
+    db: &sled::Db,
+    batches: impl DoubleEndedIterator<Item = &'a Undo>,
+) -> Result<(), StoreError> {
+    for (tree, key, before) in batches.rev().flat_map(|batch| batch.iter().rev()) {
+        write_one(&db.open_tree(tree)?, key, before.as_deref())?;
+    }
+    Ok(())
 }
 
 /// The crash [`recover`] is for: only step 1 of [`Batch::apply`] happens.
@@ -108,12 +136,16 @@ pub(super) fn crash_after_pending_record(batch: Batch) -> Result<(), StoreError>
     Ok(())
 }
 
-fn write_one(tree: &sled::Tree, key: &[u8], value: Option<&[u8]>) -> Result<(), StoreError> {
-    match value {
+/// Writes (or removes) one key; answers the value it replaces.
+fn write_one(
+    tree: &sled::Tree,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<Option<IVec>, StoreError> {
+    Ok(match value {
         Some(value) => tree.insert(key, value)?,
         None => tree.remove(key)?,
-    };
-    Ok(())
+    })
 }
 
 /// Applies the batch a crash interrupted, if there is one.
@@ -226,9 +258,35 @@ mod tests {
         assert_eq!(batch.writes.len(), 3);
         assert_eq!(batch.get(&users, b"a").unwrap().as_deref(), Some(&b"2"[..]));
         assert_eq!(batch.get(&meta, b"a").unwrap().as_deref(), Some(&b"other tree"[..]));
-        batch.apply().unwrap();
+        batch.apply(drop).unwrap();
         assert_eq!(users.get("a").unwrap().as_deref(), Some(&b"2"[..]));
         assert_eq!(users.get("b").unwrap().as_deref(), Some(&b"3"[..]));
+    }
+
+    /// Undoing applied batches, the latest first, restores what their keys held, also a key
+    /// two batches wrote and one a batch wrote twice.
+    #[test]
+    fn undo_restores_what_applied_batches_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (meta, users) = (db.open_tree("meta").unwrap(), db.open_tree("users").unwrap());
+        users.insert("kept", "old").unwrap();
+        let mut first = Batch::new(&meta);
+        first.insert(&users, "kept", "first");
+        first.insert(&users, "new", "1");
+        first.insert(&users, "new", "2");
+        let mut second = Batch::new(&meta);
+        second.remove(&users, "kept");
+        second.insert(&users, "other", "3");
+        let mut applied = Vec::new();
+        for batch in [first, second] {
+            batch.apply(|undo| applied.push(undo)).unwrap();
+        }
+        assert_eq!(users.get("new").unwrap().as_deref(), Some(&b"2"[..]));
+        undo(&db, applied.iter()).unwrap();
+        assert_eq!(users.get("kept").unwrap().as_deref(), Some(&b"old"[..]));
+        assert_eq!(users.get("new").unwrap(), None);
+        assert_eq!(users.get("other").unwrap(), None);
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Store {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<ConnectionRecord, StoreError> {
-        let record: ConnectionRecord = get_json(&self.connections, id.as_bytes())?
+        let record: ConnectionRecord = get_json(&self.trees()?.connections, id.as_bytes())?
             .ok_or_else(|| StoreError::not_found("connection", id))?;
         Ok(record.at(now))
     }
@@ -206,7 +206,7 @@ impl Store {
         page: Page,
         now: DateTime<Utc>,
     ) -> Result<Listing<ConnectionRecord>, StoreError> {
-        let mut items: Vec<ConnectionRecord> = all::<ConnectionRecord>(&self.connections)?
+        let mut items: Vec<ConnectionRecord> = all::<ConnectionRecord>(&self.trees()?.connections)?
             .into_iter()
             .map(|c| c.at(now))
             .filter(|c| matches(c))
@@ -232,7 +232,7 @@ impl Store {
         matches: impl Fn(&ConnectionRecord) -> bool,
         termination: &Termination,
     ) -> Result<(), StoreError> {
-        for record in all::<ConnectionRecord>(&self.connections)? {
+        for record in all::<ConnectionRecord>(&self.trees()?.connections)? {
             if matches(&record) {
                 self.connection_end(record, termination)?;
             }
@@ -246,14 +246,16 @@ impl Store {
         termination: &Termination,
     ) -> Result<(), StoreError> {
         if record.terminate(termination) {
-            self.connections.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+            self.writable()?
+                .connections
+                .insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         }
         Ok(())
     }
 
     /// Every connection as stored, in id order.
     pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        all(&self.connections)
+        all(&self.trees()?.connections)
     }
 
     /// Stores a new connection; an id already stored is `Duplicate` (test-control API).
@@ -271,8 +273,11 @@ impl Store {
         record: &ConnectionRecord,
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(record)?;
-        let swapped =
-            self.connections.compare_and_swap(record.id.as_bytes(), None::<&[u8]>, Some(json))?;
+        let swapped = self.writable()?.connections.compare_and_swap(
+            record.id.as_bytes(),
+            None::<&[u8]>,
+            Some(json),
+        )?;
         Ok(swapped.is_ok())
     }
 }

@@ -201,6 +201,7 @@ impl Store {
     pub fn export(&self) -> Result<Fixtures, StoreError> {
         let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let users = self
+            .trees()?
             .users
             .iter()
             .map(|entry| {
@@ -216,7 +217,7 @@ impl Store {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
-        let webauthn_credentials = all::<CredentialRecord>(&self.credentials)?
+        let webauthn_credentials = all::<CredentialRecord>(&self.trees()?.credentials)?
             .into_iter()
             .map(|c| FixtureCredential {
                 id: c.id,
@@ -228,7 +229,7 @@ impl Store {
                 stamps: c.authorship.into(),
             })
             .collect();
-        let listeners = all::<ListenerRecord>(&self.listeners)?
+        let listeners = all::<ListenerRecord>(&self.trees()?.listeners)?
             .into_iter()
             .map(|l| FixtureListener {
                 id: l.id,
@@ -244,8 +245,8 @@ impl Store {
             webauthn_credentials,
             connections: self.connections()?.into_iter().map(Into::into).collect(),
             listeners,
-            settings: named(&self.settings, "")?,
-            secrets: named(&self.meta, super::secrets::SECRET_PREFIX)?,
+            settings: named(&self.trees()?.settings, "")?,
+            secrets: named(&self.trees()?.meta, super::secrets::SECRET_PREFIX)?,
         })
     }
 }

@@ -11,7 +11,7 @@ const LAYOUT_VERSION: u64 = 4;
 impl Store {
     /// Brings a store of an earlier layout to this one, and refuses a later one.
     pub(super) fn upgrade(&self) -> Result<(), StoreError> {
-        let version = self.meta.get(LAYOUT)?.map_or(1, |v| read_u64(&v));
+        let version = self.trees()?.meta.get(LAYOUT)?.map_or(1, |v| read_u64(&v));
         if version > LAYOUT_VERSION {
             return Err(StoreError::Storage(sled::Error::Unsupported(format!(
                 "store layout {version} is not this server's ({LAYOUT_VERSION}): written by a \
@@ -28,13 +28,13 @@ impl Store {
             self.rewrite_users()?;
         }
         self.complete_connections()?;
-        self.meta.insert(LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
+        self.trees()?.meta.insert(LAYOUT, &LAYOUT_VERSION.to_be_bytes())?;
         self.flush()
     }
 
     /// Layout 1 to 2: each password hash leaves its user's JSON for `passwords`.
     fn move_password_hashes(&self) -> Result<(), StoreError> {
-        for entry in self.users.iter() {
+        for entry in self.trees()?.users.iter() {
             let (id, json) = entry?;
             let mut user: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(&json)?;
@@ -47,8 +47,8 @@ impl Store {
                 hash: serde_json::from_value(hash)?,
                 created: serde_json::from_value(created.unwrap_or_default())?,
             };
-            self.passwords.insert(&id, serde_json::to_vec(&password)?)?;
-            self.users.insert(&id, serde_json::to_vec(&user)?)?;
+            self.trees()?.passwords.insert(&id, serde_json::to_vec(&password)?)?;
+            self.trees()?.users.insert(&id, serde_json::to_vec(&user)?)?;
         }
         Ok(())
     }
@@ -56,10 +56,10 @@ impl Store {
     /// Layout 2 to 3: each user's JSON is written again as a [`UserRecord`] writes it (with
     /// `tags` and `attributes` also when empty), since reads serve it as it is stored.
     fn rewrite_users(&self) -> Result<(), StoreError> {
-        for entry in self.users.iter() {
+        for entry in self.trees()?.users.iter() {
             let (id, json) = entry?;
             let user: UserRecord = serde_json::from_slice(&json)?;
-            self.users.insert(&id, serde_json::to_vec(&user)?)?;
+            self.trees()?.users.insert(&id, serde_json::to_vec(&user)?)?;
         }
         Ok(())
     }
@@ -69,10 +69,10 @@ impl Store {
     /// terminated at its `terminated_at`, the others are connected at the Unix epoch.
     fn complete_connections(&self) -> Result<(), StoreError> {
         let stamp = Stamp { actor: uuid::Uuid::nil(), now: chrono::DateTime::UNIX_EPOCH };
-        for entry in self.connections.iter() {
+        for entry in self.trees()?.connections.iter() {
             let (id, json) = entry?;
             if let FixtureConnection::Legacy(old) = serde_json::from_slice(&json)? {
-                self.connections.insert(&id, serde_json::to_vec(&old.record(stamp))?)?;
+                self.trees()?.connections.insert(&id, serde_json::to_vec(&old.record(stamp))?)?;
             }
         }
         Ok(())

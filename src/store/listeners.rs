@@ -88,7 +88,7 @@ impl Store {
     /// Every open listener, in id order.
     pub fn listeners_open(&self, now: DateTime<Utc>) -> Result<Vec<ListenerRecord>, StoreError> {
         let mut open = Vec::new();
-        for value in self.listeners.iter().values() {
+        for value in self.trees()?.listeners.iter().values() {
             let record: ListenerRecord = serde_json::from_slice(&value?)?;
             if record.is_open(now) {
                 open.push(record);
@@ -127,11 +127,13 @@ impl Store {
         validate(&record.fields)?;
         // The uniqueness check reads every open listener and then writes: one at a time.
         let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(existing) = get_json::<ListenerRecord>(&self.listeners, record.id.as_bytes())? {
+        if let Some(existing) =
+            get_json::<ListenerRecord>(&self.trees()?.listeners, record.id.as_bytes())?
+        {
             return Ok(existing);
         }
         self.check_address_free(&record, now)?;
-        self.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -166,13 +168,13 @@ impl Store {
         let mut record = self.listener_get(id, now)?;
         record.address = address;
         self.check_address_free(&record, now)?;
-        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(())
     }
 
     /// An open listener.
     pub fn listener_get(&self, id: Uuid, now: DateTime<Utc>) -> Result<ListenerRecord, StoreError> {
-        get_json::<ListenerRecord>(&self.listeners, id.as_bytes())?
+        get_json::<ListenerRecord>(&self.trees()?.listeners, id.as_bytes())?
             .filter(|l| l.is_open(now))
             .ok_or_else(|| StoreError::not_found("listener", id))
     }
@@ -217,7 +219,7 @@ impl Store {
         validate(&record.fields)?;
         record.closes_at = closes.unwrap_or(record.closes_at);
         record.authorship.touch(stamp);
-        self.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
+        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
         Ok(record)
     }
 
@@ -225,7 +227,7 @@ impl Store {
     pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.listener_get(id, now)?;
-        self.listeners.remove(id.as_bytes())?;
+        self.writable()?.listeners.remove(id.as_bytes())?;
         Ok(())
     }
 }

@@ -54,12 +54,36 @@
 //! the tests), or starting while the previous server is still exiting, would otherwise be
 //! refused at random. A store held for longer is in use by another server, and opening says so.
 //!
+//! # Disk faults
+//!
+//! The store reads and writes through one opening of sled ([`Trees`]), held by [`disk`], which
+//! also keeps the record of what was acknowledged and the store's fault, if it has one:
+//!
+//! - each flush round writes its number into `meta` (`acknowledged`) before it flushes and
+//!   into the file `acknowledged` beside sled's files after; sled recovers a prefix of its
+//!   log, so a store whose number is below the file's lost acknowledged writes, and opening it
+//!   is refused (see [`OnLostWrites`]). The file is not synced (a `pwrite` per round; an fsync
+//!   per round would cost as much as the flush): a SIGKILL leaves it exact, a power loss may
+//!   leave it older than the store or unreadable (counted as none), which weakens the check
+//!   but never fails an intact store.
+//!   A store without the file (written before it existed) opens as it is and gets one.
+//! - after each flush (and on every health check) the `db` file must still be at its path: a
+//!   data directory deleted, moved or replaced under the server makes every later write fail
+//!   with [`Fault::DataDirLost`], for good.
+//! - a failed flush (a full disk, an I/O error) poisons sled: it refuses every later write.
+//!   The store then refuses writes ([`Fault::NoSpace`], [`Fault::Io`]) before they reach sled,
+//!   and a thread reopens sled once a probe write succeeds. The new opening holds what reached
+//!   the disk, possibly part of the failed flush, so the user batches no successful flush
+//!   covered are undone there (each batch answers the values it replaced, kept until a flush
+//!   covers it): a user write that got an error is not kept.
+//!
 //! Expired listeners are not deleted by a timer: every read filters them out by their
 //! `closes_at`, and creating a listener may take over an expired listener's address. The store
 //! keeps a listener's address; the socket bound there belongs to `crate::relay`.
 
 mod batch;
 mod connections;
+mod disk;
 mod fixtures;
 mod layout;
 mod listeners;
@@ -80,6 +104,7 @@ pub use connections::{
     ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
     FixtureConnection, Termination,
 };
+pub use disk::{Fault, LostWrites, OnLostWrites, RECORD_FILE};
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
 pub use secrets::Secrets;
@@ -101,9 +126,28 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("the store {} is in use by another process (waited {LOCK_WAIT:?} for it)", path.display())]
     InUse { path: std::path::PathBuf },
+    #[error(
+        "the store {} lost acknowledged writes: its record says flush round {} was \
+         acknowledged, but it holds only up to round {} (its `db` file was damaged, truncated \
+         or replaced)",
+        path.display(), lost.acknowledged, lost.found
+    )]
+    LostWrites { path: std::path::PathBuf, lost: LostWrites },
+    /// Writes are refused: see "Disk faults".
+    #[error("{0}")]
+    Unavailable(Fault),
 }
 
 impl StoreError {
+    /// The disk is full (or the quota used up), now or when the store last flushed.
+    pub fn no_space(&self) -> bool {
+        match self {
+            Self::Storage(error) => disk::is_no_space(error),
+            Self::Unavailable(fault) => fault.no_space(),
+            _ => false,
+        }
+    }
+
     fn not_found(kind: &'static str, id: impl ToString) -> Self {
         Self::NotFound { kind, id: id.to_string() }
     }
@@ -170,6 +214,18 @@ impl Authorship {
 }
 
 pub struct Store {
+    /// sled's current opening, the record of acknowledged writes and the disk's faults.
+    disk: std::sync::Arc<disk::Disk>,
+    /// Serializes listener writes, which check address uniqueness on a scan of open listeners.
+    listener_lock: std::sync::Mutex<()>,
+    /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
+    users_lock: std::sync::RwLock<()>,
+    flusher: Flusher,
+}
+
+/// One opening of the sled database and its trees. The store reads and writes through the
+/// current one, which it replaces when it recovers from a failed flush (see "Disk faults").
+pub(crate) struct Trees {
     db: sled::Db,
     users: sled::Tree,
     passwords: sled::Tree,
@@ -180,11 +236,29 @@ pub struct Store {
     connections: sled::Tree,
     settings: sled::Tree,
     meta: sled::Tree,
-    /// Serializes listener writes, which check address uniqueness on a scan of open listeners.
-    listener_lock: std::sync::Mutex<()>,
-    /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
-    users_lock: std::sync::RwLock<()>,
-    flusher: Flusher,
+}
+
+impl Trees {
+    /// Opens sled in `dir`, once no other handle holds it (see "Durability and consistency"),
+    /// and finishes a batch a crash interrupted.
+    fn open(dir: &Path) -> Result<Self, StoreError> {
+        wait_until_unlocked(dir)?;
+        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+        let trees = Self {
+            users: db.open_tree("users")?,
+            passwords: db.open_tree("passwords")?,
+            usernames: db.open_tree("usernames")?,
+            tag_counts: db.open_tree("tag_counts")?,
+            credentials: db.open_tree("credentials")?,
+            listeners: db.open_tree("listeners")?,
+            connections: db.open_tree("connections")?,
+            settings: db.open_tree("settings")?,
+            meta: db.open_tree("meta")?,
+            db,
+        };
+        batch::recover(&trees.db, &trees.meta)?;
+        Ok(trees)
+    }
 }
 
 /// Group commit: whoever finds no flush running flushes for everyone who has written so far.
@@ -234,21 +308,20 @@ fn wait_until_unlocked(dir: &Path) -> Result<(), StoreError> {
 const USER_COUNT: &[u8] = b"user_count";
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, once no other handle holds it (see "Durability
-    /// and consistency").
+    /// Opens (or creates) the store in `dir`; one that lost acknowledged writes is refused.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        wait_until_unlocked(dir)?;
-        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
+        Self::open_with(dir, OnLostWrites::Refuse).map(|(store, _)| store)
+    }
+
+    /// Opens (or creates) the store in `dir`, doing `on_lost` if it lost acknowledged writes
+    /// (and saying how many, then).
+    pub fn open_with(
+        dir: &Path,
+        on_lost: OnLostWrites,
+    ) -> Result<(Self, Option<LostWrites>), StoreError> {
+        let (disk, lost) = disk::Disk::open(dir, on_lost)?;
         let store = Self {
-            users: db.open_tree("users")?,
-            passwords: db.open_tree("passwords")?,
-            usernames: db.open_tree("usernames")?,
-            tag_counts: db.open_tree("tag_counts")?,
-            credentials: db.open_tree("credentials")?,
-            listeners: db.open_tree("listeners")?,
-            connections: db.open_tree("connections")?,
-            settings: db.open_tree("settings")?,
-            meta: db.open_tree("meta")?,
+            disk,
             listener_lock: std::sync::Mutex::new(()),
             users_lock: std::sync::RwLock::new(()),
             flusher: Flusher {
@@ -256,17 +329,33 @@ impl Store {
                 done: tokio::sync::watch::Sender::new(0),
                 flushes: std::sync::atomic::AtomicU64::new(0),
             },
-            db,
         };
-        batch::recover(&store.db, &store.meta)?;
         store.upgrade()?;
-        Ok(store)
+        Ok((store, lost))
+    }
+
+    /// sled's current opening (an error while it is being reopened).
+    fn trees(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
+        self.disk.trees()
+    }
+
+    /// sled's current opening to write to, unless the store refuses writes (see "Disk
+    /// faults"): a write refused here never reaches sled, so it cannot be read either.
+    fn writable(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
+        self.disk.writable()
+    }
+
+    /// Why writes are refused, if they are (see "Disk faults").
+    pub fn health(&self) -> Result<(), StoreError> {
+        self.disk.health()
     }
 
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        let trees = self.trees()?;
+        let round = self.disk.begin_round(&trees)?;
+        let flushed = trees.db.flush().map(drop);
+        self.disk.end_round(round, flushed)
     }
 
     /// Returns once everything written before the call is on disk. Concurrent callers share
@@ -294,7 +383,10 @@ impl Store {
                 Some(covered) => {
                     let _round = FlushRound(flusher);
                     flusher.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.db.flush_async().await?;
+                    let trees = self.trees()?;
+                    let round = self.disk.begin_round(&trees)?;
+                    let flushed = trees.db.flush_async().await.map(drop);
+                    self.disk.end_round(round, flushed)?;
                     flusher.done.send_modify(|done| *done = (*done).max(covered));
                 }
                 // A flush is running; it may have started before our write, so look again
@@ -311,11 +403,11 @@ impl Store {
 
     /// The settings document `name`, if one was stored.
     pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.settings, name.as_bytes())
+        get_json(&self.trees()?.settings, name.as_bytes())
     }
 
     fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
+        self.writable()?.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
         Ok(())
     }
 
@@ -323,19 +415,20 @@ impl Store {
     pub fn clear(&self) -> Result<(), StoreError> {
         let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
         let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let trees = self.writable()?;
         for tree in [
-            &self.users,
-            &self.passwords,
-            &self.usernames,
-            &self.tag_counts,
-            &self.credentials,
-            &self.listeners,
-            &self.connections,
-            &self.settings,
+            &trees.users,
+            &trees.passwords,
+            &trees.usernames,
+            &trees.tag_counts,
+            &trees.credentials,
+            &trees.listeners,
+            &trees.connections,
+            &trees.settings,
         ] {
             tree.clear()?;
         }
-        self.meta.remove(USER_COUNT)?;
+        trees.meta.remove(USER_COUNT)?;
         Ok(())
     }
 }

@@ -59,12 +59,13 @@ impl Store {
 
     /// The server secret `name` (a signing key, a password hash...), if one was kept.
     pub fn secret<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.meta, format!("{SECRET_PREFIX}{name}").as_bytes())
+        get_json(&self.trees()?.meta, format!("{SECRET_PREFIX}{name}").as_bytes())
     }
 
     /// Keeps the server secret `name`, durably.
     pub fn secret_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.meta
+        self.writable()?
+            .meta
             .insert(format!("{SECRET_PREFIX}{name}").as_bytes(), serde_json::to_vec(value)?)?;
         self.flush()
     }

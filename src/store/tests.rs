@@ -142,7 +142,7 @@ fn deleting_a_user_deletes_its_credentials_and_no_one_elses() {
         };
         store.credential_insert_absent(&record).unwrap();
     }
-    let count = |user| store.credentials_of(id(user)).count();
+    let count = |user| store.credentials_of(id(user)).unwrap().count();
     assert_eq!((count(1), count(2)), (2, 1));
     store.user_delete(id(1)).unwrap();
     assert_eq!((count(1), count(2)), (0, 1));
@@ -165,10 +165,12 @@ fn reopening_finishes_a_user_batch_a_crash_cut_short() {
         profile: profile("Recovered", &["t", "new"]),
         password: Some(PasswordHash { hash: "$argon2id$stand-in".into(), created: Utc::now() }),
     };
-    let mut tx = UserTx { store: &store, batch: batch::Batch::new(&store.meta) };
+    let trees = store.trees().unwrap();
+    let mut tx = UserTx { store: &trees, batch: batch::Batch::new(&trees.meta) };
     tx.put(None, &user).unwrap();
     batch::crash_after_pending_record(tx.batch).unwrap();
     assert!(store.user_by_name("recovered").unwrap().is_none(), "nothing applied yet");
+    drop(trees);
     store.flush().unwrap();
     drop(store);
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::batch::Batch;
-use super::{get_json, read_u64, Authorship, Listing, Page, Stamp, Store, StoreError, USER_COUNT};
+use super::{
+    get_json, read_u64, Authorship, Listing, Page, Stamp, Store, StoreError, Trees, USER_COUNT,
+};
 
 /// The fields of a user that a client sets. `tags` and `attributes` are always written, also
 /// empty (clients index them); a missing or `null` one reads as empty (the Go SDK sends
@@ -113,7 +115,7 @@ fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, Store
 
 /// The trees a user write touches, through one [`Batch`].
 pub(super) struct UserTx<'a> {
-    pub(super) store: &'a Store,
+    pub(super) store: &'a Trees,
     pub(super) batch: Batch,
 }
 
@@ -209,9 +211,11 @@ impl Store {
         f: impl FnOnce(&mut UserTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        let mut tx = UserTx { store: self, batch: Batch::new(&self.meta) };
+        let trees = self.writable()?;
+        let mut tx = UserTx { store: &trees, batch: Batch::new(&trees.meta) };
         let out = f(&mut tx)?;
-        tx.batch.apply()?;
+        let applied = tx.batch.apply(|undo| self.disk.applied(undo));
+        applied.map_err(|e| self.disk.write_failed(e))?;
         Ok(out)
     }
 
@@ -240,7 +244,7 @@ impl Store {
 
     /// A user's JSON as stored, which is the API's `User` (see [`UserRecord`]).
     pub fn user_json(&self, id: Uuid) -> Result<Vec<u8>, StoreError> {
-        let json = self.users.get(id.as_bytes())?;
+        let json = self.trees()?.users.get(id.as_bytes())?;
         json.map(|json| json.to_vec()).ok_or_else(|| StoreError::not_found("user", id))
     }
 
@@ -250,25 +254,26 @@ impl Store {
         id: &[u8],
         json: &[u8],
     ) -> Result<UserRecord, StoreError> {
-        user_record(json, self.passwords.get(id)?.as_deref())
+        user_record(json, self.trees()?.passwords.get(id)?.as_deref())
     }
 
     /// User `id`'s password (`Some(None)`: the user has none), or `None` if there is no user
     /// `id`.
     pub fn user_password(&self, id: Uuid) -> Result<Option<Option<PasswordHash>>, StoreError> {
-        if !self.users.contains_key(id.as_bytes())? {
+        let trees = self.trees()?;
+        if !trees.users.contains_key(id.as_bytes())? {
             return Ok(None);
         }
-        let password = self.passwords.get(id.as_bytes())?;
+        let password = trees.passwords.get(id.as_bytes())?;
         Ok(Some(password.map(|p| serde_json::from_slice(&p)).transpose()?))
     }
 
     /// The user with `username`, with its password, if there is one.
     pub fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        let Some(id) = self.usernames.get(username_key(username))? else {
+        let Some(id) = self.trees()?.usernames.get(username_key(username))? else {
             return Ok(None);
         };
-        let json = self.users.get(&id)?.ok_or_else(corrupt_index)?;
+        let json = self.trees()?.users.get(&id)?.ok_or_else(corrupt_index)?;
         self.user_with_password(&id, &json).map(Some)
     }
 
@@ -282,7 +287,7 @@ impl Store {
     ) -> Result<Listing<T>, StoreError> {
         let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let by_name = match username {
-            Some(name) => match self.usernames.get(username_key(name))? {
+            Some(name) => match self.trees()?.usernames.get(username_key(name))? {
                 Some(bytes) => Some(Uuid::from_slice(&bytes).map_err(|_| corrupt_index())?),
                 None => return Ok(Listing { count: 0, items: Vec::new() }),
             },
@@ -293,21 +298,21 @@ impl Store {
             (a, b) => a.or(b),
         };
         if let Some(id) = wanted {
-            let found: Option<T> = get_json(&self.users, id.as_bytes())?;
+            let found: Option<T> = get_json(&self.trees()?.users, id.as_bytes())?;
             let count = u64::from(found.is_some());
             return Ok(Listing { count, items: page.apply(found.into_iter()) });
         }
-        let count = self.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let count = self.trees()?.meta.get(USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
         // sled has no positional access: walk from whichever end is nearer the page, so the
         // last page costs what the first does.
         let values = if page.offset > count / 2 {
             let end = page.offset.saturating_add(page.limit).min(count);
             let from_end = Page { offset: count - end, limit: end.saturating_sub(page.offset) };
-            let mut values = from_end.apply(self.users.iter().values().rev());
+            let mut values = from_end.apply(self.trees()?.users.iter().values().rev());
             values.reverse();
             values
         } else {
-            page.apply(self.users.iter().values())
+            page.apply(self.trees()?.users.iter().values())
         };
         let items = values
             .into_iter()
@@ -378,7 +383,7 @@ impl Store {
         let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
         let query = query.map(str::to_lowercase);
         let mut tags: Vec<String> = Vec::new();
-        for key in self.tag_counts.iter().keys() {
+        for key in self.trees()?.tag_counts.iter().keys() {
             let key = key?;
             let tag = std::str::from_utf8(&key).map_err(|_| corrupt_index())?;
             if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {

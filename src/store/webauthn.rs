@@ -53,11 +53,9 @@ impl Store {
     pub(super) fn credentials_of(
         &self,
         user_id: Uuid,
-    ) -> impl Iterator<Item = Result<CredentialRecord, StoreError>> {
-        self.credentials
-            .scan_prefix(user_id.as_bytes())
-            .values()
-            .map(|value| Ok(serde_json::from_slice(&value?)?))
+    ) -> Result<impl Iterator<Item = Result<CredentialRecord, StoreError>>, StoreError> {
+        let credentials = self.trees()?.credentials.scan_prefix(user_id.as_bytes()).values();
+        Ok(credentials.map(|value| Ok(serde_json::from_slice(&value?)?)))
     }
 
     /// A page of the credentials of user `user_id`, who must exist.
@@ -68,10 +66,10 @@ impl Store {
         descending: bool,
         page: Page,
     ) -> Result<Listing<CredentialRecord>, StoreError> {
-        if !self.users.contains_key(user_id.as_bytes())? {
+        if !self.trees()?.users.contains_key(user_id.as_bytes())? {
             return Err(StoreError::not_found("user", user_id));
         }
-        let mut all = self.credentials_of(user_id).collect::<Result<Vec<_>, _>>()?;
+        let mut all = self.credentials_of(user_id)?.collect::<Result<Vec<_>, _>>()?;
         match sort {
             CredentialSort::Id => sort_by_key(&mut all, descending, |c| c.id),
             CredentialSort::UserId => sort_by_key(&mut all, descending, |c| c.user_id),
@@ -91,7 +89,7 @@ impl Store {
     }
 
     pub fn credential_get(&self, user_id: Uuid, id: Uuid) -> Result<CredentialRecord, StoreError> {
-        get_json(&self.credentials, &key(user_id, id))?
+        get_json(&self.trees()?.credentials, &key(user_id, id))?
             .ok_or_else(|| StoreError::not_found("webauthn credential", id))
     }
 
@@ -116,7 +114,7 @@ impl Store {
     pub fn credential_delete(&self, user_id: Uuid, id: Uuid) -> Result<(), StoreError> {
         self.user_tx(|tx| {
             tx.credential(user_id, id)?.ok_or_else(|| not_found(id))?;
-            tx.batch.remove(&self.credentials, key(user_id, id));
+            tx.batch.remove(&tx.store.credentials, key(user_id, id));
             Ok(())
         })
     }

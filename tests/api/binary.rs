@@ -15,7 +15,8 @@ pub struct Process {
     stderr: Arc<Mutex<String>>,
 }
 
-fn command(data_dir: &Path) -> Command {
+/// The binary with the test credentials on the store in `data_dir`.
+pub fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_privx-mock"));
     command
         .arg("--data-dir")

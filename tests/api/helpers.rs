@@ -91,6 +91,7 @@ pub async fn spawn(
         shutdown_timeout_ms: server::DEFAULT_SHUTDOWN_TIMEOUT_MS,
         first_byte_timeout_ms: server::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
+        accept_data_loss: false,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");

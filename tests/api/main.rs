@@ -8,6 +8,7 @@ mod big_requests;
 mod binary;
 mod concurrency;
 mod connections;
+mod disk_faults;
 mod durability;
 mod generated_code;
 mod generator;

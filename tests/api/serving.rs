@@ -42,6 +42,7 @@ fn help_lists_every_flag_with_its_environment_variable_and_default() {
         ("--log-file", "PRIVX_LOG_FILE"),
         ("--test-control", "PRIVX_TEST_CONTROL"),
         ("--deterministic", "PRIVX_DETERMINISTIC"),
+        ("--accept-data-loss", "PRIVX_ACCEPT_DATA_LOSS"),
     ] {
         assert!(
             help.contains(flag) && help.contains(&format!("env: {env}")),
