@@ -9,7 +9,8 @@ use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
 use privx_mock::server::{
-    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+    DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
 
@@ -96,6 +97,15 @@ struct Args {
     /// or TLS hello) before the server closes it.
     #[arg(long, env = "PRIVX_FIRST_BYTE_TIMEOUT_MS", default_value_t = DEFAULT_FIRST_BYTE_TIMEOUT_MS)]
     first_byte_timeout_ms: u64,
+    /// How long, in milliseconds, a kept-alive connection may wait for its next request after
+    /// its last answer before the server closes it (hyper closes it after 30 s in any case).
+    #[arg(long, env = "PRIVX_IDLE_TIMEOUT_MS", default_value_t = DEFAULT_IDLE_TIMEOUT_MS)]
+    idle_timeout_ms: u64,
+    /// How long, in milliseconds, a connection may receive nothing in the middle of a request
+    /// (head or body), or while its request waits for the answer, before the server closes it
+    /// (hyper closes one whose head stalls after 30 s in any case).
+    #[arg(long, env = "PRIVX_HEADER_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_TIMEOUT_MS)]
+    header_timeout_ms: u64,
     /// Past this many open connections, the server says so in its log and closes those that
     /// have sent nothing yet at once, instead of after --first-byte-timeout-ms.
     #[arg(long, env = "PRIVX_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
@@ -167,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         body_timeout_ms: args.body_timeout_ms,
         shutdown_timeout_ms: args.shutdown_timeout_ms,
         first_byte_timeout_ms: args.first_byte_timeout_ms,
+        idle_timeout_ms: args.idle_timeout_ms,
+        header_timeout_ms: args.header_timeout_ms,
         max_connections: args.max_connections,
         accept_data_loss: args.accept_data_loss,
     })

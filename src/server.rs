@@ -43,6 +43,16 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 /// How long a new connection may stay silent unless configured: a PrivX client sends its
 /// request (or its TLS hello) as soon as it is connected.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT_MS: u64 = 10_000;
+/// How long a kept-alive connection may wait for its next request unless configured: hyper's
+/// own header timeout, which bounds that wait anyway, so by default nothing changes for a
+/// client; a client that finds its idle connection closed opens another.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// How long a connection may receive nothing in the middle of a request, or while it waits
+/// for its answer, unless configured: hyper's own header timeout, which bounds a head anyway;
+/// a PrivX client sends a request without pausing, and this server answers in milliseconds
+/// (under a second when password hashes queue up: a full queue is refused with a 503), far
+/// below it.
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 30_000;
 /// How many open connections are fine unless configured: far more than any set of PrivX
 /// clients opens, and far fewer than the open-file limit once it is raised.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -72,6 +82,11 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// How long a connection may go without sending its first byte before it is closed.
     pub first_byte_timeout_ms: u64,
+    /// How long a connection may wait for its next request once its last one was answered.
+    pub idle_timeout_ms: u64,
+    /// How long a connection may receive nothing while a request is arriving or waits for its
+    /// answer.
+    pub header_timeout_ms: u64,
     /// Past this many open connections, those that have sent nothing are closed at once.
     pub max_connections: usize,
     /// Serve a store that lost acknowledged writes (what is left becomes the state).
@@ -306,6 +321,8 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     let alive = Arc::downgrade(&server.app_private().store);
     let limits = crate::silent::Limits {
         first_byte_timeout: Duration::from_millis(config.first_byte_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        header_timeout: Duration::from_millis(config.header_timeout_ms),
         max_connections: config.max_connections,
     };
     crate::silent::watch(server.local_addr(), limits, alive, lines);

@@ -90,6 +90,8 @@ pub async fn spawn(
         body_timeout_ms: server::DEFAULT_BODY_TIMEOUT_MS,
         shutdown_timeout_ms: server::DEFAULT_SHUTDOWN_TIMEOUT_MS,
         first_byte_timeout_ms: server::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+        idle_timeout_ms: server::DEFAULT_IDLE_TIMEOUT_MS,
+        header_timeout_ms: server::DEFAULT_HEADER_TIMEOUT_MS,
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
         accept_data_loss: false,
     };

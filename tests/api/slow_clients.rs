@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::binary;
-use crate::helpers::{assert_envelope, bearer_client, spawn_app, spawn_app_with, ADMIN};
+use crate::helpers::{assert_envelope, bearer_client, spawn_app, spawn_app_with, TestApp, ADMIN};
 
 const USERS: &str = "/local-user-store/api/v1/users";
 
@@ -270,6 +270,105 @@ async fn past_the_connection_cap_silent_connections_go_at_once_and_it_is_logged(
         let log = app.log();
         assert!(log.contains(&format!("connection cap ({cap}) reached")), "{log}");
         assert!(log.contains("that sent nothing over the connection cap"), "{log}");
+    })
+    .await;
+}
+
+/// Sends `GET /healthz` on `stream` and reads its answer, which must be a 200.
+async fn healthz(stream: &mut TcpStream, address: &str) {
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request sent");
+    let (status, body) = read_answer(stream).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Reads `stream` to its end, which must come without a byte, and says how long after
+/// `since` it came. It must come well before hyper's own 30 s would have closed the
+/// connection (for a test that waits for it, a watcher that misses the connection).
+async fn closed_without_answer(stream: &mut TcpStream, since: Instant) -> Duration {
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("closed cleanly");
+    let elapsed = since.elapsed();
+    assert!(rest.is_empty(), "no answer: {}", String::from_utf8_lossy(&rest));
+    assert!(elapsed < Duration::from_secs(10), "closed after {elapsed:?}");
+    elapsed
+}
+
+/// Waits (a few seconds at most) until the server of `app` has logged `line`: the watcher
+/// logs after the pass that closed a connection has ended.
+async fn wait_for_log(app: &TestApp, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = app.log();
+        if log.contains(line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no line {line:?} in {log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    bounded(async {
+        let timeout_ms = 500;
+        let app = spawn_app_with(|config| config.idle_timeout_ms = timeout_ms).await;
+        let address = app.base_url.trim_start_matches("http://").to_string();
+        let mut stream = connect(&address).await;
+        healthz(&mut stream, &address).await;
+        let answered = Instant::now();
+        let elapsed = closed_without_answer(&mut stream, answered).await;
+        // Not before its time, give or take the kernel's clock tick.
+        assert!(elapsed >= Duration::from_millis(timeout_ms - 20), "closed after {elapsed:?}");
+        wait_for_log(&app, &format!("no next request within {timeout_ms} ms")).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_request_head_that_stalls_half_way_is_closed_after_the_header_timeout() {
+    bounded(async {
+        let timeout_ms = 600;
+        // A shorter first-byte timeout: the stalled head is judged by the header timeout.
+        let app = spawn_app_with(|config| {
+            config.header_timeout_ms = timeout_ms;
+            config.first_byte_timeout_ms = 200;
+        })
+        .await;
+        let address = app.base_url.trim_start_matches("http://").to_string();
+        let mut stream = connect(&address).await;
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nAccept:");
+        stream.write_all(head.as_bytes()).await.expect("half a head sent");
+        let stalled = Instant::now();
+        let elapsed = closed_without_answer(&mut stream, stalled).await;
+        assert!(elapsed >= Duration::from_millis(timeout_ms - 20), "closed after {elapsed:?}");
+        wait_for_log(&app, &format!("nothing received for {timeout_ms} ms")).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_that_asks_less_often_than_the_idle_timeout_stays_open() {
+    bounded(async {
+        let (short_ms, idle_ms) = (150, 1500);
+        let app = spawn_app_with(|config| {
+            config.first_byte_timeout_ms = short_ms;
+            config.header_timeout_ms = short_ms;
+            config.idle_timeout_ms = idle_ms;
+        })
+        .await;
+        let address = app.base_url.trim_start_matches("http://").to_string();
+        let mut stream = connect(&address).await;
+        // A client that pauses between requests for longer than the first-byte and header
+        // timeouts, but less than the idle timeout, for longer in all than the idle timeout:
+        // the pauses are the client's behaviour under test, not synchronisation.
+        let pause = Duration::from_millis(3 * short_ms);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2 * idle_ms) {
+            healthz(&mut stream, &address).await;
+            tokio::time::sleep(pause).await;
+        }
+        healthz(&mut stream, &address).await;
     })
     .await;
 }
