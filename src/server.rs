@@ -35,8 +35,10 @@ pub const DEFAULT_TERMINATION_DELAY_MS: u64 = 2000;
 /// The longest termination delay accepted (a day), so every planned end is a valid time.
 pub const MAX_TERMINATION_DELAY_MS: u64 = 86_400_000;
 /// How long a request body may take to arrive unless configured: a PrivX client sends at most
-/// [`REQUEST_BODY_MAX_BYTES`], which takes seconds even on a slow link.
-pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 60_000;
+/// [`REQUEST_BODY_MAX_BYTES`], which takes seconds even on a slow link. Below the header
+/// timeout's default, so a body that stops altogether gets its 408 before the silence closes
+/// its connection without an answer.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 20_000;
 /// How long a shutdown waits for requests in flight unless configured: this server's own
 /// operations take milliseconds, and orchestrators kill a process after 30 s.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
