@@ -119,9 +119,9 @@ pub async fn login_create(
     let server = rqctx.server.clone();
     let address = rqctx.request.remote_addr().ip();
     let (username, password) = (body.username.clone(), body.password);
-    let check = move || {
+    let check = move |how: &_| {
         let ctx = &server.private;
-        ctx.auth.authenticate(&ctx.store, &username, &password)
+        ctx.auth.authenticate(&ctx.store, how, &username, &password)
     };
     let grant = ctx.auth.check_credentials(&body.username, address, check).await?;
     let now = ctx.now().timestamp();

@@ -51,9 +51,10 @@ async fn grant(
             else {
                 return Err(OAuthError::invalid_request("username and password are required"));
             };
-            let check = move || {
+            let check = move |how: &_| {
                 let ctx = &server.private;
-                ctx.auth.password_grant(&ctx.store, authorization.as_deref(), &username, &password)
+                let authorization = authorization.as_deref();
+                ctx.auth.password_grant(&ctx.store, how, authorization, &username, &password)
             };
             let username = body.username.as_deref().unwrap_or_default();
             ctx.auth.check_credentials(username, address, check).await
@@ -64,7 +65,8 @@ async fn grant(
                 .or_else(|| basic_credentials(authorization.as_deref()))
                 .ok_or_else(OAuthError::invalid_client)?;
             let name = id.clone();
-            let check = move || server.private.auth.client_credentials_grant(&id, &secret);
+            let check =
+                move |how: &_| server.private.auth.client_credentials_grant(how, &id, &secret);
             ctx.auth.check_credentials(&name, address, check).await
         }
         GrantType::AuthorizationCode => ctx.auth.code_flows.redeem(body, ctx.now().timestamp()),
