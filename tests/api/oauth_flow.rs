@@ -340,3 +340,38 @@ async fn refresh_tokens_die_with_the_password_and_logins_are_braked() {
     assert!(response.headers().contains_key("retry-after"));
     assert_oauth_error(response, 429, "invalid_grant").await;
 }
+
+/// A repeated login with the same right password is remembered: after one first login (one
+/// argon2 run, on the pool), the logins of further flows take less time together than half as
+/// many argon2 runs would on this machine (their sessions are opened before, untimed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_logins_of_the_flow_skip_argon2() {
+    const REPEATS: u32 = 40;
+    let app = spawn_app().await;
+    // One argon2 run for scale, after one that warms its memory up (as the pool's threads
+    // keep theirs).
+    privx_mock::password::hash("warming up");
+    let started = std::time::Instant::now();
+    privx_mock::password::hash("one argon2 run, for scale");
+    let one_hash = started.elapsed();
+
+    code(&app, ADMIN.0, ADMIN.1, "first").await;
+    let mut sessions = Vec::new();
+    for _ in 0..REPEATS {
+        sessions.push(authorize(&app, "again", PKCE.1).await);
+    }
+    let started = std::time::Instant::now();
+    let mut codes = Vec::new();
+    for session in &sessions {
+        let response = login(&app, ADMIN.0, ADMIN.1, session).await;
+        assert_eq!(response.status().as_u16(), 200);
+        let reply: Value = response.json().await.unwrap();
+        codes.push(reply["code"].as_str().unwrap().to_string());
+    }
+    let repeats = started.elapsed();
+    let bound = one_hash * REPEATS / 2;
+    assert!(repeats < bound, "{REPEATS} logins took {repeats:?} (one hash {one_hash:?})");
+    for code in codes {
+        tokens(&app, &code_form(&code, PKCE.0)).await;
+    }
+}
