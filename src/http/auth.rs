@@ -33,6 +33,7 @@
 
 mod brake;
 mod code_flow;
+mod credentials;
 mod current_passwords;
 mod expiring;
 mod remembered;
@@ -40,7 +41,6 @@ mod token;
 mod verified_tokens;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -60,7 +60,7 @@ use brake::Brake;
 use code_flow::CodeFlows;
 pub use code_flow::{login_create, oauth_authorize};
 use current_passwords::CurrentPasswords;
-use remembered::{Remembered, Verify};
+use remembered::Remembered;
 pub use token::token_create;
 use verified_tokens::VerifiedTokens;
 
@@ -355,109 +355,6 @@ impl Auth {
             .expect("HS256 signing cannot fail")
     }
 
-    /// Runs `check`, a credential check for `username` from `address`, under the brute-force
-    /// brake: 429 at once while either is locked out (remembered credentials or not). The
-    /// check runs first with remembered secrets only; if one was not remembered it runs again
-    /// on the password pool, with argon2 (503 at once when the pool's queue is full). Wrong
-    /// credentials count towards a lock, right ones reset it.
-    async fn check_credentials(
-        &self,
-        username: &str,
-        address: IpAddr,
-        check: impl Fn(&Verify) -> Result<Grant, OAuthError> + Send + 'static,
-    ) -> Result<Grant, OAuthError> {
-        let attempt = self.brake.attempt(username, address);
-        self.brake.check(&attempt).map_err(OAuthError::throttled)?;
-        let first = Verify::remembered();
-        let mut checked = check(&first);
-        if first.missed() {
-            let argon2 = move || check(&Verify::Argon2);
-            checked = self.passwords.run(argon2).await.map_err(|_| OAuthError::busy())?;
-        }
-        match &checked {
-            Ok(_) => self.brake.succeeded(&attempt),
-            Err(error) if error.is_bad_credentials() => self.brake.failed(&attempt),
-            Err(_) => {}
-        }
-        checked
-    }
-
-    /// Whether HTTP Basic `authorization` names the OAuth client with its secret.
-    fn is_oauth_client(&self, how: &Verify, authorization: Option<&str>) -> bool {
-        let Some((id, secret)) = basic_credentials(authorization) else {
-            return false;
-        };
-        let known = id == self.oauth_client_id;
-        let hash = if known { &self.oauth_client_hash } else { &self.decoy_hash };
-        self.remembered.verify(how, &id, &secret, hash) && known
-    }
-
-    /// The admin or API client named `name` (or with that id), if `secret` is its secret.
-    fn principal(&self, how: &Verify, name: &str, secret: &str) -> Option<Grant> {
-        let found = self.principals.iter().find(|p| p.is_named(name));
-        let (id, hash) = found
-            .map_or((name.to_string(), &self.decoy_hash), |p| (p.id.to_string(), &p.secret_hash));
-        let valid = self.remembered.verify(how, &id, secret, hash);
-        found.filter(|_| valid).map(Grant::principal)
-    }
-
-    /// The client credentials grant: an API client (not the admin) by id or name and secret.
-    fn client_credentials_grant(
-        &self,
-        how: &Verify,
-        name: &str,
-        secret: &str,
-    ) -> Result<Grant, OAuthError> {
-        if self.principals[0].is_named(name) {
-            return Err(OAuthError::invalid_client());
-        }
-        self.principal(how, name, secret).ok_or_else(OAuthError::invalid_client)
-    }
-
-    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`.
-    fn password_grant(
-        &self,
-        store: &Store,
-        how: &Verify,
-        authorization: Option<&str>,
-        username: &str,
-        password_: &str,
-    ) -> Result<Grant, OAuthError> {
-        if !self.is_oauth_client(how, authorization) {
-            return Err(OAuthError::invalid_client());
-        }
-        self.authenticate(store, how, username, password_)
-    }
-
-    /// The admin, an API client or a local user, by name (or id) and password: the check of
-    /// the password grant and of the authorization-code flow's login.
-    fn authenticate(
-        &self,
-        store: &Store,
-        how: &Verify,
-        username: &str,
-        password_: &str,
-    ) -> Result<Grant, OAuthError> {
-        if self.principals.iter().any(|p| p.is_named(username)) {
-            return self.principal(how, username, password_).ok_or_else(OAuthError::invalid_grant);
-        }
-        // Exactly one argon2 run whoever is named, known or not, with a password or not (none
-        // when remembered, and only right credentials are).
-        let user = store.user_by_name(username)?;
-        let password = user.as_ref().and_then(|u| u.password.as_ref());
-        let hash = password.map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
-        let id = user.as_ref().map_or(username.to_string(), |u| u.id.to_string());
-        let valid = self.remembered.verify(how, &id, password_, hash);
-        match (&user, password) {
-            (Some(user), Some(password)) if valid => Ok(Grant {
-                subject: user.id,
-                scopes: scope_list(USER_SCOPES),
-                password: Some(password::fingerprint(&password.hash)),
-            }),
-            _ => Err(OAuthError::invalid_grant()),
-        }
-    }
-
     /// A refresh token for `grant`: a JWT of its own issuer, so [`Auth::authorize`] refuses
     /// it as a bearer token.
     fn issue_refresh(&self, grant: &Grant, now: DateTime<Utc>) -> String {
@@ -482,13 +379,4 @@ impl Auth {
         let scopes = claims.scope.split_whitespace().map(str::to_string).collect();
         Ok(Grant { subject: claims.sub, scopes, password })
     }
-}
-
-/// The `id:secret` of an HTTP Basic authorization header.
-fn basic_credentials(authorization: Option<&str>) -> Option<(String, String)> {
-    let encoded = authorization?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_string(), secret.to_string()))
 }

@@ -82,6 +82,7 @@
 //! keeps a listener's address; the socket bound there belongs to `crate::relay`.
 
 mod batch;
+mod commit;
 mod connections;
 mod disk;
 mod fixtures;
@@ -90,6 +91,7 @@ mod listeners;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod trees;
 mod users;
 mod webauthn;
 
@@ -100,6 +102,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use commit::Flusher;
 pub use connections::{
     ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
     FixtureConnection, Termination,
@@ -108,6 +111,8 @@ pub use disk::{Fault, LostWrites, OnLostWrites, RECORD_FILE};
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
 pub use secrets::Secrets;
+pub(crate) use trees::Trees;
+pub use trees::LOCK_WAIT;
 pub use users::{PasswordHash, UserAttribute, UserProfile, UserRecord};
 pub use webauthn::{CredentialRecord, CredentialSort};
 
@@ -223,88 +228,6 @@ pub struct Store {
     flusher: Flusher,
 }
 
-/// One opening of the sled database and its trees. The store reads and writes through the
-/// current one, which it replaces when it recovers from a failed flush (see "Disk faults").
-pub(crate) struct Trees {
-    db: sled::Db,
-    users: sled::Tree,
-    passwords: sled::Tree,
-    usernames: sled::Tree,
-    tag_counts: sled::Tree,
-    credentials: sled::Tree,
-    listeners: sled::Tree,
-    connections: sled::Tree,
-    settings: sled::Tree,
-    meta: sled::Tree,
-}
-
-impl Trees {
-    /// Opens sled in `dir`, once no other handle holds it (see "Durability and consistency"),
-    /// and finishes a batch a crash interrupted.
-    fn open(dir: &Path) -> Result<Self, StoreError> {
-        wait_until_unlocked(dir)?;
-        let db = sled::Config::new().path(dir).cache_capacity(64 * 1024 * 1024).open()?;
-        let trees = Self {
-            users: db.open_tree("users")?,
-            passwords: db.open_tree("passwords")?,
-            usernames: db.open_tree("usernames")?,
-            tag_counts: db.open_tree("tag_counts")?,
-            credentials: db.open_tree("credentials")?,
-            listeners: db.open_tree("listeners")?,
-            connections: db.open_tree("connections")?,
-            settings: db.open_tree("settings")?,
-            meta: db.open_tree("meta")?,
-            db,
-        };
-        batch::recover(&trees.db, &trees.meta)?;
-        Ok(trees)
-    }
-}
-
-/// Group commit: whoever finds no flush running flushes for everyone who has written so far.
-struct Flusher {
-    /// Tickets handed out (one per `durable` call) and whether a flush is running.
-    state: std::sync::Mutex<(u64, bool)>,
-    /// The highest ticket known to be on disk.
-    done: tokio::sync::watch::Sender<u64>,
-    flushes: std::sync::atomic::AtomicU64,
-}
-
-/// Marks the running flush finished (also when its future is dropped) and wakes the waiters.
-struct FlushRound<'a>(&'a Flusher);
-
-impl Drop for FlushRound<'_> {
-    fn drop(&mut self) {
-        self.0.state.lock().unwrap_or_else(|p| p.into_inner()).1 = false;
-        self.0.done.send_modify(|_| {});
-    }
-}
-
-/// How long opening waits for another handle to let go of the store.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Returns once no one holds the lock sled takes on `dir/db` (an exclusive `flock`), or
-/// `InUse` after [`LOCK_WAIT`]. The lock is taken blocking, in a thread of its own, so it is
-/// granted the moment it is released; a thread that outlives the wait lets go as soon as it
-/// gets the lock. Ours is released again before sled takes its own.
-fn wait_until_unlocked(dir: &Path) -> Result<(), StoreError> {
-    let path = dir.join("db");
-    let file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(sled::Error::Io(e).into()),
-    };
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let locked = file.lock();
-        let _ = sender.send(locked.map(|()| file));
-    });
-    match receiver.recv_timeout(LOCK_WAIT) {
-        Ok(locked) => locked.map(drop).map_err(|e| sled::Error::Io(e).into()),
-        Err(_) => Err(StoreError::InUse { path }),
-    }
-}
-
 const USER_COUNT: &[u8] = b"user_count";
 
 impl Store {
@@ -324,11 +247,7 @@ impl Store {
             disk,
             listener_lock: std::sync::Mutex::new(()),
             users_lock: std::sync::RwLock::new(()),
-            flusher: Flusher {
-                state: std::sync::Mutex::new((0, false)),
-                done: tokio::sync::watch::Sender::new(0),
-                flushes: std::sync::atomic::AtomicU64::new(0),
-            },
+            flusher: Flusher::default(),
         };
         store.upgrade()?;
         Ok((store, lost))
@@ -348,57 +267,6 @@ impl Store {
     /// Why writes are refused, if they are (see "Disk faults").
     pub fn health(&self) -> Result<(), StoreError> {
         self.disk.health()
-    }
-
-    /// Writes everything to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let trees = self.trees()?;
-        let round = self.disk.begin_round(&trees)?;
-        let flushed = trees.db.flush().map(drop);
-        self.disk.end_round(round, flushed)
-    }
-
-    /// Returns once everything written before the call is on disk. Concurrent callers share
-    /// flushes: one flush serves every write that came before it.
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        let flusher = &self.flusher;
-        let lock = || flusher.state.lock().unwrap_or_else(|p| p.into_inner());
-        let ticket = {
-            let mut state = lock();
-            state.0 += 1;
-            state.0
-        };
-        let mut done = flusher.done.subscribe();
-        loop {
-            if *done.borrow_and_update() >= ticket {
-                return Ok(());
-            }
-            let lead = {
-                let mut state = lock();
-                let lead = !state.1;
-                state.1 = true;
-                lead.then_some(state.0)
-            };
-            match lead {
-                Some(covered) => {
-                    let _round = FlushRound(flusher);
-                    flusher.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let trees = self.trees()?;
-                    let round = self.disk.begin_round(&trees)?;
-                    let flushed = trees.db.flush_async().await.map(drop);
-                    self.disk.end_round(round, flushed)?;
-                    flusher.done.send_modify(|done| *done = (*done).max(covered));
-                }
-                // A flush is running; it may have started before our write, so look again
-                // when it ends.
-                None => done.changed().await.expect("the sender lives in the store"),
-            }
-        }
-    }
-
-    /// How many flushes `durable` has run (fewer than its calls when writers share them).
-    pub fn flush_count(&self) -> u64 {
-        self.flusher.flushes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The settings document `name`, if one was stored.

@@ -2,7 +2,8 @@
 
 use dropshot::RequestContext;
 
-use super::{basic_credentials, code_flow, Grant};
+use super::credentials::basic_credentials;
+use super::{code_flow, Grant};
 use crate::api::types::{self, TokenRequestGrantType as GrantType};
 use crate::api::OAuthError;
 use crate::http::Context;
