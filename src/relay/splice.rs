@@ -15,11 +15,11 @@ use tokio::net::TcpStream;
 
 /// The pipe size a bulk direction grows to: Linux's default `pipe-max-size`. With the default
 /// 64 KiB pipe each hand-off between the two sockets moved too little, and the relay reached
-/// 73% of a direct connection's throughput; 1 MiB pipes reached 80-83% (README,
-/// Benchmarks). A pipe starts at the default size and grows only once a read fills it,
-/// because Linux counts a pipe's whole size against its user's `pipe-user-pages-soft` (64 MiB for an unprivileged
-/// user): chatty connections keep small pipes and only bulk transfers take big ones. Where
-/// growing is refused, the pipe keeps the size it has and just moves less at a time.
+/// 73% of a direct connection's throughput; 1 MiB pipes reached 80-83% (README, Benchmarks).
+/// A pipe starts at the default size and grows only once a read fills it, because Linux
+/// counts a pipe's whole size against its user's `pipe-user-pages-soft` (64 MiB for an
+/// unprivileged user): chatty connections keep small pipes and only bulk transfers take big
+/// ones. Where growing is refused, the pipe keeps the size it has and moves less at a time.
 const BULK_PIPE_BYTES: usize = 1024 * 1024;
 
 /// Relays what `from` sends to `to` until `from` ends its side, then ends `to`'s (a half-close:
