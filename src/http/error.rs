@@ -27,13 +27,14 @@ impl From<StoreError> for ApiError {
                 error.to_string(),
                 None,
             ),
-            StoreError::Unavailable(_) => Self::new(
+            StoreError::Unavailable(_) | StoreError::Unreachable(_) => Self::new(
                 ErrorStatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::DatabaseError,
                 error.to_string(),
                 None,
             ),
             StoreError::Storage(_)
+            | StoreError::Database(_)
             | StoreError::Corrupt(_)
             | StoreError::InUse { .. }
             | StoreError::LostWrites { .. } => Self::new(

@@ -85,6 +85,7 @@ mod batch;
 mod commit;
 mod connections;
 mod disk;
+pub mod engine;
 mod fixtures;
 mod layout;
 mod listeners;
@@ -141,6 +142,13 @@ pub enum StoreError {
     /// Writes are refused: see "Disk faults".
     #[error("{0}")]
     Unavailable(Fault),
+    /// The database (PostgreSQL) does not answer: nothing can be read or written until it
+    /// does again.
+    #[error("the database does not answer: {0}")]
+    Unreachable(String),
+    /// The database (PostgreSQL) refused a statement.
+    #[error("database error: {0}")]
+    Database(String),
 }
 
 impl StoreError {
