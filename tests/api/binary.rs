@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::helpers::{ADMIN, OAUTH_CLIENT};
+use crate::helpers::{database_for, ADMIN, OAUTH_CLIENT};
 
 pub struct Process {
     pub child: Child,
@@ -15,12 +15,15 @@ pub struct Process {
     stderr: Arc<Mutex<String>>,
 }
 
-/// The binary with the test credentials on the store in `data_dir`.
+/// The binary with the test credentials on the store in `data_dir` (on PostgreSQL, the
+/// database of that directory: see `helpers::database_for`).
 pub fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_privx-mock"));
+    command.arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_for(data_dir) {
+        command.arg("--database-url").arg(url);
+    }
     command
-        .arg("--data-dir")
-        .arg(data_dir)
         .args(["--admin-username", ADMIN.0, "--admin-password", ADMIN.1])
         .args(["--oauth-client-id", OAUTH_CLIENT.0, "--oauth-client-secret", OAUTH_CLIENT.1])
         .args(["--log-level", "error"])

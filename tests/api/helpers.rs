@@ -1,6 +1,19 @@
 //! `spawn_app`: a server on 127.0.0.1:0 over a fresh temporary store, and ways to reach it.
+//!
+//! The store's engine comes from `PRIVX_TEST_ENGINE`: `sled` (or unset) keeps each server's
+//! store in its temporary directory; `postgres` gives each new store a fresh database on the
+//! cluster that `PRIVX_TEST_DATABASE_URL` names (`scripts/postgres run` sets it), so one test
+//! binary runs the same tests on both engines. A store is known by its data directory on both:
+//! the database made for a directory serves every later server on that directory (in this
+//! process or the binary's), so a restart keeps its state as it does on sled. The databases are
+//! left in place (dropping one costs PostgreSQL a checkpoint, most of a second); the cluster is
+//! thrown away after the run.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use dropshot::HttpServer;
 use privx_mock::client::{types, Client, Error, ResponseValue};
@@ -34,6 +47,78 @@ pub fn auth_config() -> AuthConfig {
         OAUTH_CLIENT.0, OAUTH_CLIENT.1, ADMIN.0, ADMIN.1, API_CLIENT.0, API_CLIENT.1
     ))
     .expect("a valid config")
+}
+
+/// Whether the test servers run on PostgreSQL (`PRIVX_TEST_ENGINE=postgres`) rather than sled.
+pub fn on_postgres() -> bool {
+    static ENGINE: OnceLock<bool> = OnceLock::new();
+    *ENGINE.get_or_init(|| match std::env::var("PRIVX_TEST_ENGINE").as_deref() {
+        Err(_) | Ok("" | "sled") => false,
+        Ok("postgres") => true,
+        Ok(other) => panic!("PRIVX_TEST_ENGINE={other:?}: expected sled or postgres"),
+    })
+}
+
+/// For a test about sled itself (its files, its flushes, its layouts): true on PostgreSQL,
+/// after saying so in one line, so the test returns at once.
+pub fn skip_on_postgres(why: &str) -> bool {
+    skip_if(on_postgres(), "postgres", why)
+}
+
+/// For a test that needs PostgreSQL (several servers on one database): true on sled, after
+/// saying so in one line, so the test returns at once.
+pub fn skip_unless_postgres(why: &str) -> bool {
+    skip_if(!on_postgres(), "sled", why)
+}
+
+fn skip_if(skip: bool, engine: &str, why: &str) -> bool {
+    if skip {
+        // Straight to standard error: the test harness keeps what `eprintln!` says of a
+        // passing test to itself, and a skip must show in every run.
+        let _ = writeln!(std::io::stderr(), "SKIPPED on {engine}: {why}");
+    }
+    skip
+}
+
+/// The superuser URL of the test cluster's `postgres` database.
+fn admin_url() -> String {
+    std::env::var("PRIVX_TEST_DATABASE_URL").expect(
+        "PRIVX_TEST_ENGINE=postgres needs PRIVX_TEST_DATABASE_URL; run the tests under \
+         `scripts/postgres run -- ...`",
+    )
+}
+
+/// Runs `sql` on the test cluster with psql (the package's client, which works from the
+/// synchronous and the async tests alike); returns what it printed.
+pub fn psql(sql: &str) -> String {
+    let output = Command::new("psql")
+        .arg(admin_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql runs");
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    assert!(output.status.success(), "psql {sql:?}: {}", said(&output.stderr));
+    said(&output.stdout)
+}
+
+/// A new, empty database on the test cluster; returns its URL.
+pub fn fresh_database() -> String {
+    let name = format!("privx_t_{}", uuid::Uuid::new_v4().simple());
+    psql(&format!("CREATE DATABASE {name}"));
+    let mut url = reqwest::Url::parse(&admin_url()).expect("PRIVX_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// The database URL of the store in `data_dir` on PostgreSQL (None on sled): a fresh
+/// database the first time, the same one for every later server on that directory.
+pub fn database_for(data_dir: &Path) -> Option<String> {
+    static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    if !on_postgres() {
+        return None;
+    }
+    let mut databases = DATABASES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(databases.entry(data_dir.to_path_buf()).or_insert_with(fresh_database).clone())
 }
 
 pub struct TestApp {
@@ -94,8 +179,12 @@ pub async fn spawn(
         header_timeout_ms: server::DEFAULT_HEADER_TIMEOUT_MS,
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
         accept_data_loss: false,
+        database_url: None,
     };
     adjust(&mut config);
+    if config.database_url.is_none() {
+        config.database_url = database_for(&config.data_dir);
+    }
     let server = server::start(config.clone()).await.expect("server starts");
     let scheme = if server.using_tls() { "https" } else { "http" };
     let base_url = format!("{scheme}://{}", server.local_addr());

@@ -24,6 +24,7 @@ mod sdk_requests;
 mod serde_wording;
 mod serving;
 mod settings;
+mod shared_database;
 mod slow_clients;
 mod spec;
 mod spec_drift;

@@ -4,7 +4,9 @@
 use privx_mock::client::types;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_fixtures, user_request};
+use crate::helpers::{
+    skip_on_postgres, spawn_app, spawn_app_with, spawn_app_with_fixtures, user_request,
+};
 
 #[tokio::test]
 async fn writes_survive_a_restart() {
@@ -67,6 +69,9 @@ async fn the_example_fixtures_load() {
 /// holds over a restart.
 #[tokio::test]
 async fn a_store_of_the_first_layout_is_upgraded_when_opened() {
+    if skip_on_postgres("sled's store layout 1 upgrade") {
+        return;
+    }
     let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a0009".parse::<uuid::Uuid>().unwrap();
     let hash = privx_mock::password::hash("legacy-password");
     let mut app = spawn_app_with(|config| {
@@ -101,6 +106,9 @@ async fn a_store_of_the_first_layout_is_upgraded_when_opened() {
 /// store opens, so its JSON, served as stored, has both; its other fields stay.
 #[tokio::test]
 async fn a_user_of_layout_2_reads_with_the_fields_of_today() {
+    if skip_on_postgres("sled's store layout 2 upgrade") {
+        return;
+    }
     let id = "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a000a".parse::<uuid::Uuid>().unwrap();
     let app = spawn_app_with(|config| {
         let db = sled::open(&config.data_dir).unwrap();
@@ -134,6 +142,9 @@ async fn a_user_of_layout_2_reads_with_the_fields_of_today() {
 
 #[tokio::test]
 async fn a_store_of_a_newer_layout_is_refused() {
+    if skip_on_postgres("sled's layout version") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
     db.open_tree("meta").unwrap().insert("layout", &99u64.to_be_bytes()).unwrap();
@@ -148,6 +159,9 @@ async fn a_store_of_a_newer_layout_is_refused() {
 /// lets go only once the kernel shows the opener queued behind it.
 #[test]
 fn opening_waits_for_the_previous_holder_to_let_go() {
+    if skip_on_postgres("sled's file lock") {
+        return;
+    }
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
     drop(privx_mock::store::Store::open(dir.path()).unwrap());
@@ -175,6 +189,9 @@ fn opening_waits_for_the_previous_holder_to_let_go() {
 
 #[test]
 fn a_store_in_use_is_refused_after_a_wait() {
+    if skip_on_postgres("sled's file lock") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let _running = privx_mock::store::Store::open(dir.path()).unwrap();
     let started = std::time::Instant::now();
