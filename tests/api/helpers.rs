@@ -22,7 +22,7 @@ use privx_mock::config::AuthConfig;
 use privx_mock::http::Context;
 use privx_mock::relay::RelayConfig;
 use privx_mock::server::{self, Config};
-use privx_mock::store::Store;
+use privx_mock::store::{OnLostWrites, Store};
 use tempfile::TempDir;
 
 /// The test servers' credentials (see `auth_config`).
@@ -180,6 +180,7 @@ pub async fn spawn(
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
         accept_data_loss: false,
         database_url: None,
+        database_wait_ms: server::DEFAULT_DATABASE_WAIT_MS,
     };
     adjust(&mut config);
     if config.database_url.is_none() {
@@ -229,7 +230,8 @@ impl TestApp {
 
     /// How many flushes the store has run so far.
     pub fn flush_count(&self) -> u64 {
-        self.server.as_ref().expect("running").app_private().store.flush_count()
+        let store = &self.server.as_ref().expect("running").app_private().store;
+        store.flush_count().expect("the engine flushes by itself (sled)")
     }
 
     /// Stops the server (cleanly); the returned directory holds its store until dropped.
@@ -243,10 +245,13 @@ impl TestApp {
         self.config.clock.advance(by);
     }
 
-    /// Stops the server and opens its store directly, to check what is on disk.
+    /// Stops the server and opens its store directly (sled or PostgreSQL), to check what it
+    /// holds.
     pub async fn stop_and_open_store(mut self) -> Store {
         server::stop(self.server.take().expect("running")).await.expect("clean shutdown");
-        Store::open(&self.config.data_dir).expect("the store reopens")
+        server::open_store(&self.config.store_at(), OnLostWrites::Refuse)
+            .await
+            .expect("the store reopens")
     }
 
     pub fn url(&self, path: &str) -> String {
