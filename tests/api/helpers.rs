@@ -89,11 +89,11 @@ fn admin_url() -> String {
 }
 
 /// Runs `sql` on the test cluster with psql (the package's client, which works from the
-/// synchronous and the async tests alike); returns what it printed.
-pub fn psql(sql: &str) -> String {
+/// synchronous and the async tests alike, without a .psqlrc); returns what it printed.
+fn psql(sql: &str) -> String {
     let output = Command::new("psql")
         .arg(admin_url())
-        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-qAtc", sql])
         .output()
         .expect("psql runs");
     let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
