@@ -89,6 +89,7 @@ pub mod engine;
 mod fixtures;
 mod layout;
 mod listeners;
+pub mod postgres;
 mod secrets;
 #[cfg(test)]
 mod tests;
