@@ -28,8 +28,9 @@
 //! that would take a name in use fails in the database (SQLSTATE 23505 on
 //! `users_username_unique`), never after a read that another server could race. A user's
 //! tags are kept once each (sled counts a tag listed twice twice; only the distinct tags are
-//! ever read, so the answers are the same). Keys and tags use the `C` collation: compared
-//! and ordered by their bytes, as sled's keys are. uuids order by their bytes in PostgreSQL
+//! ever read, so the answers are the same). `username_key` and `tag` are `bytea` (the UTF-8
+//! of the strings): compared and ordered by their bytes, as sled's keys are, whatever the
+//! database's locale, and able to hold a NUL character, which `text` cannot. uuids order by their bytes in PostgreSQL
 //! as in sled, so "id order" is the same order, and for UUIDv7 ids the order of creation.
 //!
 //! There is no stored user count: a listing counts the rows (`count(*)`) in the same
@@ -276,8 +277,8 @@ fn pool_error(e: PoolError) -> StoreError {
 }
 
 /// Usernames are unique, and found, regardless of case; both engines use this one key.
-fn username_key(username: &str) -> String {
-    username.to_lowercase()
+fn username_key(username: &str) -> Vec<u8> {
+    username.to_lowercase().into_bytes()
 }
 
 /// A count or offset for SQL's `bigint`.

@@ -45,9 +45,9 @@ fn records<T: serde::de::DeserializeOwned>(rows: &[Row]) -> Result<Vec<T>, Store
     rows.iter().map(|row| Ok(serde_json::from_str(row.get(0))?)).collect()
 }
 
-/// A user's distinct tags, in byte order.
-fn tag_set(user: &UserRecord) -> Vec<&str> {
-    let tags: BTreeSet<&str> = user.profile.tags.iter().map(String::as_str).collect();
+/// A user's distinct tags as stored (UTF-8), in byte order.
+fn tag_set(user: &UserRecord) -> Vec<&[u8]> {
+    let tags: BTreeSet<&[u8]> = user.profile.tags.iter().map(String::as_bytes).collect();
     tags.into_iter().collect()
 }
 
@@ -75,7 +75,7 @@ const USER_INSERT: &str = "
         ON CONFLICT (id) DO NOTHING
         RETURNING id
     ), tags AS (
-        INSERT INTO user_tags (user_id, tag) SELECT id, tag FROM inserted, unnest($5::text[]) tag
+        INSERT INTO user_tags (user_id, tag) SELECT id, tag FROM inserted, unnest($5::bytea[]) tag
     )
     SELECT count(*) FROM inserted";
 
@@ -214,7 +214,7 @@ impl Engine for Postgres {
             .await?;
             tx_query(
                 &tx,
-                "INSERT INTO user_tags (user_id, tag) SELECT $1, unnest($2::text[])
+                "INSERT INTO user_tags (user_id, tag) SELECT $1, unnest($2::bytea[])
                  ON CONFLICT DO NOTHING",
                 &[&id, &tags],
             )
@@ -301,11 +301,15 @@ impl Engine for Postgres {
         // The filter is Rust's lower-casing, as on sled (SQL's `lower()` differs for some
         // scripts).
         let query = query.map(str::to_lowercase);
-        let mut tags: Vec<String> = rows
-            .into_iter()
-            .map(|row| row.get::<_, String>(0))
-            .filter(|tag| query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())))
-            .collect();
+        let mut tags = Vec::new();
+        for row in rows {
+            let tag = String::from_utf8(row.get(0)).map_err(|e| {
+                StoreError::Corrupt(serde::de::Error::custom(format!("a tag is not UTF-8: {e}")))
+            })?;
+            if query.as_ref().is_none_or(|q| tag.to_lowercase().contains(q.as_str())) {
+                tags.push(tag);
+            }
+        }
         if descending {
             tags.reverse();
         }

@@ -94,9 +94,10 @@ fn is_duplicate(result: &Result<(), StoreError>, property: &str) -> bool {
     matches!(result, Err(StoreError::Duplicate { property: p, .. }) if *p == property)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usernames_are_unique_regardless_of_case() {
     let Some(db) = engine().await else { return };
+    warm(&db).await;
     let alice = user("Alice", &[]);
     db.user_insert(alice.clone(), false).await.unwrap();
     let stored = db.user_json(alice.id).await.unwrap();
@@ -221,9 +222,10 @@ async fn deleting_a_user_deletes_its_credentials_and_tags() {
     assert!(db.credentials_of(frank.id).await.unwrap().len() == 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn user_list_pages_in_id_order_with_the_count() {
     let Some(db) = engine().await else { return };
+    warm(&db).await;
     let mut users = Vec::new();
     for i in 0..5 {
         let u = user(&format!("User{i}"), &[]);
@@ -280,11 +282,31 @@ async fn tags_are_listed_distinct_in_byte_order_and_filtered_regardless_of_case(
     assert_eq!(db.user_tags(Some("äB"), false, ALL).await.unwrap(), ["Äb"]);
     let page = Page { offset: 1, limit: 2 };
     assert_eq!(db.user_tags(Some("b"), true, page).await.unwrap(), ["b", "B"]);
+
+    // Any string is a tag or a username, a NUL character too (which SQL's text cannot hold).
+    let nul = user("Nul\0Name", &["t\0g"]);
+    db.user_insert(nul.clone(), false).await.unwrap();
+    assert_eq!(db.user_by_name("nul\0name").await.unwrap().map(|u| u.id), Some(nul.id));
+    assert_eq!(db.user_tags(Some("\0"), false, ALL).await.unwrap(), ["t\0g"]);
 }
 
-#[tokio::test]
+/// Opens the pool's connections, so that concurrent calls next run at once.
+async fn warm(db: &Arc<Postgres>) {
+    let checks: Vec<_> = (0..POOL_SIZE)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.health().await })
+        })
+        .collect();
+    for check in checks {
+        check.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn listener_writes_are_one_at_a_time() {
     let Some(db) = engine().await else { return };
+    warm(&db).await;
     // Twenty writers each put a listener at one address unless an open one has it.
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -320,9 +342,10 @@ async fn listener_writes_are_one_at_a_time() {
     assert!(db.listener(id).await.unwrap().is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_change_under_a_lock_on_each() {
     let Some(db) = engine().await else { return };
+    warm(&db).await;
     let records: Vec<ConnectionRecord> = (0..3).map(|_| connection()).collect();
     for record in &records {
         assert!(db.connection_insert_absent(record.clone()).await.unwrap());
@@ -365,9 +388,10 @@ async fn connections_change_under_a_lock_on_each() {
     assert_eq!(out, [0, 7, 7]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_first_document_writer_wins_and_clear_keeps_secrets() {
     let Some(db) = engine().await else { return };
+    warm(&db).await;
     let tasks: Vec<_> = (0..10)
         .map(|i| {
             let db = db.clone();

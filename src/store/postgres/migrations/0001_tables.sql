@@ -1,6 +1,7 @@
 -- The PostgreSQL engine's tables: see the "Layout" of src/store/postgres/mod.rs.
--- Text columns that are keys or orders use the "C" collation: compared and sorted by their
--- bytes, as sled's keys are, whatever the database's locale.
+-- The index keys that clients write (lower-cased usernames, tags) are bytea, their UTF-8: they
+-- compare and sort by their bytes, as sled's keys do, whatever the database's locale, and hold
+-- any string (text cannot hold a NUL character).
 
 -- A user's JSON is exactly what the API answers (kept as text, not jsonb, so it is answered
 -- byte for byte as written); its password (a PasswordHash as JSON) is kept apart.
@@ -8,7 +9,7 @@
 -- lower()), and its unique constraint is the uniqueness check of usernames.
 CREATE TABLE users (
     id uuid NOT NULL,
-    username_key text COLLATE "C" NOT NULL,
+    username_key bytea NOT NULL,
     json text NOT NULL,
     password text,
     CONSTRAINT users_pkey PRIMARY KEY (id),
@@ -18,7 +19,7 @@ CREATE TABLE users (
 -- The distinct tags of each user: the tag index (sled's `tag_counts`).
 CREATE TABLE user_tags (
     user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    tag text COLLATE "C" NOT NULL,
+    tag bytea NOT NULL,
     PRIMARY KEY (user_id, tag)
 );
 CREATE INDEX user_tags_tag ON user_tags (tag);
