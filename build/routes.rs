@@ -235,6 +235,7 @@ fn router(routes: &[PathRoute]) -> TokenStream {
                 #(#arms)*
                 segments => {
                     crate::api::unrouted(rqctx.context(), method.as_str(), segments, uri.path())
+                        .await
                 }
             }
         }

@@ -5826,6 +5826,7 @@ async fn route<A: PrivxApi>(
         }
         segments => {
             crate::api::unrouted(rqctx.context(), method.as_str(), segments, uri.path())
+                .await
         }
     }
 }

@@ -127,6 +127,8 @@ impl FromStr for PortRange {
 pub struct ConfigFile {
     pub auth: AuthConfig,
     pub listeners: ListenersConfig,
+    /// `database_url`: keep the state in this PostgreSQL database.
+    pub database_url: Option<String>,
 }
 
 /// Reads the TOML config file (see the README for its keys).
@@ -139,7 +141,11 @@ pub fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
         Some(listeners) => listeners.try_into().with_context(parsing)?,
         None => ListenersConfig::default(),
     };
-    Ok(ConfigFile { auth: table.try_into().with_context(parsing)?, listeners })
+    let database_url = match table.remove("database_url") {
+        Some(url) => Some(url.try_into().with_context(parsing)?),
+        None => None,
+    };
+    Ok(ConfigFile { auth: table.try_into().with_context(parsing)?, listeners, database_url })
 }
 
 /// The log format: `pretty` for people, `json` for machines.

@@ -9,7 +9,7 @@ use privx_mock::clock::Clock;
 use privx_mock::config::{self, ConfigFile, LogFormat, PortRange};
 use privx_mock::relay::RelayConfig;
 use privx_mock::server::{
-    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+    self, Config, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_DATABASE_WAIT_MS, DEFAULT_FIRST_BYTE_TIMEOUT_MS,
     DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
@@ -21,9 +21,18 @@ struct Args {
     /// Address to listen on (HTTPS when --tls-cert and --tls-key are given).
     #[arg(long, env = "PRIVX_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
-    /// Directory of the embedded store; created if missing, kept across restarts.
+    /// Directory of the embedded store; created if missing, kept across restarts (unused with
+    /// --database-url).
     #[arg(long, env = "PRIVX_DATA_DIR", default_value = "privx-data")]
     data_dir: PathBuf,
+    /// Keep the state in this PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DB)
+    /// instead of the embedded store, shared with every server started on it [default: the
+    /// config file's `database_url`, else the embedded store].
+    #[arg(long, env = "PRIVX_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// How long, in milliseconds, starting waits for the database to answer.
+    #[arg(long, env = "PRIVX_DATABASE_WAIT_MS", default_value_t = DEFAULT_DATABASE_WAIT_MS)]
+    database_wait_ms: u64,
     /// JSON fixtures to load at start (users, webauthn_credentials, connections, listeners,
     /// settings); records whose id is already stored are left alone.
     #[arg(long, env = "PRIVX_FIXTURES")]
@@ -114,13 +123,13 @@ struct Args {
     /// what is left becomes the state. Without it such a store is refused.
     #[arg(long, env = "PRIVX_ACCEPT_DATA_LOSS")]
     accept_data_loss: bool,
-    /// Write the whole state of the store in --data-dir to FILE as JSON, then exit (the
-    /// server must not be running on that directory; a store that lost acknowledged writes is
-    /// read as it is).
+    /// Write the whole state of the store (in --data-dir, or the --database-url database) to
+    /// FILE as JSON, then exit (no server may be running on that directory; a store that lost
+    /// acknowledged writes is read as it is).
     #[arg(long, value_name = "FILE", conflicts_with = "import")]
     export: Option<PathBuf>,
-    /// Load a JSON export (or fixtures) into the store in --data-dir, then exit; records whose
-    /// id is already stored are kept.
+    /// Load a JSON export (or fixtures) into the store (in --data-dir, or the --database-url
+    /// database), then exit; records whose id is already stored are kept.
     #[arg(long, value_name = "FILE")]
     import: Option<PathBuf>,
 }
@@ -128,16 +137,22 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(file) = &args.export {
-        return server::export(&args.data_dir, file);
-    }
-    if let Some(file) = &args.import {
-        return server::import(&args.data_dir, file, args.accept_data_loss);
-    }
-    let ConfigFile { mut auth, listeners } = match &args.config {
+    let ConfigFile { mut auth, listeners, database_url } = match &args.config {
         Some(path) => config::read_config(path)?,
         None => ConfigFile::default(),
     };
+    let database_url = args.database_url.or(database_url);
+    let at = server::StoreAt {
+        data_dir: args.data_dir.clone(),
+        database_url: database_url.clone(),
+        database_wait: std::time::Duration::from_millis(args.database_wait_ms),
+    };
+    if let Some(file) = &args.export {
+        return server::export(&at, file).await;
+    }
+    if let Some(file) = &args.import {
+        return server::import(&at, file, args.accept_data_loss).await;
+    }
     let defaults = RelayConfig::default();
     let relay = RelayConfig {
         host: args.listener_host.or(listeners.host).unwrap_or(defaults.host),
@@ -181,6 +196,8 @@ async fn main() -> anyhow::Result<()> {
         header_timeout_ms: args.header_timeout_ms,
         max_connections: args.max_connections,
         accept_data_loss: args.accept_data_loss,
+        database_url,
+        database_wait_ms: args.database_wait_ms,
     })
     .await?;
     let scheme = if server.using_tls() { "https" } else { "http" };

@@ -58,6 +58,9 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 30_000;
 /// How many open connections are fine unless configured: far more than any set of PrivX
 /// clients opens, and far fewer than the open-file limit once it is raised.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long starting waits for the database to answer unless configured: long enough for a
+/// database started beside the server (a compose file, a CI service) to come up.
+pub const DEFAULT_DATABASE_WAIT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +96,31 @@ pub struct Config {
     pub max_connections: usize,
     /// Serve a store that lost acknowledged writes (what is left becomes the state).
     pub accept_data_loss: bool,
+    /// Keep the state in this PostgreSQL database instead of sled in `data_dir`.
+    pub database_url: Option<String>,
+    /// How long starting waits for the database to answer.
+    pub database_wait_ms: u64,
+}
+
+impl Config {
+    /// Where this configuration keeps the state.
+    pub fn store_at(&self) -> StoreAt {
+        StoreAt {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            database_wait: Duration::from_millis(self.database_wait_ms),
+        }
+    }
+}
+
+/// Where the state lives: the PostgreSQL database at `database_url` if there is one, else the
+/// sled store in `data_dir`.
+#[derive(Debug, Clone)]
+pub struct StoreAt {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    /// How long opening waits for the database to answer.
+    pub database_wait: Duration,
 }
 
 /// The full API description the server serves: the generated API, whose router also serves
@@ -104,11 +132,13 @@ pub fn api_description() -> anyhow::Result<ApiDescription<Context>> {
 }
 
 /// Loads a fixtures (or export) file into `store`; records already there are kept.
-fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
+async fn load(store: &Store, path: &Path, clock: &Clock) -> anyhow::Result<()> {
     let fixtures = Fixtures::read(path).map_err(anyhow::Error::msg)?;
     let stamp = Stamp { actor: FIXTURES_AUTHOR, now: clock.now() };
+    let fixtures = tokio::task::spawn_blocking(move || fixtures.hash_passwords(password::hash));
     store
-        .load_fixtures(fixtures, password::hash, stamp)
+        .load_fixtures(fixtures.await?, stamp)
+        .await
         .with_context(|| format!("loading fixtures {}", path.display()))
 }
 
@@ -117,7 +147,26 @@ const WAY_OUT: &str = "The way out: write what is left to a file with --export F
     reads such a store) and restore a backup (--import into a new --data-dir), or start with \
     --accept-data-loss (PRIVX_ACCEPT_DATA_LOSS=true) to serve what is left as the new state";
 
-fn open_store(data_dir: &Path, on_lost: OnLostWrites) -> anyhow::Result<Store> {
+/// Opens the store `at` says (see [`StoreAt`]).
+pub async fn open_store(at: &StoreAt, on_lost: OnLostWrites) -> anyhow::Result<Store> {
+    match &at.database_url {
+        Some(url) => open_database(url, at.database_wait).await,
+        None => {
+            // Opening may wait for a previous server's handle to let go (see `Store::open`);
+            // the runtime's own threads stay free meanwhile.
+            let data_dir = at.data_dir.clone();
+            tokio::task::spawn_blocking(move || open_sled(&data_dir, on_lost)).await?
+        }
+    }
+}
+
+/// Opens the PostgreSQL store at `url`, waiting at most `wait` for the database to answer.
+async fn open_database(url: &str, wait: Duration) -> anyhow::Result<Store> {
+    let _ = (url, wait);
+    anyhow::bail!("the PostgreSQL engine is not built into this server yet")
+}
+
+fn open_sled(data_dir: &Path, on_lost: OnLostWrites) -> anyhow::Result<Store> {
     let opening = || format!("opening the store in {}", data_dir.display());
     match Store::open_with(data_dir, on_lost) {
         Ok((store, lost)) => {
@@ -150,18 +199,18 @@ fn on_lost(accept_data_loss: bool) -> OnLostWrites {
     }
 }
 
-/// `--export FILE`: writes the whole state of the store in `data_dir` to `file` as JSON; a
-/// store that lost acknowledged writes is read as it is (with a warning).
-pub fn export(data_dir: &Path, file: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir, OnLostWrites::Report)?;
-    let json = serde_json::to_vec_pretty(&store.export()?)?;
+/// `--export FILE`: writes the whole state of the store to `file` as JSON; a sled store that
+/// lost acknowledged writes is read as it is (with a warning).
+pub async fn export(at: &StoreAt, file: &Path) -> anyhow::Result<()> {
+    let store = open_store(at, OnLostWrites::Report).await?;
+    let json = serde_json::to_vec_pretty(&store.export().await?)?;
     std::fs::write(file, json).with_context(|| format!("writing {}", file.display()))
 }
 
-/// `--import FILE`: loads an export (or fixtures) into the store in `data_dir`.
-pub fn import(data_dir: &Path, file: &Path, accept_data_loss: bool) -> anyhow::Result<()> {
-    let store = open_store(data_dir, on_lost(accept_data_loss))?;
-    load(&store, file, &Clock::default())
+/// `--import FILE`: loads an export (or fixtures) into the store.
+pub async fn import(at: &StoreAt, file: &Path, accept_data_loss: bool) -> anyhow::Result<()> {
+    let store = open_store(at, on_lost(accept_data_loss)).await?;
+    load(&store, file, &Clock::default()).await
 }
 
 /// Serves until SIGINT or SIGTERM, then stops accepting, lets in-flight requests finish (for
@@ -176,7 +225,7 @@ pub async fn serve_until_signalled(server: HttpServer<Context>) -> anyhow::Resul
         _ = tokio::signal::ctrl_c() => shut_down(server, "SIGINT").await?,
         _ = terminate.recv() => shut_down(server, "SIGTERM").await?,
     }
-    store.flush().context("flushing the store")?;
+    store.flush().await.context("flushing the store")?;
     Ok(())
 }
 
@@ -231,9 +280,9 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
 
 /// Authentication from the configuration and the secrets the store keeps; a secret generated
 /// now is shown this once.
-fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::Result<Auth> {
-    let secrets =
-        store.bootstrap_secrets(config, clock).context("setting up the server's secrets")?;
+async fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> anyhow::Result<Auth> {
+    let secrets = store.bootstrap_secrets(config, clock).await;
+    let secrets = secrets.context("setting up the server's secrets")?;
     let shown_once = "(shown only now)";
     if let Some(secret) = &secrets.generated_oauth_client_secret {
         let id = config.oauth_client_id();
@@ -266,14 +315,10 @@ fn log_lines(config: &Config) -> anyhow::Result<tracing::Dispatch> {
 
 /// Opens the store, loads the fixtures (if any) and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
-    // Opening may wait for a previous server's handle to let go (see `Store::open`); the
-    // runtime's own threads stay free meanwhile.
-    let data_dir = config.data_dir.clone();
-    let on_lost = on_lost(config.accept_data_loss);
-    let store = tokio::task::spawn_blocking(move || open_store(&data_dir, on_lost)).await??;
-    let auth = authentication(&store, &config.auth, &config.clock)?;
+    let store = open_store(&config.store_at(), on_lost(config.accept_data_loss)).await?;
+    let auth = authentication(&store, &config.auth, &config.clock).await?;
     if let Some(path) = &config.fixtures {
-        load(&store, path, &config.clock)?;
+        load(&store, path, &config.clock).await?;
     }
     let journal = Arc::new(Journal::default());
     let lines = log_lines(&config)?;
@@ -292,7 +337,7 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         key_file: key_file.clone(),
     });
     let context = Context {
-        store: Arc::new(store),
+        store,
         clock: config.clock.clone(),
         auth,
         journal,
@@ -319,8 +364,8 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         .tls(tls)
         .start()
         .map_err(|e| anyhow::anyhow!("starting the server on {}: {e}", config.bind))?;
-    // For as long as the server's store is open.
-    let alive = Arc::downgrade(&server.app_private().store);
+    // For as long as the server's context lives.
+    let alive = Arc::downgrade(&server.app_private().relays);
     let limits = crate::silent::Limits {
         first_byte_timeout: Duration::from_millis(config.first_byte_timeout_ms),
         idle_timeout: Duration::from_millis(config.idle_timeout_ms),

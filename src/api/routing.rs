@@ -166,7 +166,7 @@ impl RouteError {
 /// What `/healthz` asks of the server context: why it cannot serve every operation, if it
 /// cannot (its store refuses writes, say).
 pub trait Readiness {
-    fn unready(&self) -> Option<String>;
+    fn unready(&self) -> impl std::future::Future<Output = Option<String>> + Send;
 }
 
 /// The unpublished pages served beside the operations, `GET` only, by their one segment: the
@@ -181,7 +181,7 @@ const PAGES: &[(&str, &str, &str)] = &[
 
 /// The answer to a request whose path, `path` with the `segments`, no operation has: one of
 /// the [`PAGES`], or a 404 (405 for a page with another method than GET).
-pub fn unrouted(
+pub async fn unrouted(
     readiness: &impl Readiness,
     method: &str,
     segments: &[&str],
@@ -197,7 +197,11 @@ pub fn unrouted(
     if method != "GET" {
         return method_not_allowed(method, "GET");
     }
-    if let Some(reason) = segments.eq(&["healthz"]).then(|| readiness.unready()).flatten() {
+    let unready = match segments {
+        ["healthz"] => readiness.unready().await,
+        _ => None,
+    };
+    if let Some(reason) = unready {
         let status = ErrorStatusCode::SERVICE_UNAVAILABLE;
         return Err(ApiError::new(status, ErrorCode::DatabaseError, reason, None).into());
     }

@@ -263,7 +263,7 @@ impl Auth {
 
     /// Whether a token for `subject`, `issued` against `password`, still holds: always for
     /// the admin and API clients, for a local user while it exists with that password.
-    fn still_holds(
+    async fn still_holds(
         &self,
         store: &Store,
         subject: Uuid,
@@ -273,13 +273,13 @@ impl Auth {
         if self.principals.iter().any(|p| p.id == subject) {
             return Ok(true);
         }
-        Ok(self.current.get(store, subject)?.admits(password, issued))
+        Ok(self.current.get(store, subject).await?.admits(password, issued))
     }
 
     /// Checks the bearer token of a request against the scopes `operation_id` accepts.
     /// 401 without a valid token (or one of a deleted user, or of a user's old password), 403
     /// without an accepted scope; the store is read only the first time a user is seen.
-    pub fn authorize(
+    pub async fn authorize(
         &self,
         store: &Store,
         headers: &http::HeaderMap,
@@ -308,7 +308,7 @@ impl Auth {
         if caller.expires <= now || caller.not_before > now {
             return Err(unauthorized("the bearer token is invalid or expired"));
         }
-        if !self.still_holds(store, caller.subject, caller.password, caller.issued)? {
+        if !self.still_holds(store, caller.subject, caller.password, caller.issued).await? {
             return Err(unauthorized("the bearer token's user was deleted or changed password"));
         }
         if accepted.iter().any(|scope| caller.has(scope)) {
@@ -363,7 +363,12 @@ impl Auth {
 
     /// The refresh token grant: who a refresh token this server signed is for, if unexpired,
     /// not from the future, and its user still has the password it was issued against.
-    fn refresh_grant(&self, store: &Store, token: &str, now: i64) -> Result<Grant, OAuthError> {
+    async fn refresh_grant(
+        &self,
+        store: &Store,
+        token: &str,
+        now: i64,
+    ) -> Result<Grant, OAuthError> {
         let invalid = || OAuthError::bad_grant("the refresh token is invalid or expired");
         let claims =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.refresh_validation)
@@ -373,7 +378,7 @@ impl Auth {
             return Err(invalid());
         }
         let password = claims.password().map_err(|()| invalid())?;
-        if !self.still_holds(store, claims.sub, password, claims.iat)? {
+        if !self.still_holds(store, claims.sub, password, claims.iat).await? {
             return Err(invalid());
         }
         let scopes = claims.scope.split_whitespace().map(str::to_string).collect();

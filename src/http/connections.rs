@@ -114,7 +114,7 @@ impl Criteria {
 }
 
 /// One page of the connections the caller sees that match `criteria`.
-fn listing(
+async fn listing(
     ctx: &Context,
     caller: &Caller,
     criteria: &Criteria,
@@ -131,21 +131,22 @@ fn listing(
         descending(order.1),
         page(offset, limit),
         ctx.now(),
-    )?;
+    );
+    let listing = listing.await?;
     let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
     Ok(HttpResponseOk::Value(types::ConnectionList { count: count(listing.count), items }))
 }
 
-pub fn list(
+pub async fn list(
     ctx: &Context,
     caller: &Caller,
     q: types::ConnectionListQuery,
 ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
     let order = (convert(&q.sortkey)?, q.sortdir);
-    listing(ctx, caller, &Criteria::default(), order, (q.offset, q.limit))
+    listing(ctx, caller, &Criteria::default(), order, (q.offset, q.limit)).await
 }
 
-pub fn search(
+pub async fn search(
     ctx: &Context,
     caller: &Caller,
     q: types::ConnectionSearchQuery,
@@ -153,15 +154,15 @@ pub fn search(
 ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
     check_max_items("ConnectionSearch", &body)?;
     let order = (convert(&q.sortkey)?, q.sortdir);
-    listing(ctx, caller, &convert(&body)?, order, (q.offset, q.limit))
+    listing(ctx, caller, &convert(&body)?, order, (q.offset, q.limit)).await
 }
 
-pub fn view(
+pub async fn view(
     ctx: &Context,
     caller: &Caller,
     id: Uuid,
 ) -> Result<HttpResponseOk<types::Connection>, ApiError> {
-    let record = ctx.store.connection_get(id, ctx.now())?;
+    let record = ctx.store.connection_get(id, ctx.now()).await?;
     if visible_owner(caller).is_some_and(|own| record.details.user.id != own) {
         // Another user's connection is as unknown to a user as one that does not exist.
         return Err(StoreError::NotFound { kind: "connection", id: id.to_string() }.into());
@@ -185,12 +186,8 @@ pub async fn create(
     let mut fixture = serde_json::to_value(&body).map_err(StoreError::Corrupt)?;
     fixture["id"] = serde_json::json!(body.id.unwrap_or_else(|| ctx.clock.new_id()));
     let fixture: FixtureConnection = convert(&fixture)?;
-    let record = ctx
-        .write(caller, move |store, stamp| {
-            let record = fixture.record(stamp);
-            store.connection_create(&record).map(|()| record)
-        })
-        .await?;
+    let record = fixture.record(ctx.stamp(caller));
+    ctx.store.connection_create(record.clone()).await?;
     Ok(HttpResponseOk::Value(convert(&record.at(ctx.now()))?))
 }
 
@@ -227,18 +224,18 @@ pub async fn terminate(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let reason = reason(body);
     let delay = ctx.termination_delay;
-    ctx.write(caller, move |store, stamp| {
-        let termination = Termination { reason, delay, stamp };
-        match target {
-            Target::Connection(id) => store.connection_terminate(id, &termination),
-            Target::Host(host) => {
-                store.connections_terminate(|c| c.details.target_host.id == host, &termination)
-            }
-            Target::User(user) => {
-                store.connections_terminate(|c| c.details.user.id == user, &termination)
-            }
+    let termination = Termination { reason, delay, stamp: ctx.stamp(caller) };
+    let store = &ctx.store;
+    match target {
+        Target::Connection(id) => store.connection_terminate(id, termination).await,
+        Target::Host(host) => {
+            store
+                .connections_terminate(move |c| c.details.target_host.id == host, termination)
+                .await
         }
-    })
-    .await?;
+        Target::User(user) => {
+            store.connections_terminate(move |c| c.details.user.id == user, termination).await
+        }
+    }?;
     Ok(HttpResponseOkEmpty)
 }

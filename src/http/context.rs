@@ -1,7 +1,6 @@
-//! What every handler can reach, and the two steps every operation shares: [`Context::begin`]
-//! (gate, fault, caller) and, for writes, [`Context::write`] (stamp, durability). Store work
-//! that can block runs off the async workers ([`Context::off_worker`]), so that one big
-//! request never holds up the others.
+//! What every handler can reach, and the steps every operation shares: [`Context::begin`]
+//! (gate, fault, caller) and, for writes, [`Context::stamp`] (who and when). The store's
+//! engine decides where its work runs and returns from a write once it is durable.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +14,11 @@ use super::test_control::{self, Faults, TestControl};
 use crate::api::{ApiError, RequestLimits};
 use crate::clock::Clock;
 use crate::relay::Relays;
-use crate::store::{Stamp, Store, StoreError};
+use crate::store::{Stamp, Store};
 
 /// What every handler can reach.
 pub struct Context {
-    pub store: Arc<Store>,
+    pub store: Store,
     pub clock: Clock,
     pub auth: Auth,
     pub journal: Arc<Journal>,
@@ -57,7 +56,7 @@ impl Context {
         self.begin_without_token(rqctx).await?;
         let operation_id = rqctx.endpoint.operation_id.as_str();
         let headers = rqctx.request.headers();
-        let caller = self.auth.authorize(&self.store, headers, operation_id, self.now())?;
+        let caller = self.auth.authorize(&self.store, headers, operation_id, self.now()).await?;
         self.journal.note_subject(&rqctx.request_id, caller.subject);
         Ok(caller)
     }
@@ -77,31 +76,8 @@ impl Context {
         self.faults.apply(operation_id).await
     }
 
-    /// Runs a store write stamped with the caller and the time, and makes it durable before
-    /// the answer goes out. The write runs on the blocking pool ([`Self::off_worker`]); the
-    /// durability wait is async (group commit).
-    pub async fn write<T: Send + 'static>(
-        &self,
-        caller: &Caller,
-        write: impl FnOnce(&Store, Stamp) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let stamp = Stamp { actor: caller.subject, now: self.now() };
-        let written = self.off_worker(move |store| write(store, stamp)).await?;
-        self.store.durable().await?;
-        Ok(written)
-    }
-
-    /// Runs store work that can block on tokio's blocking pool, so the async workers (which
-    /// serve every other request, `/healthz` included) never wait on it: writes (they take the
-    /// store's locks exclusively and do work in proportion to the request) and listings that
-    /// take the users lock. Point reads stay on the workers: sled reads are in memory and take
-    /// no lock. The work runs to its end even if the request is dropped.
-    pub async fn off_worker<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = Arc::clone(&self.store);
-        let done = tokio::task::spawn_blocking(move || work(&store)).await;
-        done.map_err(|e| ApiError::internal(format!("store work failed: {e}")))?.map_err(Into::into)
+    /// The stamp of a write by `caller`, now.
+    pub fn stamp(&self, caller: &Caller) -> Stamp {
+        Stamp { actor: caller.subject, now: self.now() }
     }
 }

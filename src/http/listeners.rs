@@ -56,14 +56,14 @@ fn bind_error(error: RelayError) -> ApiError {
     }
 }
 
-pub fn list(
+pub async fn list(
     ctx: &Context,
     q: types::ListenerListQuery,
 ) -> Result<HttpResponseOk<types::ListenerList>, ApiError> {
     let sort: ListenerSort = convert(&q.sortkey)?;
     let now = ctx.now();
-    let listing =
-        ctx.store.listener_list(sort, descending(q.sortdir), page(q.offset, q.limit), now)?;
+    let (sort_dir, page) = (descending(q.sortdir), page(q.offset, q.limit));
+    let listing = ctx.store.listener_list(sort, sort_dir, page, now).await?;
     let items = listing.items.iter().map(|l| listener(l, now)).collect::<Result<_, _>>()?;
     Ok(HttpResponseOk::Value(types::ListenerList { count: count(listing.count), items }))
 }
@@ -82,18 +82,18 @@ pub async fn create(
     let address = socket.local_addr().map_err(|e| ApiError::internal(e.to_string()))?;
     let address = address.to_string();
     let id = ctx.clock.new_id();
-    let record = ctx
-        .write(caller, move |store, stamp| {
-            store.listener_create(id, fields, address, keep_open_sec, stamp)
-        })
-        .await?;
+    let stamp = ctx.stamp(caller);
+    let record = ctx.store.listener_create(id, fields, address, keep_open_sec, stamp).await?;
     ctx.relays.start(record.id, socket, plan(&record)?);
     Ok(record)
 }
 
-pub fn view(ctx: &Context, id: uuid::Uuid) -> Result<HttpResponseOk<types::Listener>, ApiError> {
+pub async fn view(
+    ctx: &Context,
+    id: uuid::Uuid,
+) -> Result<HttpResponseOk<types::Listener>, ApiError> {
     let now = ctx.now();
-    let record = ctx.store.listener_get(id, now)?;
+    let record = ctx.store.listener_get(id, now).await?;
     Ok(HttpResponseOk::Value(listener(&record, now)?))
 }
 
@@ -117,20 +117,14 @@ pub async fn update(
         fields.source = body.source.into_iter().map(String::from).collect();
         rules(fields).map(drop)
     };
-    let record = ctx
-        .write(caller, move |store, stamp| store.listener_update(id, update, closes_in, stamp))
-        .await?;
+    let record = ctx.store.listener_update(id, update, closes_in, ctx.stamp(caller)).await?;
     ctx.relays.update(id, plan(&record)?);
     Ok(HttpResponseOkEmpty)
 }
 
 /// Deletes a listener and closes it with its connections before answering.
-pub async fn delete(
-    ctx: &Context,
-    caller: &Caller,
-    id: uuid::Uuid,
-) -> Result<HttpResponseOkEmpty, ApiError> {
-    ctx.write(caller, move |store, stamp| store.listener_delete(id, stamp.now)).await?;
+pub async fn delete(ctx: &Context, id: uuid::Uuid) -> Result<HttpResponseOkEmpty, ApiError> {
+    ctx.store.listener_delete(id, ctx.now()).await?;
     ctx.relays.close(id).await;
     Ok(HttpResponseOkEmpty)
 }
@@ -140,10 +134,10 @@ pub async fn delete(
 /// Logs, and returns, what could not be opened.
 pub async fn reopen_listeners(ctx: &Context) -> Result<Vec<String>, ApiError> {
     let now = ctx.now();
-    let records = ctx.store.listeners_open(now)?;
+    let records = ctx.store.listeners_open(now).await?;
     let mut failures = Vec::new();
     for record in &records {
-        if let Err(e) = reopen(ctx, record, now) {
+        if let Err(e) = reopen(ctx, record, now).await {
             let failure =
                 format!("listener {} at {:?} not reopened: {e}", record.id, record.address);
             ctx.relays.warn(&failure);
@@ -155,7 +149,7 @@ pub async fn reopen_listeners(ctx: &Context) -> Result<Vec<String>, ApiError> {
     Ok(failures)
 }
 
-fn reopen(ctx: &Context, record: &ListenerRecord, now: DateTime<Utc>) -> Result<(), String> {
+async fn reopen(ctx: &Context, record: &ListenerRecord, now: DateTime<Utc>) -> Result<(), String> {
     let plan = plan(record).map_err(|e| e.to_string())?;
     if ctx.relays.is_running(record.id) {
         ctx.relays.update(record.id, plan);
@@ -164,7 +158,8 @@ fn reopen(ctx: &Context, record: &ListenerRecord, now: DateTime<Utc>) -> Result<
     let socket = if record.address.is_empty() {
         let socket = ctx.relays.bind_free().map_err(|e| e.to_string())?;
         let address = socket.local_addr().map_err(|e| e.to_string())?.to_string();
-        ctx.store.listener_set_address(record.id, address, now).map_err(|e| e.to_string())?;
+        let setting = ctx.store.listener_set_address(record.id, address, now).await;
+        setting.map_err(|e| e.to_string())?;
         socket
     } else {
         let address =

@@ -61,7 +61,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::ListenerList>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        listeners::list(ctx, query.into_inner())
+        listeners::list(ctx, query.into_inner()).await
     }
 
     async fn listener_create(
@@ -81,7 +81,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::Listener>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        listeners::view(ctx, path.into_inner().id)
+        listeners::view(ctx, path.into_inner().id).await
     }
 
     async fn listener_update(
@@ -99,8 +99,8 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::ListenerDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx).await?;
-        listeners::delete(ctx, &caller, path.into_inner().id).await
+        ctx.begin(&rqctx).await?;
+        listeners::delete(ctx, path.into_inner().id).await
     }
 
     async fn connection_terminate(
@@ -142,7 +142,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        connections::list(ctx, &caller, query.into_inner())
+        connections::list(ctx, &caller, query.into_inner()).await
     }
 
     async fn connection_search(
@@ -152,7 +152,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::ConnectionList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        connections::search(ctx, &caller, query.into_inner(), body.into_inner())
+        connections::search(ctx, &caller, query.into_inner(), body.into_inner()).await
     }
 
     async fn connection_view(
@@ -161,7 +161,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::Connection>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        connections::view(ctx, &caller, path.into_inner().connection_id)
+        connections::view(ctx, &caller, path.into_inner().connection_id).await
     }
 
     async fn user_list(
@@ -190,7 +190,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::User>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        users::view(ctx, path.into_inner().user_id)
+        users::view(ctx, path.into_inner().user_id).await
     }
 
     async fn user_tags_list(
@@ -217,8 +217,8 @@ impl PrivxApi for PrivxApiImpl {
         path: Path<types::UserDeletePath>,
     ) -> Result<HttpResponseOkEmpty, ApiError> {
         let ctx = rqctx.context();
-        let caller = ctx.begin(&rqctx).await?;
-        users::delete(ctx, &caller, path.into_inner().user_id).await
+        ctx.begin(&rqctx).await?;
+        users::delete(ctx, path.into_inner().user_id).await
     }
 
     async fn user_password_set(
@@ -236,7 +236,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
         let ctx = rqctx.context();
         ctx.begin(&rqctx).await?;
-        settings::service_options_view(ctx)
+        settings::service_options_view(ctx).await
     }
 
     async fn webauthn_credential_list(
@@ -246,7 +246,7 @@ impl PrivxApi for PrivxApiImpl {
     ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
-        webauthn::list(ctx, &caller, path.into_inner().user_id, query.into_inner())
+        webauthn::list(ctx, &caller, path.into_inner().user_id, query.into_inner()).await
     }
 
     async fn webauthn_credential_view(
@@ -256,7 +256,7 @@ impl PrivxApi for PrivxApiImpl {
         let ctx = rqctx.context();
         let caller = ctx.begin(&rqctx).await?;
         let path = path.into_inner();
-        webauthn::view(ctx, &caller, path.user_id, path.id)
+        webauthn::view(ctx, &caller, path.user_id, path.id).await
     }
 
     async fn webauthn_credential_update(

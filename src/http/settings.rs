@@ -6,10 +6,10 @@ use crate::api::{types, ApiError, HttpResponseOk};
 /// The settings name of the default service options.
 const SERVICE_OPTIONS: &str = "default_service_options";
 
-pub fn service_options_view(
+pub async fn service_options_view(
     ctx: &Context,
 ) -> Result<HttpResponseOk<types::ServiceOptions>, ApiError> {
-    let stored = ctx.store.setting(SERVICE_OPTIONS)?;
+    let stored = ctx.store.setting(SERVICE_OPTIONS).await?;
     Ok(HttpResponseOk::Value(stored.unwrap_or_else(default_service_options)))
 }
 

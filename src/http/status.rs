@@ -10,8 +10,8 @@ use crate::api::{types, ApiError, HttpResponseOk, Readiness};
 
 /// `/healthz`: unready while the store refuses writes (a full disk, a lost data directory).
 impl Readiness for Context {
-    fn unready(&self) -> Option<String> {
-        self.store.health().err().map(|e| e.to_string())
+    async fn unready(&self) -> Option<String> {
+        self.store.health().await.err().map(|e| e.to_string())
     }
 }
 

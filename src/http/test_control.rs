@@ -17,7 +17,7 @@ use super::Context;
 use crate::api::types::{self, ErrorCode, Fault};
 use crate::api::{ApiError, HttpResponseOk, HttpResponseOkEmpty, OPERATIONS};
 use crate::password;
-use crate::store::{Fixtures, Store};
+use crate::store::Fixtures;
 
 /// Present when the server was started with `--test-control`.
 #[derive(Debug, Clone, Default)]
@@ -91,9 +91,16 @@ impl Faults {
     }
 }
 
+/// `fixtures` with their passwords hashed, off the async workers (argon2 takes a while per
+/// password).
+async fn hashed(fixtures: Fixtures) -> Result<Fixtures, ApiError> {
+    let hashing = tokio::task::spawn_blocking(move || fixtures.hash_passwords(password::hash));
+    hashing.await.map_err(|e| ApiError::internal(format!("hashing fixture passwords: {e}")))
+}
+
 /// The whole state of the store, in the fixtures format.
 pub async fn state_export(ctx: &Context) -> Result<HttpResponseOk<types::Fixtures>, ApiError> {
-    Ok(HttpResponseOk::Value(convert(&ctx.off_worker(Store::export).await?)?))
+    Ok(HttpResponseOk::Value(convert(&ctx.store.export().await?)?))
 }
 
 /// Empties the store, then loads the fixtures the server started with if asked to.
@@ -108,11 +115,14 @@ pub async fn state_reset(
     };
     let fixtures =
         fixtures.map(|path| Fixtures::read(&path)).transpose().map_err(ApiError::internal)?;
-    ctx.write(caller, move |store, stamp| {
-        store.clear()?;
-        fixtures.map_or(Ok(()), |f| store.load_fixtures(f, password::hash, stamp))
-    })
-    .await?;
+    let fixtures = match fixtures {
+        Some(fixtures) => Some(hashed(fixtures).await?),
+        None => None,
+    };
+    ctx.store.clear().await?;
+    if let Some(fixtures) = fixtures {
+        ctx.store.load_fixtures(fixtures, ctx.stamp(caller)).await?;
+    }
     ctx.auth.users_replaced();
     reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)
@@ -127,8 +137,7 @@ pub async fn fixtures_load(
     // The spec's schema is looser than the store's, so a mismatch is the client's.
     let fixtures: Fixtures = reshape(&body)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequestData, e.to_string(), None))?;
-    ctx.write(caller, move |store, stamp| store.load_fixtures(fixtures, password::hash, stamp))
-        .await?;
+    ctx.store.load_fixtures(hashed(fixtures).await?, ctx.stamp(caller)).await?;
     ctx.auth.users_replaced();
     reopen_listeners(ctx).await?;
     Ok(HttpResponseOkEmpty)

@@ -40,8 +40,7 @@ pub async fn list(
     q: types::UserListQuery,
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
     let page = page(q.offset, q.limit);
-    let listing =
-        ctx.off_worker(move |store| store.user_list(q.username.as_deref(), q.id, page)).await?;
+    let listing = ctx.store.user_list(q.username.as_deref(), q.id, page).await?;
     Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
 }
 
@@ -52,15 +51,13 @@ pub async fn create(
 ) -> Result<UserRecord, ApiError> {
     let (password, profile) = request_profile(ctx, &body).await?;
     let id = ctx.clock.new_id();
-    let record = ctx
-        .write(caller, move |store, stamp| store.user_create(id, profile, password, stamp))
-        .await?;
+    let record = ctx.store.user_create(id, profile, password, ctx.stamp(caller)).await?;
     ctx.auth.password_changed(record.id, record.password.as_ref());
     Ok(record)
 }
 
-pub fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiError> {
-    Ok(HttpResponseOk::Stored(ctx.store.user_json(id)?))
+pub async fn view(ctx: &Context, id: Uuid) -> Result<HttpResponseOk<types::User>, ApiError> {
+    Ok(HttpResponseOk::Stored(ctx.store.user_json(id).await?))
 }
 
 pub async fn tags_list(
@@ -68,8 +65,7 @@ pub async fn tags_list(
     q: types::UserTagsListQuery,
 ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
     let (page, descending) = (page(q.offset, q.limit), descending(q.sortdir));
-    let tags =
-        ctx.off_worker(move |store| store.user_tags(q.query.as_deref(), descending, page)).await?;
+    let tags = ctx.store.user_tags(q.query.as_deref(), descending, page).await?;
     Ok(HttpResponseOk::Value(tags))
 }
 
@@ -81,19 +77,15 @@ pub async fn update(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let (password, profile) = request_profile(ctx, &body).await?;
     let changed = password.clone();
-    ctx.write(caller, move |store, stamp| store.user_update(id, profile, password, stamp)).await?;
+    ctx.store.user_update(id, profile, password, ctx.stamp(caller)).await?;
     if let Some(password) = &changed {
         ctx.auth.password_changed(id, Some(password));
     }
     Ok(HttpResponseOkEmpty)
 }
 
-pub async fn delete(
-    ctx: &Context,
-    caller: &Caller,
-    id: Uuid,
-) -> Result<HttpResponseOkEmpty, ApiError> {
-    ctx.write(caller, move |store, _| store.user_delete(id)).await?;
+pub async fn delete(ctx: &Context, id: Uuid) -> Result<HttpResponseOkEmpty, ApiError> {
+    ctx.store.user_delete(id).await?;
     ctx.auth.user_deleted(id);
     Ok(HttpResponseOkEmpty)
 }
@@ -105,8 +97,7 @@ pub async fn password_set(
     body: types::Password,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     let password = hash_password(ctx, &body.password).await?;
-    let stored = password.clone();
-    ctx.write(caller, move |store, stamp| store.user_password_set(id, stored, stamp)).await?;
+    ctx.store.user_password_set(id, password.clone(), ctx.stamp(caller)).await?;
     ctx.auth.password_changed(id, Some(&password));
     Ok(HttpResponseOkEmpty)
 }

@@ -9,7 +9,7 @@ use super::Context;
 use crate::api::{types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
 use crate::store::CredentialSort;
 
-pub fn list(
+pub async fn list(
     ctx: &Context,
     caller: &Caller,
     user_id: Uuid,
@@ -17,20 +17,20 @@ pub fn list(
 ) -> Result<HttpResponseOk<types::WebauthnCredentialList>, ApiError> {
     caller.may_act_for(user_id)?;
     let sort: CredentialSort = convert(&q.sortkey)?;
-    let listing =
-        ctx.store.credential_list(user_id, sort, descending(q.sortdir), page(q.offset, q.limit))?;
+    let (sort_dir, page) = (descending(q.sortdir), page(q.offset, q.limit));
+    let listing = ctx.store.credential_list(user_id, sort, sort_dir, page).await?;
     let items = listing.items.iter().map(convert).collect::<Result<_, _>>()?;
     Ok(HttpResponseOk::Value(types::WebauthnCredentialList { count: count(listing.count), items }))
 }
 
-pub fn view(
+pub async fn view(
     ctx: &Context,
     caller: &Caller,
     user_id: Uuid,
     id: Uuid,
 ) -> Result<HttpResponseOk<types::WebauthnCredential>, ApiError> {
     caller.may_act_for(user_id)?;
-    Ok(HttpResponseOk::Value(convert(&ctx.store.credential_get(user_id, id)?)?))
+    Ok(HttpResponseOk::Value(convert(&ctx.store.credential_get(user_id, id).await?)?))
 }
 
 pub async fn update(
@@ -42,10 +42,7 @@ pub async fn update(
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     caller.may_act_for(user_id)?;
     let (name, comment) = (body.name.map(String::from), body.comment.map(String::from));
-    ctx.write(caller, move |store, stamp| {
-        store.credential_update(user_id, id, name, comment, stamp)
-    })
-    .await?;
+    ctx.store.credential_update(user_id, id, name, comment, ctx.stamp(caller)).await?;
     Ok(HttpResponseOkEmpty)
 }
 
@@ -56,6 +53,6 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<HttpResponseOkEmpty, ApiError> {
     caller.may_act_for(user_id)?;
-    ctx.write(caller, move |store, _| store.credential_delete(user_id, id)).await?;
+    ctx.store.credential_delete(user_id, id).await?;
     Ok(HttpResponseOkEmpty)
 }

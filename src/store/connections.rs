@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::fixtures::FixtureStamps;
-use super::{all, get_json, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
+use super::{listing, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
 
 /// A connection as stored and, read [`at`](ConnectionRecord::at) a time, as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -187,18 +187,17 @@ impl ConnectionSort {
 
 impl Store {
     /// The connection `id` as it is at `now`.
-    pub fn connection_get(
+    pub async fn connection_get(
         &self,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<ConnectionRecord, StoreError> {
-        let record: ConnectionRecord = get_json(&self.trees()?.connections, id.as_bytes())?
-            .ok_or_else(|| StoreError::not_found("connection", id))?;
-        Ok(record.at(now))
+        let record = self.engine.connection(id).await?;
+        Ok(record.ok_or_else(|| StoreError::not_found("connection", id))?.at(now))
     }
 
     /// The connections that match (as they are at `now`), sorted by `sort` and then by id.
-    pub fn connection_list(
+    pub async fn connection_list(
         &self,
         matches: impl Fn(&ConnectionRecord) -> bool,
         sort: ConnectionSort,
@@ -206,79 +205,47 @@ impl Store {
         page: Page,
         now: DateTime<Utc>,
     ) -> Result<Listing<ConnectionRecord>, StoreError> {
-        let mut items: Vec<ConnectionRecord> = all::<ConnectionRecord>(&self.trees()?.connections)?
-            .into_iter()
-            .map(|c| c.at(now))
-            .filter(|c| matches(c))
-            .collect();
-        sort_by_key(&mut items, descending, |c| (sort.value(c), c.id));
-        let count = items.len() as u64;
-        Ok(Listing { count, items: page.apply(items.into_iter()) })
+        let all = self.engine.connections().await?;
+        let items = all.into_iter().map(|c| c.at(now)).filter(|c| matches(c)).collect();
+        let sort = |items: &mut [ConnectionRecord]| {
+            sort_by_key(items, descending, |c| (sort.value(c), c.id));
+        };
+        Ok(listing(items, sort, page))
     }
 
     /// Terminates one connection (see the module docs); unknown is `NotFound`.
-    pub fn connection_terminate(
+    pub async fn connection_terminate(
         &self,
         id: Uuid,
-        termination: &Termination,
+        termination: Termination,
     ) -> Result<(), StoreError> {
-        let record = self.connection_get(id, termination.stamp.now)?;
-        self.connection_end(record, termination)
+        self.connection_get(id, termination.stamp.now).await?;
+        let change = move |c: &mut ConnectionRecord| c.terminate(&termination);
+        self.engine.connections_change(Some(id), Box::new(change)).await
     }
 
     /// Terminates every connection that `matches`; none matching is fine.
-    pub fn connections_terminate(
+    pub async fn connections_terminate(
         &self,
-        matches: impl Fn(&ConnectionRecord) -> bool,
-        termination: &Termination,
+        matches: impl Fn(&ConnectionRecord) -> bool + Send + Sync + 'static,
+        termination: Termination,
     ) -> Result<(), StoreError> {
-        for record in all::<ConnectionRecord>(&self.trees()?.connections)? {
-            if matches(&record) {
-                self.connection_end(record, termination)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn connection_end(
-        &self,
-        mut record: ConnectionRecord,
-        termination: &Termination,
-    ) -> Result<(), StoreError> {
-        if record.terminate(termination) {
-            self.writable()?
-                .connections
-                .insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
-        }
-        Ok(())
+        let change = move |c: &mut ConnectionRecord| matches(c) && c.terminate(&termination);
+        self.engine.connections_change(None, Box::new(change)).await
     }
 
     /// Every connection as stored, in id order.
-    pub fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        all(&self.trees()?.connections)
+    pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        self.engine.connections().await
     }
 
     /// Stores a new connection; an id already stored is `Duplicate` (test-control API).
-    pub fn connection_create(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        if !self.connection_insert_absent(record)? {
-            return Err(StoreError::Duplicate { property: "id", value: record.id.to_string() });
+    pub async fn connection_create(&self, record: ConnectionRecord) -> Result<(), StoreError> {
+        let id = record.id;
+        if !self.engine.connection_insert_absent(record).await? {
+            return Err(StoreError::Duplicate { property: "id", value: id.to_string() });
         }
         Ok(())
-    }
-
-    /// Stores a connection exactly as given unless one with its id exists (fixtures); says
-    /// whether it was stored.
-    pub(super) fn connection_insert_absent(
-        &self,
-        record: &ConnectionRecord,
-    ) -> Result<bool, StoreError> {
-        let json = serde_json::to_vec(record)?;
-        let swapped = self.writable()?.connections.compare_and_swap(
-            record.id.as_bytes(),
-            None::<&[u8]>,
-            Some(json),
-        )?;
-        Ok(swapped.is_ok())
     }
 }
 

@@ -57,7 +57,7 @@ pub type ListenerDecision =
     Box<dyn FnOnce(Vec<ListenerRecord>) -> Result<ListenerChange, StoreError> + Send>;
 
 /// Changes a stored user in place (the engine keeps its indexes in step).
-pub type UserChange = Box<dyn FnOnce(&mut UserRecord) -> Result<(), StoreError> + Send>;
+pub type UserChange = Box<dyn FnOnce(&mut UserRecord) + Send>;
 
 /// Changes a stored credential in place.
 pub type CredentialChange = Box<dyn FnOnce(&mut CredentialRecord) + Send>;
@@ -72,6 +72,12 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Makes every write so far durable (at shutdown; writes are durable anyway).
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// How many times the engine has flushed to disk, if it flushes by itself (sled's group
+    /// commit; PostgreSQL commits each write instead).
+    fn flushes(&self) -> Option<u64> {
+        None
+    }
 
     /// Empties the store but for the server's secrets (test-control reset).
     async fn clear(&self) -> Result<(), StoreError>;
@@ -177,8 +183,7 @@ pub trait Engine: Send + Sync + 'static {
 
     /// One listener write at a time (across every server on the store): `decide` sees every
     /// listener as stored and says what to write; answers the record it names.
-    async fn listener_write(&self, decide: ListenerDecision)
-        -> Result<ListenerRecord, StoreError>;
+    async fn listener_write(&self, decide: ListenerDecision) -> Result<ListenerRecord, StoreError>;
 
     /// Every connection as stored, in id order.
     async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError>;
@@ -187,8 +192,7 @@ pub trait Engine: Send + Sync + 'static {
     async fn connection(&self, id: Uuid) -> Result<Option<ConnectionRecord>, StoreError>;
 
     /// Stores a connection unless one with its id exists; says whether it was stored.
-    async fn connection_insert_absent(&self, record: ConnectionRecord)
-        -> Result<bool, StoreError>;
+    async fn connection_insert_absent(&self, record: ConnectionRecord) -> Result<bool, StoreError>;
 
     /// Applies `change` to connection `id` (or, with `None`, to every connection) under a
     /// lock on each, writing those it changed.

@@ -7,6 +7,9 @@
 //! to the time and identity of loading, and a user may carry a plain-text `password` (hashed
 //! on load) instead of a `password_hash`.
 //!
+//! Both work the same on either engine, so an export of a sled store imports into PostgreSQL
+//! and back.
+//!
 //! Exporting (`--export FILE`) writes every record with all its fields, the server's secrets
 //! included, so importing the export into an empty store restores the state exactly.
 
@@ -17,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::connections::FixtureConnection;
+use super::engine::DocumentKind;
 use super::listeners::DEFAULT_KEEP_OPEN_SEC;
 use super::{
-    all, Authorship, CredentialRecord, ListenerFields, ListenerRecord, PasswordHash, Stamp, Store,
+    Authorship, CredentialRecord, ListenerFields, ListenerRecord, PasswordHash, Stamp, Store,
     StoreError, UserProfile, UserRecord,
 };
 
@@ -131,6 +135,17 @@ pub struct FixtureListener {
 }
 
 impl Fixtures {
+    /// Turns each user's plain-text `password` into a `password_hash` by `hash` (a
+    /// `password_hash` given too wins), so that loading does no hashing.
+    pub fn hash_passwords(mut self, hash: impl Fn(&str) -> String) -> Self {
+        for user in &mut self.users {
+            if let Some(password) = user.password.take() {
+                user.password_hash.get_or_insert_with(|| hash(&password));
+            }
+        }
+        self
+    }
+
     /// Reads a fixtures (or export) file; the error says which file and what is wrong.
     pub fn read(path: &std::path::Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
@@ -140,32 +155,30 @@ impl Fixtures {
 }
 
 impl Store {
-    /// Loads `fixtures`; `hash` turns a plain-text password into its stored hash.
-    pub fn load_fixtures(
-        &self,
-        fixtures: Fixtures,
-        hash: impl Fn(&str) -> String,
-        stamp: Stamp,
-    ) -> Result<(), StoreError> {
-        for (name, value) in fixtures.secrets {
-            if self.secret::<serde_json::Value>(&name)?.is_none() {
-                self.secret_put(&name, &value)?;
+    /// Loads `fixtures`, whose passwords must be hashed already ([`Fixtures::hash_passwords`]:
+    /// a plain-text one left is not stored).
+    pub async fn load_fixtures(&self, fixtures: Fixtures, stamp: Stamp) -> Result<(), StoreError> {
+        for (kind, documents) in
+            [(DocumentKind::Secret, fixtures.secrets), (DocumentKind::Setting, fixtures.settings)]
+        {
+            for (name, value) in documents {
+                self.engine.document_insert_absent(kind, &name, value).await?;
             }
         }
         for user in fixtures.users {
-            let hash = user.password_hash.or_else(|| user.password.map(|p| hash(&p)));
-            self.user_insert_absent(&UserRecord {
+            self.user_insert_absent(UserRecord {
                 id: user.id,
                 authorship: user.stamps.or(stamp),
                 profile: user.profile,
-                password: hash.map(|hash| PasswordHash {
+                password: user.password_hash.map(|hash| PasswordHash {
                     hash,
                     created: user.password_created.unwrap_or(stamp.now),
                 }),
-            })?;
+            })
+            .await?;
         }
         for c in fixtures.webauthn_credentials {
-            self.credential_insert_absent(&CredentialRecord {
+            let record = CredentialRecord {
                 id: c.id,
                 user_id: c.user_id,
                 credential_id: c.credential_id,
@@ -173,10 +186,11 @@ impl Store {
                 comment: c.comment,
                 last_used: c.last_used,
                 authorship: c.stamps.or(stamp),
-            })?;
+            };
+            self.engine.credential_insert_absent(record).await?;
         }
         for connection in fixtures.connections {
-            self.connection_insert_absent(&connection.record(stamp))?;
+            self.engine.connection_insert_absent(connection.record(stamp)).await?;
         }
         for l in fixtures.listeners {
             let keep_open = Duration::seconds(l.keep_open_sec.unwrap_or(DEFAULT_KEEP_OPEN_SEC));
@@ -187,37 +201,31 @@ impl Store {
                 closes_at: l.closes_at.unwrap_or(stamp.now + keep_open),
                 authorship: l.stamps.or(stamp),
             };
-            self.listener_insert(record, stamp.now)?;
+            self.listener_insert(record, stamp.now).await?;
         }
-        for (name, document) in fixtures.settings {
-            if self.setting::<serde_json::Value>(&name)?.is_none() {
-                self.setting_put(&name, &document)?;
-            }
-        }
-        self.flush()
+        Ok(())
     }
 
     /// The whole state, in the fixtures format.
-    pub fn export(&self) -> Result<Fixtures, StoreError> {
-        let _shared = self.users_lock.read().unwrap_or_else(|p| p.into_inner());
+    pub async fn export(&self) -> Result<Fixtures, StoreError> {
         let users = self
-            .trees()?
-            .users
-            .iter()
-            .map(|entry| {
-                let (id, json) = entry?;
-                let u = self.user_with_password(&id, &json)?;
-                Ok(FixtureUser {
-                    id: u.id,
-                    profile: u.profile,
-                    password: None,
-                    password_created: u.password.as_ref().map(|p| p.created),
-                    password_hash: u.password.map(|p| p.hash),
-                    stamps: u.authorship.into(),
-                })
+            .engine
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| FixtureUser {
+                id: u.id,
+                profile: u.profile,
+                password: None,
+                password_created: u.password.as_ref().map(|p| p.created),
+                password_hash: u.password.map(|p| p.hash),
+                stamps: u.authorship.into(),
             })
-            .collect::<Result<_, StoreError>>()?;
-        let webauthn_credentials = all::<CredentialRecord>(&self.trees()?.credentials)?
+            .collect();
+        let webauthn_credentials = self
+            .engine
+            .credentials()
+            .await?
             .into_iter()
             .map(|c| FixtureCredential {
                 id: c.id,
@@ -229,7 +237,10 @@ impl Store {
                 stamps: c.authorship.into(),
             })
             .collect();
-        let listeners = all::<ListenerRecord>(&self.trees()?.listeners)?
+        let listeners = self
+            .engine
+            .listeners()
+            .await?
             .into_iter()
             .map(|l| FixtureListener {
                 id: l.id,
@@ -243,24 +254,10 @@ impl Store {
         Ok(Fixtures {
             users,
             webauthn_credentials,
-            connections: self.connections()?.into_iter().map(Into::into).collect(),
+            connections: self.connections().await?.into_iter().map(Into::into).collect(),
             listeners,
-            settings: named(&self.trees()?.settings, "")?,
-            secrets: named(&self.trees()?.meta, super::secrets::SECRET_PREFIX)?,
+            settings: self.engine.documents(DocumentKind::Setting).await?,
+            secrets: self.engine.documents(DocumentKind::Secret).await?,
         })
     }
-}
-
-/// The JSON documents of `tree` whose keys start with `prefix`, by the rest of their key.
-fn named(
-    tree: &sled::Tree,
-    prefix: &str,
-) -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
-    tree.scan_prefix(prefix.as_bytes())
-        .map(|entry| {
-            let (key, value) = entry?;
-            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            Ok((name, serde_json::from_slice(&value)?))
-        })
-        .collect()
 }

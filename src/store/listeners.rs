@@ -1,14 +1,18 @@
 //! Extender connection listeners: temporary, each open until its `closes_at`. The address is
 //! the socket the caller bound for it (see `crate::relay`); the store only keeps it unique
-//! among open listeners.
-
-use std::collections::BTreeSet;
+//! among open listeners, which is why every listener write is decided by the engine's
+//! [`listener_write`](super::engine::Engine::listener_write), one at a time, from every
+//! listener stored.
+//!
+//! Expired listeners are not deleted by a timer: every read filters them out by their
+//! `closes_at`, and creating a listener may take over an expired listener's address.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get_json, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
+use super::engine::ListenerChange;
+use super::{listing, sort_by_key, Authorship, Listing, Page, Stamp, Store, StoreError};
 
 /// How long a listener stays open when the create request does not say.
 pub const DEFAULT_KEEP_OPEN_SEC: i64 = 300;
@@ -84,21 +88,45 @@ fn validate(fields: &ListenerFields) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Refuses `record`'s address if another open listener in `all` has it.
+fn check_address_free(
+    all: &[ListenerRecord],
+    record: &ListenerRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let taken =
+        all.iter().any(|l| l.id != record.id && l.is_open(now) && l.address == record.address);
+    if !record.address.is_empty() && taken && record.is_open(now) {
+        return Err(StoreError::Duplicate { property: "address", value: record.address.clone() });
+    }
+    Ok(())
+}
+
+/// The open listener `id` among `all`.
+fn open_one(
+    all: &[ListenerRecord],
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<ListenerRecord, StoreError> {
+    all.iter()
+        .find(|l| l.id == id && l.is_open(now))
+        .cloned()
+        .ok_or_else(|| StoreError::not_found("listener", id))
+}
+
 impl Store {
     /// Every open listener, in id order.
-    pub fn listeners_open(&self, now: DateTime<Utc>) -> Result<Vec<ListenerRecord>, StoreError> {
-        let mut open = Vec::new();
-        for value in self.trees()?.listeners.iter().values() {
-            let record: ListenerRecord = serde_json::from_slice(&value?)?;
-            if record.is_open(now) {
-                open.push(record);
-            }
-        }
-        Ok(open)
+    pub async fn listeners_open(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ListenerRecord>, StoreError> {
+        let mut all = self.engine.listeners().await?;
+        all.retain(|l| l.is_open(now));
+        Ok(all)
     }
 
     /// Creates a listener at `address`; it stays open `keep_open_sec` seconds.
-    pub fn listener_create(
+    pub async fn listener_create(
         &self,
         id: Uuid,
         fields: ListenerFields,
@@ -114,120 +142,102 @@ impl Store {
             closes_at: closes_at(stamp.now, keep_open_sec, "keep_open_sec")?,
             authorship: Authorship::new(stamp),
         };
-        self.listener_insert(record, stamp.now)
+        self.listener_insert(record, stamp.now).await
     }
 
     /// Inserts `record` unless a listener with its id exists (then returns that one). Its
     /// address, if it has one yet, must be no other open listener's.
-    pub(super) fn listener_insert(
+    pub(super) async fn listener_insert(
         &self,
         record: ListenerRecord,
         now: DateTime<Utc>,
     ) -> Result<ListenerRecord, StoreError> {
         validate(&record.fields)?;
-        // The uniqueness check reads every open listener and then writes: one at a time.
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(existing) =
-            get_json::<ListenerRecord>(&self.trees()?.listeners, record.id.as_bytes())?
-        {
-            return Ok(existing);
-        }
-        self.check_address_free(&record, now)?;
-        self.writable()?.listeners.insert(record.id.as_bytes(), serde_json::to_vec(&record)?)?;
-        Ok(record)
-    }
-
-    fn check_address_free(
-        &self,
-        record: &ListenerRecord,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let taken: BTreeSet<String> = self
-            .listeners_open(now)?
-            .into_iter()
-            .filter(|l| l.id != record.id)
-            .map(|l| l.address)
-            .collect();
-        if !record.address.is_empty() && taken.contains(&record.address) && record.is_open(now) {
-            return Err(StoreError::Duplicate {
-                property: "address",
-                value: record.address.clone(),
-            });
-        }
-        Ok(())
+        let decide = move |all: Vec<ListenerRecord>| {
+            if let Some(existing) = all.iter().find(|l| l.id == record.id) {
+                return Ok(ListenerChange::Keep(existing.clone()));
+            }
+            check_address_free(&all, &record, now)?;
+            Ok(ListenerChange::Put(record))
+        };
+        self.engine.listener_write(Box::new(decide)).await
     }
 
     /// Gives an open listener loaded without an address the one bound for it.
-    pub fn listener_set_address(
+    pub async fn listener_set_address(
         &self,
         id: Uuid,
         address: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut record = self.listener_get(id, now)?;
-        record.address = address;
-        self.check_address_free(&record, now)?;
-        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
-        Ok(())
+        let decide = move |all: Vec<ListenerRecord>| {
+            let mut record = open_one(&all, id, now)?;
+            record.address = address;
+            check_address_free(&all, &record, now)?;
+            Ok(ListenerChange::Put(record))
+        };
+        self.engine.listener_write(Box::new(decide)).await.map(drop)
     }
 
     /// An open listener.
-    pub fn listener_get(&self, id: Uuid, now: DateTime<Utc>) -> Result<ListenerRecord, StoreError> {
-        get_json::<ListenerRecord>(&self.trees()?.listeners, id.as_bytes())?
+    pub async fn listener_get(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<ListenerRecord, StoreError> {
+        self.engine
+            .listener(id)
+            .await?
             .filter(|l| l.is_open(now))
             .ok_or_else(|| StoreError::not_found("listener", id))
     }
 
-    pub fn listener_list(
+    pub async fn listener_list(
         &self,
         sort: ListenerSort,
         descending: bool,
         page: Page,
         now: DateTime<Utc>,
     ) -> Result<Listing<ListenerRecord>, StoreError> {
-        let mut open = self.listeners_open(now)?;
-        match sort {
-            ListenerSort::Id => sort_by_key(&mut open, descending, |l| l.id),
-            ListenerSort::Network => {
-                sort_by_key(&mut open, descending, |l| l.fields.network.clone())
-            }
+        let open = self.listeners_open(now).await?;
+        let sort = |open: &mut [ListenerRecord]| match sort {
+            ListenerSort::Id => sort_by_key(open, descending, |l| l.id),
+            ListenerSort::Network => sort_by_key(open, descending, |l| l.fields.network.clone()),
             ListenerSort::Destination => {
-                sort_by_key(&mut open, descending, |l| l.fields.destination.clone())
+                sort_by_key(open, descending, |l| l.fields.destination.clone())
             }
-            ListenerSort::Source => sort_by_key(&mut open, descending, |l| l.fields.source.clone()),
-            ListenerSort::Address => sort_by_key(&mut open, descending, |l| l.address.clone()),
-            ListenerSort::Created => sort_by_key(&mut open, descending, |l| l.authorship.created),
-            ListenerSort::Updated => sort_by_key(&mut open, descending, |l| l.authorship.updated),
-        }
-        Ok(Listing { count: open.len() as u64, items: page.apply(open.into_iter()) })
+            ListenerSort::Source => sort_by_key(open, descending, |l| l.fields.source.clone()),
+            ListenerSort::Address => sort_by_key(open, descending, |l| l.address.clone()),
+            ListenerSort::Created => sort_by_key(open, descending, |l| l.authorship.created),
+            ListenerSort::Updated => sort_by_key(open, descending, |l| l.authorship.updated),
+        };
+        Ok(listing(open, sort, page))
     }
 
     /// Updates an open listener's fields with `update`, which may refuse the result;
     /// `keep_open_sec`, if given, closes it that many seconds from now. Returns the record.
-    pub fn listener_update(
+    pub async fn listener_update(
         &self,
         id: Uuid,
-        update: impl FnOnce(&mut ListenerFields) -> Result<(), StoreError>,
+        update: impl FnOnce(&mut ListenerFields) -> Result<(), StoreError> + Send + 'static,
         keep_open_sec: Option<i64>,
         stamp: Stamp,
     ) -> Result<ListenerRecord, StoreError> {
         let closes = keep_open_sec.map(|s| closes_at(stamp.now, s, "closed_in_sec")).transpose()?;
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut record = self.listener_get(id, stamp.now)?;
-        update(&mut record.fields)?;
-        validate(&record.fields)?;
-        record.closes_at = closes.unwrap_or(record.closes_at);
-        record.authorship.touch(stamp);
-        self.writable()?.listeners.insert(id.as_bytes(), serde_json::to_vec(&record)?)?;
-        Ok(record)
+        let decide = move |all: Vec<ListenerRecord>| {
+            let mut record = open_one(&all, id, stamp.now)?;
+            update(&mut record.fields)?;
+            validate(&record.fields)?;
+            record.closes_at = closes.unwrap_or(record.closes_at);
+            record.authorship.touch(stamp);
+            Ok(ListenerChange::Put(record))
+        };
+        self.engine.listener_write(Box::new(decide)).await
     }
 
     /// Deletes an open listener.
-    pub fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let _guard = self.listener_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.listener_get(id, now)?;
-        self.writable()?.listeners.remove(id.as_bytes())?;
-        Ok(())
+    pub async fn listener_delete(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let decide = move |all: Vec<_>| Ok(ListenerChange::Delete(open_one(&all, id, now)?));
+        self.engine.listener_write(Box::new(decide)).await.map(drop)
     }
 }

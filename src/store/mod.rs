@@ -1,120 +1,51 @@
-//! The embedded store: all state of the server in one sled database, and nothing about HTTP.
+//! The store: all state of the server, behind one interface, and nothing about HTTP.
 //!
-//! # Layout
+//! [`Store`] is what the rest of the server calls. It holds the rules every engine shares -
+//! validation, who wrote what and when ([`Stamp`]), termination, the sorting and paging of
+//! listeners, connections and credentials, the server's secrets, fixtures and export - and
+//! hands the storage itself to an [`Engine`](engine::Engine):
 //!
-//! Every record is one JSON value (serde) under a binary key. Uuids are keys as their 16
-//! bytes, so a tree of uuid keys iterates in uuid order; user and listener ids are UUIDv7,
-//! which makes that order the order of creation.
+//! - [`sled`]: the embedded default, one sled database in `--data-dir` inside the server's
+//!   process; its module docs describe its trees, group commit and disk faults.
+//! - [`postgres`]: one PostgreSQL database shared by any number of servers
+//!   (`--database-url`); its module docs describe its tables beside the sled trees.
 //!
-//! | tree          | key                                   | value                            |
-//! |---------------|---------------------------------------|----------------------------------|
-//! | `users`       | user id                               | [`UserRecord`]: the API's `User` |
-//! | `passwords`   | user id                               | [`PasswordHash`]                 |
-//! | `usernames`   | username, lower-cased (UTF-8)         | user id: the uniqueness index    |
-//! | `tag_counts`  | tag (UTF-8)                           | times users carry it, u64 BE     |
-//! | `credentials` | user id, credential id                | [`CredentialRecord`]             |
-//! | `listeners`   | listener id                           | [`ListenerRecord`]               |
-//! | `connections` | connection id                         | [`ConnectionRecord`]             |
-//! | `settings`    | setting name (UTF-8)                  | the settings document            |
-//! | `meta`        | `user_count`                          | number of users, u64 big-endian  |
-//! | `meta`        | `layout`                              | this layout's version, u64 BE    |
-//! | `meta`        | `pending_writes`                      | a batch being written (`batch`)  |
-//! | `meta`        | `auth.` + name                        | server secrets (signing key, the |
-//! |               |                                       | admin and OAuth client hashes)   |
-//!
-//! A user's JSON in `users` is exactly what the API answers for it, so reading a user is one
-//! lookup and no decoding; its password (only ever a hash) is therefore kept apart, in
-//! `passwords`. A user, its password, its WebAuthn credentials and its index entries
-//! (`usernames`, `tag_counts`, `meta`) change together as one batch (see [`batch`]: sled's own
-//! transactions cost two disk syncs each), so the indexes always agree with the records, also
-//! after a crash; the distinct tags are the keys of `tag_counts`, so listing them costs the
-//! number of tags, not of users. A tag a user lists twice counts twice (it always has, so
-//! stores written before stay in step), and a write reads and writes each distinct tag's
-//! count once, so its cost is linear in the user's tags.
-//!
-//! Layout versions: 1 (no `layout` key) kept the password hash inside the user's JSON; 2 left
-//! a user's empty `tags` out and had no `attributes`; 3 kept a connection as `{id, user_id,
-//! host_id}` and a termination flag. Opening an older store brings it to this layout, 4 (see
-//! [`layout`]).
-//!
-//! A connection's JSON in `connections` is PrivX's connection object as stored; a read shows
-//! it as it is at the time of reading (a termination's delay may have passed since: see
-//! [`connections`]).
-//!
-//! # Durability and consistency
-//!
-//! A write is durable once [`Store::durable`] returns: it flushes sled (fsync) and shares each
-//! flush between every writer waiting at the time (group commit), so concurrent writers cost
-//! one flush per round rather than one each. User writes and user listings take `users_lock`
-//! (exclusive and shared), so a listing's `count` and `items` come from one state.
-//!
-//! Opening waits (up to [`LOCK_WAIT`]) for sled's lock on the `db` file: sled 0.34 releases it
-//! from a background thread a moment after the last handle of the previous `Db` is dropped
-//! (spacejam/sled#1234), so reopening in the same process right after a close (every restart in
-//! the tests), or starting while the previous server is still exiting, would otherwise be
-//! refused at random. A store held for longer is in use by another server, and opening says so.
-//!
-//! # Disk faults
-//!
-//! The store reads and writes through one opening of sled ([`Trees`]), held by [`disk`], which
-//! also keeps the record of what was acknowledged and the store's fault, if it has one:
-//!
-//! - each flush round writes its number into `meta` (`acknowledged`) before it flushes and
-//!   into the file `acknowledged` beside sled's files after; sled recovers a prefix of its
-//!   log, so a store whose number is below the file's lost acknowledged writes, and opening it
-//!   is refused (see [`OnLostWrites`]). The file is not synced (a `pwrite` per round; an fsync
-//!   per round would cost as much as the flush): a SIGKILL leaves it exact, a power loss may
-//!   leave it older than the store or unreadable (counted as none), which weakens the check
-//!   but never fails an intact store.
-//!   A store without the file (written before it existed) opens as it is and gets one.
-//! - after each flush (and on every health check) the `db` file must still be at its path: a
-//!   data directory deleted, moved or replaced under the server makes every later write fail
-//!   with [`Fault::DataDirLost`], for good.
-//! - a failed flush (a full disk, an I/O error) poisons sled: it refuses every later write.
-//!   The store then refuses writes ([`Fault::NoSpace`], [`Fault::Io`]) before they reach sled,
-//!   and a thread reopens sled once a probe write succeeds. The new opening holds what reached
-//!   the disk, possibly part of the failed flush, so the user batches no successful flush
-//!   covered are undone there (each batch answers the values it replaced, kept until a flush
-//!   covers it): a user write that got an error is not kept.
-//!
-//! Expired listeners are not deleted by a timer: every read filters them out by their
-//! `closes_at`, and creating a listener may take over an expired listener's address. The store
-//! keeps a listener's address; the socket bound there belongs to `crate::relay`.
+//! Both keep the same records as the same JSON (a user's JSON is exactly the API's `User`,
+//! its password hash kept apart), the same indexes (username regardless of case, the distinct
+//! tags, a user's credentials under it) and the same guarantees: a write is durable before
+//! its method returns (and so before its 2xx), a user and its indexes change together, a
+//! listing's `count` and `items` come from one state, and listener writes run one at a time
+//! so that open listeners' addresses stay unique.
 
-mod batch;
-mod commit;
 mod connections;
-mod disk;
 pub mod engine;
 mod fixtures;
-mod layout;
 mod listeners;
 pub mod postgres;
 mod secrets;
+pub mod sled;
 #[cfg(test)]
 mod tests;
-mod trees;
 mod users;
 mod webauthn;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use commit::Flusher;
+pub use self::sled::{Fault, LostWrites, OnLostWrites, LOCK_WAIT, RECORD_FILE};
 pub use connections::{
     ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
     FixtureConnection, Termination,
 };
-pub use disk::{Fault, LostWrites, OnLostWrites, RECORD_FILE};
+use engine::{DocumentKind, Engine};
 pub use fixtures::Fixtures;
 pub use listeners::{ListenerFields, ListenerRecord, ListenerSort};
 pub use secrets::Secrets;
-pub(crate) use trees::Trees;
-pub use trees::LOCK_WAIT;
 pub use users::{PasswordHash, UserAttribute, UserProfile, UserRecord};
 pub use webauthn::{CredentialRecord, CredentialSort};
 
@@ -128,7 +59,7 @@ pub enum StoreError {
     #[error("{property}: {message}")]
     Invalid { property: &'static str, message: String },
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(#[from] ::sled::Error),
     #[error("corrupt record: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("the store {} is in use by another process (waited {LOCK_WAIT:?} for it)", path.display())]
@@ -156,7 +87,7 @@ impl StoreError {
     /// The disk is full (or the quota used up), now or when the store last flushed.
     pub fn no_space(&self) -> bool {
         match self {
-            Self::Storage(error) => disk::is_no_space(error),
+            Self::Storage(error) => self::sled::is_no_space(error),
             Self::Unavailable(fault) => fault.no_space(),
             _ => false,
         }
@@ -227,104 +158,59 @@ impl Authorship {
     }
 }
 
+/// The store: the shared rules over one engine (see the module docs). Cheap to clone.
+#[derive(Clone)]
 pub struct Store {
-    /// sled's current opening, the record of acknowledged writes and the disk's faults.
-    disk: std::sync::Arc<disk::Disk>,
-    /// Serializes listener writes, which check address uniqueness on a scan of open listeners.
-    listener_lock: std::sync::Mutex<()>,
-    /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
-    users_lock: std::sync::RwLock<()>,
-    flusher: Flusher,
+    engine: Arc<dyn Engine>,
 }
 
-const USER_COUNT: &[u8] = b"user_count";
-
 impl Store {
-    /// Opens (or creates) the store in `dir`; one that lost acknowledged writes is refused.
+    /// A store over `engine`.
+    pub fn new(engine: impl Engine) -> Self {
+        Self { engine: Arc::new(engine) }
+    }
+
+    /// Opens (or creates) the sled store in `dir`; one that lost acknowledged writes is
+    /// refused.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with(dir, OnLostWrites::Refuse).map(|(store, _)| store)
     }
 
-    /// Opens (or creates) the store in `dir`, doing `on_lost` if it lost acknowledged writes
-    /// (and saying how many, then).
+    /// Opens (or creates) the sled store in `dir`, doing `on_lost` if it lost acknowledged
+    /// writes (and saying how many, then).
     pub fn open_with(
         dir: &Path,
         on_lost: OnLostWrites,
     ) -> Result<(Self, Option<LostWrites>), StoreError> {
-        let (disk, lost) = disk::Disk::open(dir, on_lost)?;
-        let store = Self {
-            disk,
-            listener_lock: std::sync::Mutex::new(()),
-            users_lock: std::sync::RwLock::new(()),
-            flusher: Flusher::default(),
-        };
-        store.upgrade()?;
-        Ok((store, lost))
+        let (engine, lost) = self::sled::Sled::open(dir, on_lost)?;
+        Ok((Self::new(engine), lost))
     }
 
-    /// sled's current opening (an error while it is being reopened).
-    fn trees(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
-        self.disk.trees()
+    /// Why writes are refused, if they are.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        self.engine.health().await
     }
 
-    /// sled's current opening to write to, unless the store refuses writes (see "Disk
-    /// faults"): a write refused here never reaches sled, so it cannot be read either.
-    fn writable(&self) -> Result<std::sync::Arc<Trees>, StoreError> {
-        self.disk.writable()
+    /// Makes every write so far durable (at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.engine.flush().await
     }
 
-    /// Why writes are refused, if they are (see "Disk faults").
-    pub fn health(&self) -> Result<(), StoreError> {
-        self.disk.health()
+    /// How many times the engine flushed to disk, if it flushes by itself (sled).
+    pub fn flush_count(&self) -> Option<u64> {
+        self.engine.flushes()
     }
 
     /// The settings document `name`, if one was stored.
-    pub fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
-        get_json(&self.trees()?.settings, name.as_bytes())
-    }
-
-    fn setting_put<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
-        self.writable()?.settings.insert(name.as_bytes(), serde_json::to_vec(value)?)?;
-        Ok(())
+    pub async fn setting<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        let document = self.engine.document(DocumentKind::Setting, name).await?;
+        Ok(document.map(serde_json::from_value).transpose()?)
     }
 
     /// Empties the store but for the server's secrets (test-control reset).
-    pub fn clear(&self) -> Result<(), StoreError> {
-        let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
-        let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let trees = self.writable()?;
-        for tree in [
-            &trees.users,
-            &trees.passwords,
-            &trees.usernames,
-            &trees.tag_counts,
-            &trees.credentials,
-            &trees.listeners,
-            &trees.connections,
-            &trees.settings,
-        ] {
-            tree.clear()?;
-        }
-        trees.meta.remove(USER_COUNT)?;
-        Ok(())
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        self.engine.clear().await
     }
-}
-
-/// A count or version stored as a big-endian u64.
-fn read_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
-}
-
-fn get_json<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
-    match tree.get(key)? {
-        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-        None => Ok(None),
-    }
-}
-
-/// Every record of a tree.
-fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
-    tree.iter().values().map(|value| Ok(serde_json::from_slice(&value?)?)).collect()
 }
 
 /// Sorts `items` by `key`, descending if asked.
@@ -337,4 +223,10 @@ fn sort_by_key<T, K: Ord>(items: &mut [T], descending: bool, key: impl Fn(&T) ->
             order
         }
     });
+}
+
+/// Sorts `items`, then answers the page of them with their count.
+fn listing<T>(mut items: Vec<T>, sort: impl FnOnce(&mut [T]), page: Page) -> Listing<T> {
+    sort(&mut items);
+    Listing { count: items.len() as u64, items: page.apply(items.into_iter()) }
 }

@@ -243,6 +243,6 @@ async fn export_then_import_restores_the_whole_state() {
     };
     assert_eq!(strip(after), strip(before));
     assert_eq!(app.password_grant("zed", "zed-password").await.status().as_u16(), 200, "hash kept");
-    let connections = app.stop_and_open_store().await.connections().unwrap();
+    let connections = app.stop_and_open_store().await.connections().await.unwrap();
     assert_eq!(connections.len(), 1);
 }

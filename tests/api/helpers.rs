@@ -94,6 +94,8 @@ pub async fn spawn(
         header_timeout_ms: server::DEFAULT_HEADER_TIMEOUT_MS,
         max_connections: server::DEFAULT_MAX_CONNECTIONS,
         accept_data_loss: false,
+        database_url: None,
+        database_wait_ms: server::DEFAULT_DATABASE_WAIT_MS,
     };
     adjust(&mut config);
     let server = server::start(config.clone()).await.expect("server starts");
@@ -140,7 +142,8 @@ impl TestApp {
 
     /// How many flushes the store has run so far.
     pub fn flush_count(&self) -> u64 {
-        self.server.as_ref().expect("running").app_private().store.flush_count()
+        let store = &self.server.as_ref().expect("running").app_private().store;
+        store.flush_count().expect("the engine flushes by itself (sled)")
     }
 
     /// Stops the server (cleanly); the returned directory holds its store until dropped.

@@ -160,7 +160,7 @@ async fn set_password_stores_a_hash_and_never_returns_it() {
     assert_eq!(status, 404);
 
     let store = app.stop_and_open_store().await;
-    let record = store.user_by_name("erin").unwrap().expect("erin is stored");
+    let record = store.user_by_name("erin").await.unwrap().expect("erin is stored");
     let hash = record.password.expect("a hash is stored").hash;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(privx_mock::password::verify("correct horse", &hash));

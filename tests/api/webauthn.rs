@@ -128,7 +128,7 @@ async fn deleting_a_user_deletes_its_credentials() {
     let store = app.stop_and_open_store().await;
     let alice = ALICE.parse().unwrap();
     for key in [KEY_A, KEY_B, KEY_C] {
-        assert!(store.credential_get(alice, key.parse().unwrap()).is_err(), "{key} is gone");
+        assert!(store.credential_get(alice, key.parse().unwrap()).await.is_err(), "{key} is gone");
     }
 }
 

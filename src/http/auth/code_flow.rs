@@ -119,10 +119,9 @@ pub async fn login_create(
     let server = rqctx.server.clone();
     let address = rqctx.request.remote_addr().ip();
     let (username, password) = (body.username.clone(), body.password);
-    let check = move |how: &_| {
-        let ctx = &server.private;
-        ctx.auth.authenticate(&ctx.store, how, &username, &password)
-    };
+    let user = ctx.auth.login_user(&ctx.store, &username).await?;
+    let check =
+        move |how: &_| server.private.auth.authenticate(how, &username, user.as_ref(), &password);
     let grant = ctx.auth.check_credentials(&body.username, address, check).await?;
     let now = ctx.now().timestamp();
     let session = flows.sessions.take(&body.token, now).ok_or_else(unknown_session)?;

@@ -10,7 +10,7 @@ use super::remembered::Verify;
 use super::{scope_list, Auth, Grant, USER_SCOPES};
 use crate::api::OAuthError;
 use crate::password;
-use crate::store::Store;
+use crate::store::{Store, UserRecord};
 
 impl Auth {
     /// Runs `check`, a credential check for `username` from `address`, under the brute-force
@@ -72,28 +72,43 @@ impl Auth {
         self.principal(how, name, secret).ok_or_else(OAuthError::invalid_client)
     }
 
-    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`.
+    /// The password grant, on behalf of the OAuth client named by HTTP Basic `authorization`;
+    /// `user` is what [`Self::login_user`] found for `username`.
     pub(super) fn password_grant(
         &self,
-        store: &Store,
         how: &Verify,
         authorization: Option<&str>,
         username: &str,
+        user: Option<&UserRecord>,
         password_: &str,
     ) -> Result<Grant, OAuthError> {
         if !self.is_oauth_client(how, authorization) {
             return Err(OAuthError::invalid_client());
         }
-        self.authenticate(store, how, username, password_)
+        self.authenticate(how, username, user, password_)
     }
 
-    /// The admin, an API client or a local user, by name (or id) and password: the check of
-    /// the password grant and of the authorization-code flow's login.
-    pub(super) fn authenticate(
+    /// The local user a login names, read before the credential check (which may run again
+    /// on the password pool): none for the admin and API clients, who are not in the store.
+    pub(super) async fn login_user(
         &self,
         store: &Store,
+        username: &str,
+    ) -> Result<Option<UserRecord>, OAuthError> {
+        if self.principals.iter().any(|p| p.is_named(username)) {
+            return Ok(None);
+        }
+        Ok(store.user_by_name(username).await?)
+    }
+
+    /// The admin, an API client or a local user (`user`, from [`Self::login_user`]), by name
+    /// (or id) and password: the check of the password grant and of the authorization-code
+    /// flow's login.
+    pub(super) fn authenticate(
+        &self,
         how: &Verify,
         username: &str,
+        user: Option<&UserRecord>,
         password_: &str,
     ) -> Result<Grant, OAuthError> {
         if self.principals.iter().any(|p| p.is_named(username)) {
@@ -101,12 +116,11 @@ impl Auth {
         }
         // Exactly one argon2 run whoever is named, known or not, with a password or not (none
         // when remembered, and only right credentials are).
-        let user = store.user_by_name(username)?;
-        let password = user.as_ref().and_then(|u| u.password.as_ref());
+        let password = user.and_then(|u| u.password.as_ref());
         let hash = password.map_or(self.decoy_hash.as_str(), |p| p.hash.as_str());
-        let id = user.as_ref().map_or(username.to_string(), |u| u.id.to_string());
+        let id = user.map_or(username.to_string(), |u| u.id.to_string());
         let valid = self.remembered.verify(how, &id, password_, hash);
-        match (&user, password) {
+        match (user, password) {
             (Some(user), Some(password)) if valid => Ok(Grant {
                 subject: user.id,
                 scopes: scope_list(USER_SCOPES),

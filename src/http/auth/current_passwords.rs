@@ -72,7 +72,7 @@ struct Remembered {
 
 impl CurrentPasswords {
     /// User `id`'s password now.
-    pub(super) fn get(&self, store: &Store, id: Uuid) -> Result<Current, StoreError> {
+    pub(super) async fn get(&self, store: &Store, id: Uuid) -> Result<Current, StoreError> {
         let epoch = {
             let remembered = self.0.read().unwrap_or_else(|p| p.into_inner());
             if let Some(current) = remembered.by_user.get(&id) {
@@ -80,7 +80,8 @@ impl CurrentPasswords {
             }
             remembered.epoch
         };
-        let current = Current::of(store.user_password(id)?.as_ref().map(Option::as_ref));
+        let stored = store.user_password(id).await?;
+        let current = Current::of(stored.as_ref().map(Option::as_ref));
         let mut remembered = self.0.write().unwrap_or_else(|p| p.into_inner());
         if remembered.epoch == epoch {
             if remembered.by_user.len() >= REMEMBERED_MAX {

@@ -52,10 +52,11 @@ async fn grant(
             else {
                 return Err(OAuthError::invalid_request("username and password are required"));
             };
+            let user = ctx.auth.login_user(&ctx.store, &username).await?;
             let check = move |how: &_| {
-                let ctx = &server.private;
                 let authorization = authorization.as_deref();
-                ctx.auth.password_grant(&ctx.store, how, authorization, &username, &password)
+                let user = user.as_ref();
+                server.private.auth.password_grant(how, authorization, &username, user, &password)
             };
             let username = body.username.as_deref().unwrap_or_default();
             ctx.auth.check_credentials(username, address, check).await
@@ -77,7 +78,7 @@ async fn grant(
                 .refresh_token
                 .as_deref()
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            ctx.auth.refresh_grant(&ctx.store, token, ctx.now().timestamp())
+            ctx.auth.refresh_grant(&ctx.store, token, ctx.now().timestamp()).await
         }
     }
 }

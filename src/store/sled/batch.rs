@@ -231,7 +231,7 @@ mod tests {
         batch.insert(&meta, "count", 7u64.to_be_bytes());
         assert_eq!(batch.get(&users, b"a").unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(batch.get(&users, b"gone").unwrap(), None, "reads see the batch");
-        // The crash: only step 1 happened. (Reopening would add nothing: `Store::open` runs
+        // The crash: only step 1 happened. (Reopening would add nothing: `SledStore::open` runs
         // `recover` on whatever `meta` holds, as here.)
         crash_after_pending_record(batch).unwrap();
         assert_eq!(users.get("a").unwrap(), None, "not applied yet");

@@ -1,14 +1,15 @@
 //! Upgrades of a store written by an earlier version of the server (see "Layout versions" in
 //! the store's docs). Each step is idempotent, so an upgrade cut short just runs again.
 
-use super::connections::FixtureConnection;
-use super::{read_u64, PasswordHash, Stamp, Store, StoreError, UserRecord};
+use super::{read_u64, SledStore, StoreError};
+use crate::store::connections::FixtureConnection;
+use crate::store::{PasswordHash, Stamp, UserRecord};
 
 const LAYOUT: &[u8] = b"layout";
 /// The layout this code reads and writes.
 const LAYOUT_VERSION: u64 = 4;
 
-impl Store {
+impl SledStore {
     /// Brings a store of an earlier layout to this one, and refuses a later one.
     pub(super) fn upgrade(&self) -> Result<(), StoreError> {
         let version = self.trees()?.meta.get(LAYOUT)?.map_or(1, |v| read_u64(&v));

@@ -1,8 +1,8 @@
-//! Group commit: [`Store::durable`] flushes sled once for every writer waiting at the time
+//! Group commit: [`SledStore::durable`] flushes sled once for every writer waiting at the time
 //! (see "Durability and consistency" in the store's module docs), each flush a numbered round
 //! of the disk's record (see "Disk faults").
 
-use super::{Store, StoreError};
+use super::{SledStore, StoreError};
 
 /// Group commit: whoever finds no flush running flushes for everyone who has written so far.
 #[derive(Default)]
@@ -24,7 +24,7 @@ impl Drop for FlushRound<'_> {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         let trees = self.trees()?;

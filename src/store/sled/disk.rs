@@ -74,7 +74,7 @@ impl Fault {
 
 /// Whether `error` is a full disk or an exhausted quota. By its kind: sled hands out copies of
 /// the error that poisoned it, which keep the kind but not the OS error number.
-pub(super) fn is_no_space(error: &sled::Error) -> bool {
+pub(crate) fn is_no_space(error: &sled::Error) -> bool {
     use std::io::ErrorKind::{QuotaExceeded, StorageFull};
     matches!(error, sled::Error::Io(e) if matches!(e.kind(), StorageFull | QuotaExceeded))
 }

@@ -1,0 +1,55 @@
+//! The sled engine's own recovery: a user batch cut short by a crash.
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::users::UserTx;
+use super::*;
+use crate::store::{Authorship, PasswordHash, Stamp, UserProfile, UserRecord};
+
+fn user(n: u128, username: &str, tags: &[&str]) -> UserRecord {
+    let profile = UserProfile {
+        username: username.to_string(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..UserProfile::default()
+    };
+    let stamp = Stamp { actor: Uuid::from_u128(0xad), now: Utc::now() };
+    UserRecord {
+        id: Uuid::from_u128(n),
+        authorship: Authorship::new(stamp),
+        profile,
+        password: None,
+    }
+}
+
+fn open(dir: &Path) -> SledStore {
+    SledStore::open(dir, OnLostWrites::Refuse).unwrap().0
+}
+
+/// A crash after a user batch's pending record was written but before its writes were:
+/// opening the store again finishes the batch, so the user and every index agree.
+#[test]
+fn reopening_finishes_a_user_batch_a_crash_cut_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.user_insert(&user(1, "kept", &["t"]), false).unwrap();
+    let mut recovered = user(2, "Recovered", &["t", "new"]);
+    recovered.password =
+        Some(PasswordHash { hash: "$argon2id$stand-in".into(), created: Utc::now() });
+    let trees = store.trees().unwrap();
+    let mut tx = UserTx { store: &trees, batch: batch::Batch::new(&trees.meta) };
+    tx.put(None, &recovered).unwrap();
+    batch::crash_after_pending_record(tx.batch).unwrap();
+    assert!(store.user_by_name("recovered").unwrap().is_none(), "nothing applied yet");
+    drop(trees);
+    store.flush().unwrap();
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.user_by_name("RECOVERED").unwrap(), Some(recovered));
+    let all = Page { offset: 0, limit: 10 };
+    assert_eq!(store.user_tags(None, false, all).unwrap(), ["new", "t"]);
+    assert_eq!(store.user_list(None, None, all).unwrap().count, 2);
+    let taken = store.user_insert(&user(3, "recovered", &[]), false).unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { .. }), "the name index has it: {taken:?}");
+}
