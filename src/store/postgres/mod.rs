@@ -23,7 +23,7 @@
 //! respace it): a user's `json` is exactly what the API answers, so a read is one lookup and
 //! no decoding, and its password (a [`PasswordHash`](super::PasswordHash) as JSON) is a column
 //! of its own. `username_key` is the username lower-cased by the server
-//! ([`username_key`]: Rust's `to_lowercase`, not SQL's `lower()`, so both engines agree on
+//! ([`super::users::username_key`]: Rust's `to_lowercase`, not SQL's `lower()`, so both engines agree on
 //! every script), and its unique constraint *is* the uniqueness check: an insert or update
 //! that would take a name in use fails in the database (SQLSTATE 23505 on
 //! `users_username_unique`), never after a read that another server could race. A user's
@@ -276,9 +276,9 @@ fn pool_error(e: PoolError) -> StoreError {
     }
 }
 
-/// Usernames are unique, and found, regardless of case; both engines use this one key.
+/// The `username_key` column: the key both engines find usernames by, as UTF-8.
 fn username_key(username: &str) -> Vec<u8> {
-    username.to_lowercase().into_bytes()
+    super::users::username_key(username).into_bytes()
 }
 
 /// A count or offset for SQL's `bigint`.

@@ -186,7 +186,7 @@ impl Engine for Postgres {
                 .await?;
         let old = rows.first().map(user_of).transpose()?.ok_or_else(|| not_found("user", id))?;
         let mut new = old.clone();
-        change(&mut new)?;
+        change(&mut new);
         // A change never removes a password.
         if new.password.is_none() {
             new.password.clone_from(&old.password);

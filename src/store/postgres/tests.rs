@@ -147,7 +147,6 @@ async fn user_change_keeps_the_indexes_in_step() {
             u.profile.username = "Caroline".to_string();
             u.profile.tags = vec!["b".to_string(), "c".to_string()];
             u.password = None;
-            Ok(())
         }),
     )
     .await
@@ -166,25 +165,14 @@ async fn user_change_keeps_the_indexes_in_step() {
             Box::new(|u| {
                 u.profile.username = "DAVE".to_string();
                 u.profile.tags = vec!["x".to_string()];
-                Ok(())
             }),
         )
         .await;
     assert!(is_duplicate(&taken, "username"), "{taken:?}");
-    let refused = db
-        .user_change(
-            carol.id,
-            Box::new(|u| {
-                u.profile.tags.clear();
-                Err(StoreError::Invalid { property: "tags", message: "no".to_string() })
-            }),
-        )
-        .await;
-    assert!(matches!(refused, Err(StoreError::Invalid { .. })), "{refused:?}");
     assert_eq!(db.user_by_name("caroline").await.unwrap().unwrap(), changed, "unchanged");
     assert_eq!(db.user_tags(None, false, ALL).await.unwrap(), ["b", "c", "d"]);
 
-    let unknown = db.user_change(Uuid::now_v7(), Box::new(|_| Ok(()))).await;
+    let unknown = db.user_change(Uuid::now_v7(), Box::new(|_| {})).await;
     assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
 }
 
