@@ -23,15 +23,17 @@
 //! respace it): a user's `json` is exactly what the API answers, so a read is one lookup and
 //! no decoding, and its password (a [`PasswordHash`](super::PasswordHash) as JSON) is a column
 //! of its own. `username_key` is the username lower-cased by the server
-//! ([`super::users::username_key`]: Rust's `to_lowercase`, not SQL's `lower()`, so both engines agree on
-//! every script), and its unique constraint *is* the uniqueness check: an insert or update
-//! that would take a name in use fails in the database (SQLSTATE 23505 on
+//! ([`super::users::username_key`]: Rust's `to_lowercase`, not SQL's `lower()`, so both
+//! engines agree on every script), and its unique constraint *is* the uniqueness check: an
+//! insert or update that would take a name in use fails in the database (SQLSTATE 23505 on
 //! `users_username_unique`), never after a read that another server could race. A user's
 //! tags are kept once each (sled counts a tag listed twice twice; only the distinct tags are
-//! ever read, so the answers are the same). `username_key` and `tag` are `bytea` (the UTF-8
-//! of the strings): compared and ordered by their bytes, as sled's keys are, whatever the
-//! database's locale, and able to hold a NUL character, which `text` cannot. uuids order by their bytes in PostgreSQL
-//! as in sled, so "id order" is the same order, and for UUIDv7 ids the order of creation.
+//! ever read, so the answers are the same); listing them reads the distinct values of the
+//! `tag` index and filters them as sled does, in Rust. `username_key` and `tag` are `bytea`
+//! (the strings' UTF-8): compared and ordered by their bytes, as sled's keys are, whatever
+//! the database's locale, and able to hold a NUL character, which `text` cannot. uuids order
+//! by their bytes in PostgreSQL as in sled, so "id order" is the same order, and for UUIDv7
+//! ids the order of creation.
 //!
 //! There is no stored user count: a listing counts the rows (`count(*)`) in the same
 //! statement that reads its page, so `count` and `items` come from one snapshot; a counter
@@ -193,7 +195,9 @@ async fn first_connection(
 ) -> Result<tokio_postgres::Client, StoreError> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let last = match tokio::time::timeout_at(deadline, config.connect(NoTls)).await {
+        // Every attempt may take `RETRY` at least, so even a `wait` of zero tries once.
+        let limit = deadline.saturating_duration_since(tokio::time::Instant::now()).max(RETRY);
+        let last = match tokio::time::timeout(limit, config.connect(NoTls)).await {
             Ok(Ok((client, connection))) => {
                 // The connection's messages are handled by this task until the client is
                 // dropped.
