@@ -206,6 +206,7 @@ async fn deleting_a_user_deletes_its_credentials_and_tags() {
     assert!(db.credentials().await.unwrap().iter().all(|c| c.user_id == frank.id));
     assert_eq!(db.user_tags(None, false, ALL).await.unwrap(), ["f"]);
     assert_eq!(db.user_password(erin.id).await.unwrap(), None);
+    assert_eq!(db.user_password(frank.id).await.unwrap(), Some(None));
     assert!(matches!(db.user_delete(erin.id).await, Err(StoreError::NotFound { .. })));
     assert!(db.credentials_of(frank.id).await.unwrap().len() == 1);
 }
@@ -454,6 +455,20 @@ async fn connecting_to_a_closed_port_fails_within_the_wait() {
     }
     assert!(elapsed >= wait - RETRY, "gave up early: {elapsed:?}");
     assert!(elapsed < wait + Duration::from_secs(2), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_database_that_refuses_fails_at_once() {
+    let Some(admin) = admin_url() else { return };
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    let missing = format!("{base}/privx_missing_{}", Uuid::new_v4().simple());
+    let started = Instant::now();
+    let result = Postgres::connect(&missing, WAIT).await;
+    match result {
+        Err(StoreError::Database(message)) => assert!(message.contains("privx_missing_")),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(started.elapsed() < WAIT / 2, "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
