@@ -103,8 +103,12 @@ use tokio_postgres::{NoTls, Row};
 
 use super::StoreError;
 
-/// Connections the pool keeps at most (per server).
-pub const POOL_SIZE: usize = 16;
+/// Connections the pool keeps at most (per server). Commits waiting at the same time share
+/// one flush of PostgreSQL's log, so creates per second grow with the connections writing at
+/// once: at 32 concurrent creates, a pool of 16 made about 3,000/s, one of 32 about 6,000/s
+/// (measured on this engine alone). PostgreSQL's default `max_connections` (100) leaves room
+/// for three servers.
+pub const POOL_SIZE: usize = 32;
 /// How long a statement waits for a pooled connection, or for a new one to be made.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often `connect` tries again while the database does not answer.
