@@ -298,7 +298,7 @@ async fn authentication(store: &Store, config: &AuthConfig, clock: &Clock) -> an
             "privx-mock: generated admin: username {name:?}, password {password:?} {shown_once}"
         );
     }
-    Ok(Auth::new(config, secrets, clock))
+    Ok(Auth::new(config, secrets, clock, store.shared()))
 }
 
 /// Where log lines go: standard error or the log file.
@@ -362,6 +362,10 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
         crate::http::reopen_listeners(&context).await.map_err(|e| anyhow::anyhow!("{e}"))?
     {
         eprintln!("privx-mock: {failure}");
+    }
+    if context.store.shared() {
+        let relays = Arc::downgrade(&context.relays);
+        crate::http::follow_shared_store(context.store.clone(), relays, context.clock.clone());
     }
     let server = ServerBuilder::new(api_description()?, context, log)
         .config(dropshot)

@@ -202,8 +202,9 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Authentication for `config`, with the secrets the store kept or made for it.
-    pub fn new(config: &AuthConfig, secrets: Secrets, clock: &Clock) -> Self {
+    /// Authentication for `config`, with the secrets the store kept or made for it; `shared`:
+    /// other servers write the store too (see `current_passwords`).
+    pub fn new(config: &AuthConfig, secrets: Secrets, clock: &Clock, shared: bool) -> Self {
         let admin = Principal {
             id: secrets.admin_id,
             name: config.admin_username(),
@@ -240,7 +241,7 @@ impl Auth {
             code_flows: CodeFlows::default(),
             passwords: password::Pool::new(),
             brake: Brake::default(),
-            current: CurrentPasswords::default(),
+            current: CurrentPasswords::new(shared.then_some(current_passwords::SHARED_KEEP)),
             remembered: Remembered::default(),
         }
     }

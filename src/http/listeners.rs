@@ -11,8 +11,9 @@ use super::convert::{convert, count, descending, page, seconds};
 use super::Context;
 use crate::api::types::ErrorCode;
 use crate::api::{check_max_items, types, ApiError, HttpResponseOk, HttpResponseOkEmpty};
-use crate::relay::{Destination, ListenerPlan, RelayError, Sources};
-use crate::store::{ListenerFields, ListenerRecord, ListenerSort, StoreError};
+use crate::clock::Clock;
+use crate::relay::{Destination, ListenerPlan, RelayError, Relays, Sources};
+use crate::store::{ListenerFields, ListenerRecord, ListenerSort, Store, StoreError};
 
 /// The only `network` listeners relay.
 const NETWORK: &str = "tcp";
@@ -133,40 +134,104 @@ pub async fn delete(ctx: &Context, id: uuid::Uuid) -> Result<HttpResponseOkEmpty
 /// a restart or a load; a loaded listener without one gets a free port), nothing else does.
 /// Logs, and returns, what could not be opened.
 pub async fn reopen_listeners(ctx: &Context) -> Result<Vec<String>, ApiError> {
-    let now = ctx.now();
-    let records = ctx.store.listeners_open(now).await?;
+    Ok(follow_store(&ctx.store, &ctx.relays, ctx.now()).await?)
+}
+
+/// On a store other servers share (PostgreSQL), a listener is relayed by the server that bound
+/// its address: the one that created it, or after that server is gone, whichever server binds
+/// the address first. Every server can read, change and delete every listener's record; each
+/// follows the store once per [`FOLLOW_EVERY`], so a change or a delete made on another server
+/// reaches the relay within that time, and a listener whose server stopped is taken over.
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Follows the store every [`FOLLOW_EVERY`] while `relays` is alive (see [`FOLLOW_EVERY`]).
+pub fn follow_shared_store(store: Store, relays: std::sync::Weak<Relays>, clock: Clock) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FOLLOW_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(relays) = relays.upgrade() else {
+                return;
+            };
+            // A store that does not answer is said by the requests' own errors and /healthz.
+            let _ = follow_store(&store, &relays, clock.now()).await;
+        }
+    });
+}
+
+/// Makes `relays` match the open listeners of `store` (see [`reopen_listeners`]). On a shared
+/// store, an address another server holds is that server's listener, not a failure.
+async fn follow_store(
+    store: &Store,
+    relays: &Relays,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let records = store.listeners_open(now).await?;
     let mut failures = Vec::new();
     for record in &records {
-        if let Err(e) = reopen(ctx, record, now).await {
-            let failure =
-                format!("listener {} at {:?} not reopened: {e}", record.id, record.address);
-            ctx.relays.warn(&failure);
-            failures.push(failure);
+        match reopen(store, relays, record, now).await {
+            Ok(()) => {}
+            Err(Reopen::HeldElsewhere) if store.shared() => {}
+            Err(e) => {
+                let failure =
+                    format!("listener {} at {:?} not reopened: {e}", record.id, record.address);
+                relays.warn(&failure);
+                failures.push(failure);
+            }
         }
     }
-    let open: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();
-    ctx.relays.close_all_but(&open).await;
+    let mut keep: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();
+    // A listener whose relay started after the read above has its record by now (written
+    // before its relay starts): each about to be closed is read once more, and only one the
+    // store no longer has is closed.
+    let unseen: Vec<uuid::Uuid> =
+        relays.running().into_iter().filter(|id| !keep.contains(id)).collect();
+    for id in unseen {
+        if !matches!(store.listener_get(id, now).await, Err(StoreError::NotFound { .. })) {
+            keep.push(id);
+        }
+    }
+    relays.close_all_but(&keep).await;
     Ok(failures)
 }
 
-async fn reopen(ctx: &Context, record: &ListenerRecord, now: DateTime<Utc>) -> Result<(), String> {
-    let plan = plan(record).map_err(|e| e.to_string())?;
-    if ctx.relays.is_running(record.id) {
-        ctx.relays.update(record.id, plan);
+/// Why a listener could not be opened again.
+#[derive(Debug, thiserror::Error)]
+enum Reopen {
+    #[error("its address is in use")]
+    HeldElsewhere,
+    #[error("{0}")]
+    Failed(String),
+}
+
+async fn reopen(
+    store: &Store,
+    relays: &Relays,
+    record: &ListenerRecord,
+    now: DateTime<Utc>,
+) -> Result<(), Reopen> {
+    let failed = |e: &dyn std::fmt::Display| Reopen::Failed(e.to_string());
+    let plan = plan(record).map_err(|e| failed(&e))?;
+    if relays.is_running(record.id) {
+        relays.update(record.id, plan);
         return Ok(());
     }
     let socket = if record.address.is_empty() {
-        let socket = ctx.relays.bind_free().map_err(|e| e.to_string())?;
-        let address = socket.local_addr().map_err(|e| e.to_string())?.to_string();
-        let setting = ctx.store.listener_set_address(record.id, address, now).await;
-        setting.map_err(|e| e.to_string())?;
+        let socket = relays.bind_free().map_err(|e| failed(&e))?;
+        let address = socket.local_addr().map_err(|e| failed(&e))?.to_string();
+        store.listener_set_address(record.id, address, now).await.map_err(|e| failed(&e))?;
         socket
     } else {
-        let address =
-            record.address.parse().map_err(|_| "the address is no IP:port".to_string())?;
-        ctx.relays.bind(address).map_err(|e| e.to_string())?
+        let address = record.address.parse().map_err(|_| failed(&"the address is no IP:port"))?;
+        relays.bind(address).map_err(|e| match e {
+            RelayError::Bind { error, .. } if error.kind() == std::io::ErrorKind::AddrInUse => {
+                Reopen::HeldElsewhere
+            }
+            e => failed(&e),
+        })?
     };
-    ctx.relays.start(record.id, socket, plan);
+    relays.start(record.id, socket, plan);
     Ok(())
 }
 

@@ -27,7 +27,7 @@ use crate::api::{
 };
 pub use context::Context;
 use convert::created;
-pub use listeners::reopen_listeners;
+pub use listeners::{follow_shared_store, reopen_listeners};
 
 pub enum PrivxApiImpl {}
 

@@ -159,6 +159,15 @@ impl Relays {
         self.lock_running().get(&id).is_some_and(|r| !r.task.is_finished())
     }
 
+    /// The listeners running now.
+    pub fn running(&self) -> Vec<Uuid> {
+        self.lock_running()
+            .iter()
+            .filter(|(_, r)| !r.task.is_finished())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Closes a listener and every connection it relays; returns once its port is free.
     pub async fn close(&self, id: Uuid) {
         let running = self.lock_running().remove(&id);

@@ -79,6 +79,12 @@ pub trait Engine: Send + Sync + 'static {
         None
     }
 
+    /// Whether other servers may write the same state (a database they share), so that what
+    /// a server keeps in memory about it must be read again now and then.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Empties the store but for the server's secrets (test-control reset).
     async fn clear(&self) -> Result<(), StoreError>;
 

@@ -196,6 +196,11 @@ impl Store {
         self.engine.flush().await
     }
 
+    /// Whether other servers may write this store too (see [`Engine::shared`]).
+    pub fn shared(&self) -> bool {
+        self.engine.shared()
+    }
+
     /// How many times the engine flushed to disk, if it flushes by itself (sled).
     pub fn flush_count(&self) -> Option<u64> {
         self.engine.flushes()

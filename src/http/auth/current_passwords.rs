@@ -7,9 +7,14 @@
 //! test-control reset and fixture loads, which forget every entry) set it as soon as their
 //! store write is done, before they answer. A read that raced a write is not kept (the epoch
 //! moved), so an entry is never older than the store.
+//!
+//! On a store other servers write too (a shared PostgreSQL database), this server does not see
+//! their writes, so an entry is kept for [`SHARED_KEEP`] only: a user deleted, or given another
+//! password, on another server loses its tokens here within that time.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -19,6 +24,9 @@ use crate::store::{PasswordHash, Store, StoreError};
 /// Users whose password is remembered at most; past that the memory starts afresh (and
 /// refills from the store as tokens are used).
 const REMEMBERED_MAX: usize = 100_000;
+
+/// How long an entry is kept when other servers write the store too.
+pub(super) const SHARED_KEEP: Duration = Duration::from_secs(1);
 
 /// A local user's state as far as its tokens are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,34 +68,45 @@ impl Current {
     }
 }
 
-#[derive(Default)]
-pub(super) struct CurrentPasswords(RwLock<Remembered>);
+pub(super) struct CurrentPasswords {
+    remembered: RwLock<Remembered>,
+    /// How long an entry holds: for ever when this server is the store's only writer.
+    keep: Option<Duration>,
+}
 
 #[derive(Default)]
 struct Remembered {
     /// Moves on every write, so a store read that overlapped one is not remembered.
     epoch: u64,
-    by_user: HashMap<Uuid, Current>,
+    /// Each user's state, and when it was learnt.
+    by_user: HashMap<Uuid, (Current, Instant)>,
 }
 
 impl CurrentPasswords {
+    /// Entries kept for `keep` ([`SHARED_KEEP`] on a shared store), or for ever.
+    pub(super) fn new(keep: Option<Duration>) -> Self {
+        Self { remembered: RwLock::default(), keep }
+    }
+
+    fn remembered(&self) -> std::sync::RwLockWriteGuard<'_, Remembered> {
+        self.remembered.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// User `id`'s password now.
     pub(super) async fn get(&self, store: &Store, id: Uuid) -> Result<Current, StoreError> {
         let epoch = {
-            let remembered = self.0.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(current) = remembered.by_user.get(&id) {
+            let remembered = self.remembered.read().unwrap_or_else(|p| p.into_inner());
+            let fresh = |learnt: &Instant| self.keep.is_none_or(|keep| learnt.elapsed() < keep);
+            if let Some((current, _)) = remembered.by_user.get(&id).filter(|(_, t)| fresh(t)) {
                 return Ok(*current);
             }
             remembered.epoch
         };
         let stored = store.user_password(id).await?;
         let current = Current::of(stored.as_ref().map(Option::as_ref));
-        let mut remembered = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut remembered = self.remembered();
         if remembered.epoch == epoch {
-            if remembered.by_user.len() >= REMEMBERED_MAX {
-                remembered.by_user.clear();
-            }
-            remembered.by_user.insert(id, current);
+            remembered.keep(id, current);
         }
         Ok(current)
     }
@@ -95,18 +114,24 @@ impl CurrentPasswords {
     /// User `id` now has `password` (`None`: the user was deleted; `Some(None)`: created
     /// without a password).
     pub(super) fn set(&self, id: Uuid, password: Option<Option<&PasswordHash>>) {
-        let mut remembered = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut remembered = self.remembered();
         remembered.epoch += 1;
-        if remembered.by_user.len() >= REMEMBERED_MAX {
-            remembered.by_user.clear();
-        }
-        remembered.by_user.insert(id, Current::of(password));
+        remembered.keep(id, Current::of(password));
     }
 
     /// Every user may have changed (a test-control reset or fixture load).
     pub(super) fn forget_all(&self) {
-        let mut remembered = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut remembered = self.remembered();
         remembered.epoch += 1;
         remembered.by_user.clear();
+    }
+}
+
+impl Remembered {
+    fn keep(&mut self, id: Uuid, current: Current) {
+        if self.by_user.len() >= REMEMBERED_MAX {
+            self.by_user.clear();
+        }
+        self.by_user.insert(id, (current, Instant::now()));
     }
 }
