@@ -57,7 +57,7 @@
 //!   time on the database: address uniqueness is a check over every open listener, which no
 //!   row lock covers), reads every listener, and writes what `decide` says.
 //! - `clear` deletes every row but the secrets in one transaction; `flush` has nothing to
-//!   do; `health` runs `SELECT 1`.
+//!   do; `health` runs `SELECT 1`; `shared` is true (other servers write the database too).
 //!
 //! # Durability
 //!

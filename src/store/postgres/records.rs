@@ -97,6 +97,11 @@ impl Engine for Postgres {
         Ok(())
     }
 
+    /// Every server on the database writes it.
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;

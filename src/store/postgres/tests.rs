@@ -417,6 +417,7 @@ async fn servers_connecting_together_migrate_once() {
     let url = fresh_database(&admin).await;
     let (a, b) = tokio::join!(Postgres::connect(&url, WAIT), Postgres::connect(&url, WAIT));
     let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.shared(), "servers on one database share its state");
     let versions = a.query("SELECT version FROM schema_migrations", &[]).await.unwrap();
     let versions: Vec<i32> = versions.iter().map(|row| row.get(0)).collect();
     assert_eq!(versions, [1]);
