@@ -21,6 +21,7 @@ mod connections;
 pub mod engine;
 mod fixtures;
 mod listeners;
+pub mod postgres;
 mod secrets;
 pub mod sled;
 #[cfg(test)]
