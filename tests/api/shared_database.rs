@@ -1,16 +1,23 @@
 //! Several servers on one PostgreSQL database serve one state: a token from one works on the
 //! other, a write on one is read on the other at once, a username stays unique across both, a
-//! SIGKILLed server loses none of its acknowledged writes, a database that goes away mid-run
-//! gives 503 envelopes and then service again, and two servers starting together on a fresh
-//! database both come up. PostgreSQL only: on sled each test says so in one line and returns.
+//! user deleted on one loses its tokens on the other, a listener deleted through one stops
+//! listening on the other, a SIGKILLed server loses none of its acknowledged writes, a database
+//! that goes away mid-run gives 503 envelopes and then service again, and two servers starting
+//! together on a fresh database both come up. PostgreSQL only: on sled each test says so in
+//! one line and returns.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use privx_mock::relay::RelayConfig;
+use privx_mock::server::Config;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::binary;
 use crate::helpers::{
@@ -19,6 +26,7 @@ use crate::helpers::{
 };
 
 const USERS: &str = "/local-user-store/api/v1/users";
+const LISTENERS: &str = "/extender-service/api/v1/listeners";
 /// How long a request, or the wait for a server to recover, may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(30);
 const WHY: &str = "several servers on one database need PostgreSQL";
@@ -72,6 +80,122 @@ async fn a_token_and_a_write_of_one_server_work_on_the_other_at_once() {
     assert_eq!(on_a["comment"], "changed on B");
     assert_eq!(b.call("DELETE", &user, None).await.0, 200);
     assert_eq!(a.call("GET", &user, None).await.0, 404);
+}
+
+/// How long what one server cached (a user's password, the listeners it relays) may lag
+/// behind a write on another: each re-reads the store every second (`SHARED_KEEP` in
+/// `http/auth/current_passwords.rs`, `FOLLOW_EVERY` in `http/listeners.rs`), with room for a
+/// busy machine.
+const FOLLOW_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Calls `probe` until it says yes, for at most [`FOLLOW_DEADLINE`]; `what` names the wait.
+async fn eventually<F: Future<Output = bool>>(what: &str, mut probe: impl FnMut() -> F) {
+    let deadline = Instant::now() + FOLLOW_DEADLINE;
+    while !probe().await {
+        assert!(Instant::now() < deadline, "{what} within {FOLLOW_DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_deleted_on_one_server_loses_its_tokens_on_the_other() {
+    if skip_unless_postgres(WHY) {
+        return;
+    }
+    let database = fresh_database();
+    let a = server_on(&database).await;
+    let b = server_on(&database).await;
+    let body = json!({"username": "leaver", "password": {"password": "leaver-password-1"}});
+    let (status, created) = a.call("POST", USERS, Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let own = b.url(&format!("/role-store/api/v1/users/{id}/webauthn-credentials"));
+    let mut tokens = Vec::new();
+    for server in [&a, &b] {
+        let token = bearer_client(&server.token("leaver", "leaver-password-1").await);
+        // Used on B first, so that B remembers the user's password as current.
+        assert_eq!(token.get(&own).send().await.unwrap().status().as_u16(), 200);
+        tokens.push(token);
+    }
+
+    assert_eq!(a.call("DELETE", &format!("{USERS}/{id}"), None).await.0, 200);
+    for (token, from) in tokens.iter().zip(["A", "B"]) {
+        eventually(&format!("B refuses the deleted user's token from {from}"), || async {
+            token.get(&own).send().await.unwrap().status().as_u16() == 401
+        })
+        .await;
+    }
+}
+
+/// A destination on 127.0.0.1 that echoes what it reads; returns its port.
+async fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    port
+}
+
+/// A free port on 127.0.0.1 outside the relay's default range: the relay tests running
+/// meanwhile take ports from that range lowest free first, so one of them would soon listen
+/// on a port of that range that a test saw closed.
+fn private_port() -> u16 {
+    loop {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        if !RelayConfig::default().ports.contains(&port) {
+            return port;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_listener_deleted_through_another_server_stops_listening() {
+    if skip_unless_postgres(WHY) {
+        return;
+    }
+    let database = fresh_database();
+    let port = private_port();
+    let relaying = |config: &mut Config| {
+        config.database_url = Some(database.clone());
+        config.relay.ports = port..=port;
+    };
+    let a = spawn_app_with(relaying).await;
+    let b = spawn_app_with(relaying).await;
+    let echo = echo_server().await;
+    let body = json!({
+        "network": "tcp", "destination": format!("ext/127.0.0.1:{echo}"),
+        "source": ["127.0.0.1"], "keep_open_sec": 600,
+    });
+    let (status, listener) = a.call("POST", LISTENERS, Some(body)).await;
+    assert_eq!(status, 201, "{listener}");
+    let address: SocketAddr = listener["address"].as_str().unwrap().parse().unwrap();
+    let mut relayed = TcpStream::connect(address).await.expect("A relays the listener");
+    relayed.write_all(b"ping").await.unwrap();
+    let mut echoed = [0; 4];
+    relayed.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    drop(relayed);
+
+    let path = format!("{LISTENERS}/{}", listener["id"].as_str().unwrap());
+    assert_eq!(b.call("GET", &path, None).await.0, 200, "B reads A's listener");
+    assert_eq!(b.call("DELETE", &path, None).await.0, 200);
+    eventually(&format!("A closes {address}"), || async {
+        match TcpStream::connect(address).await {
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+            Ok(_) => false,
+        }
+    })
+    .await;
+    let (_, listing) = a.call("GET", LISTENERS, None).await;
+    let ids: Vec<&Value> = listing["items"].as_array().unwrap().iter().map(|l| &l["id"]).collect();
+    assert!(!ids.contains(&&listener["id"]), "A still lists it: {listing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
