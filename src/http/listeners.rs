@@ -47,12 +47,14 @@ fn plan(record: &ListenerRecord) -> Result<ListenerPlan, StoreError> {
 
 fn bind_error(error: RelayError) -> ApiError {
     match error {
-        RelayError::NoFreePort(_) | RelayError::OutOfResources { .. } => ApiError::new(
-            ErrorStatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::OutOfResources,
-            error.to_string(),
-            None,
-        ),
+        RelayError::NoFreePort(_) | RelayError::OutOfResources { .. } | RelayError::ShutDown => {
+            ApiError::new(
+                ErrorStatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::OutOfResources,
+                error.to_string(),
+                None,
+            )
+        }
         RelayError::Bind { .. } => ApiError::internal(error.to_string()),
     }
 }
