@@ -247,7 +247,7 @@ async fn shut_down(server: HttpServer<Context>, signal: &str) -> anyhow::Result<
 /// next, which closes it.
 pub async fn stop(server: HttpServer<Context>) -> anyhow::Result<()> {
     let (timeout, address) = (server.app_private().shutdown_timeout, server.local_addr());
-    server.app_private().relays.close_all_but(&[]).await;
+    server.app_private().relays.shut_down().await;
     match tokio::time::timeout(timeout, server.close()).await {
         Ok(closed) => closed.map_err(|e| anyhow::anyhow!(e)),
         Err(_) => {

@@ -47,12 +47,14 @@ fn plan(record: &ListenerRecord) -> Result<ListenerPlan, StoreError> {
 
 fn bind_error(error: RelayError) -> ApiError {
     match error {
-        RelayError::NoFreePort(_) | RelayError::OutOfResources { .. } => ApiError::new(
-            ErrorStatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::OutOfResources,
-            error.to_string(),
-            None,
-        ),
+        RelayError::NoFreePort(_) | RelayError::OutOfResources { .. } | RelayError::ShutDown => {
+            ApiError::new(
+                ErrorStatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::OutOfResources,
+                error.to_string(),
+                None,
+            )
+        }
         RelayError::Bind { .. } => ApiError::internal(error.to_string()),
     }
 }
@@ -199,7 +201,7 @@ async fn follow_store(
 /// Why a listener could not be opened again.
 #[derive(Debug, thiserror::Error)]
 enum Reopen {
-    #[error("its address is in use")]
+    #[error("its address is in use or not this host's")]
     HeldElsewhere,
     #[error("{0}")]
     Failed(String),
@@ -211,6 +213,7 @@ async fn reopen(
     record: &ListenerRecord,
     now: DateTime<Utc>,
 ) -> Result<(), Reopen> {
+    use std::io::ErrorKind::{AddrInUse, AddrNotAvailable};
     let failed = |e: &dyn std::fmt::Display| Reopen::Failed(e.to_string());
     let plan = plan(record).map_err(|e| failed(&e))?;
     if relays.is_running(record.id) {
@@ -225,7 +228,10 @@ async fn reopen(
     } else {
         let address = record.address.parse().map_err(|_| failed(&"the address is no IP:port"))?;
         relays.bind(address).map_err(|e| match e {
-            RelayError::Bind { error, .. } if error.kind() == std::io::ErrorKind::AddrInUse => {
+            // In use here, or an address of another host (a server there relays it).
+            RelayError::Bind { error, .. }
+                if matches!(error.kind(), AddrInUse | AddrNotAvailable) =>
+            {
                 Reopen::HeldElsewhere
             }
             e => failed(&e),

@@ -76,6 +76,9 @@ pub enum RelayError {
     /// fault of the request, and over once something is freed.
     #[error("binding {address}: out of resources: {error}")]
     OutOfResources { address: SocketAddr, error: std::io::Error },
+    /// The server is stopping: it binds nothing any more.
+    #[error("the server is shutting down")]
+    ShutDown,
 }
 
 struct Running {
@@ -92,13 +95,24 @@ pub struct Relays {
     log: tracing::Dispatch,
     running: Mutex<HashMap<Uuid, Running>>,
     traffic: Mutex<BTreeMap<Uuid, Arc<Traffic>>>,
+    /// Set by [`Relays::shut_down`]: nothing is bound or started after it, so the ports are
+    /// free for whoever starts next (a listener that follows the store would bind again).
+    shut: std::sync::atomic::AtomicBool,
 }
 
 impl Relays {
     /// Relays logging each connection into `log`, listeners expiring on `clock`.
     pub fn new(config: RelayConfig, clock: Clock, log: tracing::Dispatch) -> Self {
         let routes = Arc::new(config.routes.clone());
-        Self { config, routes, clock, log, running: Mutex::default(), traffic: Mutex::default() }
+        Self {
+            config,
+            routes,
+            clock,
+            log,
+            running: Mutex::default(),
+            traffic: Mutex::default(),
+            shut: Default::default(),
+        }
     }
 
     /// Binds the lowest free port of the range.
@@ -115,6 +129,9 @@ impl Relays {
 
     /// Binds `address` (a listener's, again, after a restart).
     pub fn bind(&self, address: SocketAddr) -> Result<std::net::TcpListener, RelayError> {
+        if self.shut.load(Ordering::SeqCst) {
+            return Err(RelayError::ShutDown);
+        }
         let bind = || {
             let socket = std::net::TcpListener::bind(address)?;
             socket.set_nonblocking(true)?;
@@ -130,6 +147,9 @@ impl Relays {
 
     /// Starts relaying the connections `socket` accepts, as `plan` says, until it closes.
     pub fn start(&self, id: Uuid, socket: std::net::TcpListener, plan: ListenerPlan) {
+        if self.shut.load(Ordering::SeqCst) {
+            return;
+        }
         let traffic = self.lock_traffic().entry(id).or_default().clone();
         let listener =
             Arc::new(Listener { id, traffic, routes: self.routes.clone(), log: self.log.clone() });
@@ -175,6 +195,12 @@ impl Relays {
             running.closed.send_replace(true);
             let _ = running.task.await;
         }
+    }
+
+    /// Closes every listener for good: nothing is bound or started from now on.
+    pub async fn shut_down(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        self.close_all_but(&[]).await;
     }
 
     /// Closes every listener but those in `keep`.
