@@ -41,7 +41,17 @@ pub async fn list(
 ) -> Result<HttpResponseOk<types::UserList>, ApiError> {
     let page = page(q.offset, q.limit);
     let listing = ctx.store.user_list(q.username.as_deref(), q.id, page).await?;
-    Ok(HttpResponseOk::Value(types::UserList { count: count(listing.count), items: listing.items }))
+    // The stored users are the API's `User`s: the page is written around them as they are,
+    // neither decoded nor encoded again.
+    let mut body = format!(r#"{{"count":{},"items":["#, count(listing.count)).into_bytes();
+    for (i, user) in listing.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(user);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(HttpResponseOk::Stored(body))
 }
 
 pub async fn create(

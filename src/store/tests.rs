@@ -35,8 +35,12 @@ async fn create(store: &Store, n: u128, username: &str, tags: &[&str]) -> Result
 }
 
 async fn usernames(store: &Store, page: Page) -> (u64, Vec<String>) {
-    let listing = store.user_list::<UserRecord>(None, None, page).await.unwrap();
-    (listing.count, listing.items.into_iter().map(|u| u.profile.username).collect())
+    let listing = store.user_list(None, None, page).await.unwrap();
+    (listing.count, listing.items.iter().map(|u| decode(u).profile.username).collect())
+}
+
+fn decode(json: &[u8]) -> UserRecord {
+    serde_json::from_slice(json).unwrap()
 }
 
 async fn tags(store: &Store) -> Vec<String> {
@@ -115,10 +119,10 @@ async fn listings_count_every_user_and_page_from_either_end() {
     assert_eq!(usernames(&store, page(1, 2)).await, (4, vec!["user3".into(), "user4".into()]));
 
     let by = |username: Option<&'static str>, user: Option<u128>| {
-        let listing = store.user_list::<UserRecord>(username, user.map(id), page(0, 10));
+        let listing = store.user_list(username, user.map(id), page(0, 10));
         async move {
             let listing = listing.await.unwrap();
-            (listing.count, listing.items.iter().map(|u| u.id).collect::<Vec<_>>())
+            (listing.count, listing.items.iter().map(|u| decode(u).id).collect::<Vec<_>>())
         }
     };
     assert_eq!(by(Some("USER3"), None).await, (1, vec![id(3)]));

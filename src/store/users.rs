@@ -2,7 +2,6 @@
 //! password and its indexes in step).
 
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -141,17 +140,15 @@ impl Store {
         self.engine.user_by_name(username).await
     }
 
-    /// Users in creation order, filtered by `username` (regardless of case) and/or `id`,
-    /// decoded as `T`: the API's `User`, or any type with the same JSON field names.
-    pub async fn user_list<T: DeserializeOwned>(
+    /// Users' JSON as stored (each the API's `User`, see [`UserRecord`]) in creation order,
+    /// filtered by `username` (regardless of case) and/or `id`.
+    pub async fn user_list(
         &self,
         username: Option<&str>,
         id: Option<Uuid>,
         page: Page,
-    ) -> Result<Listing<T>, StoreError> {
-        let listing = self.engine.user_list(username, id, page).await?;
-        let items = listing.items.iter().map(|json| serde_json::from_slice(json));
-        Ok(Listing { count: listing.count, items: items.collect::<Result<_, _>>()? })
+    ) -> Result<Listing<Vec<u8>>, StoreError> {
+        self.engine.user_list(username, id, page).await
     }
 
     /// Replaces a user's profile (and password, if one is given).
