@@ -116,12 +116,49 @@ def creates(urls, token):
             "ok": ok, "errors": report["non2xx"]}
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """CPU time (user and system) the processes `pids` have used so far."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def cluster_pids(directory):
+    """The cluster's postmaster and every process it forked (a backend a connection)."""
+    postmaster = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+def with_cpu(run, parts):
+    """`run()`'s result with the CPU time each of `parts` (name: its pids) spent a request, in
+    microseconds: where a request's time goes, the server or the database."""
+    before = {name: cpu_seconds(pids()) for name, pids in parts.items()}
+    result = run()
+    for name, pids in parts.items():
+        result[f"{name}_cpu_us"] = (cpu_seconds(pids()) - before[name]) / max(result["ok"], 1) * 1e6
+    return result
+
+
 def machine():
-    cores = os.cpu_count()
-    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": cores,
-            "load_before": os.getloadavg(),
-            "pinned": {"sled server, PostgreSQL servers, PostgreSQL cluster": f"core {SERVER_CORE}",
-                       "load (oha, wrk)": f"core {LOAD_CORE}"}}
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
+            "load_before": os.getloadavg()}
+
+
+def pin(pids, core):
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(pid, {int(core)})
 
 
 def main():
@@ -130,7 +167,8 @@ def main():
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    results = {"connections": CONNECTIONS, "seconds": SECONDS, "users": USERS, **machine(), "scenarios": {}}
+    results = {"connections": CONNECTIONS, "seconds": SECONDS, "users": USERS, **machine(),
+               "server_core": SERVER_CORE, "load_core": LOAD_CORE, "scenarios": {}}
     user_id = f"{USERS // 2:08x}-0000-4000-8000-{USERS // 2:012x}"
     base = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
     servers = []
@@ -145,12 +183,20 @@ def main():
         servers.append(privx(args.server, base / "unused", "--database-url", url))
         sled, pg_a, pg_b = (server.url for server in servers)
         sled_token, pg_token = token_for(sled), token_for(pg_a)
-        setups = {"sled": ([sled], sled_token), "PostgreSQL, one server": ([pg_a], pg_token),
-                  "PostgreSQL, two servers": ([pg_a, pg_b], pg_token)}
-        results["scenarios"]["get user by id"] = {
-            name: get_user(urls, token, user_id) for name, (urls, token) in setups.items()}
-        results["scenarios"]["create user (durable)"] = {
-            name: creates(urls, token) for name, (urls, token) in setups.items()}
+        parts = {"server": lambda: [server.proc.pid for server in servers],
+                 "database": lambda: cluster_pids(base / "cluster")}
+        scenarios = {"get user by id": lambda urls, token: get_user(urls, token, user_id),
+                     "create user (durable)": creates}
+        for scenario, run in scenarios.items():
+            results["scenarios"][scenario] = {"sled": with_cpu(lambda: run([sled], sled_token), parts)}
+        # The database on the servers' core (one core for the whole server side, as sled has),
+        # then on the load's core (a core of its own, shared with the load generator).
+        for core in (SERVER_CORE, LOAD_CORE):
+            pin(cluster_pids(base / "cluster"), core)
+            for servers_of, urls in (("one server", [pg_a]), ("two servers", [pg_a, pg_b])):
+                for scenario, run in scenarios.items():
+                    results["scenarios"][scenario][f"PostgreSQL, {servers_of}, database on core {core}"] = \
+                        with_cpu(lambda: run(urls, pg_token), parts)
     finally:
         for server in servers:
             server.stop()
@@ -164,31 +210,36 @@ def main():
     print((OUT / "postgres.md").read_text())
 
 
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
 def write_report(r):
     get, create = r["scenarios"]["get user by id"], r["scenarios"]["create user (durable)"]
     lines = [
         f"# PostgreSQL engine vs sled ({r['date']})", "",
-        f"{r['cores']} cores; pinned: " + "; ".join(f"{what} on {core}" for what, core in r["pinned"].items())
-        + f". {r['connections']} connections, {r['seconds']} s a run, {r['users']} users in each store. "
-        f"Load average before {r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}; "
-        f"the run took {r['run_s']:.0f} s.", "",
-        "| scenario | engine | req/s | p50 ms | p99 ms | vs sled | errors |",
-        "|---|---|---|---|---|---|---|",
+        f"{r['cores']} cores. Pinned: every privx-mock server on core {r['server_core']}, oha and wrk on core "
+        f"{r['load_core']}, the PostgreSQL cluster (postmaster and backends) as each row says. "
+        f"{r['connections']} connections (two servers: 16 each), {r['seconds']} s a run, {r['users']} users in "
+        f"each store. Load average before {r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}; the run "
+        f"took {r['run_s']:.0f} s.", "",
+        "| scenario | engine | req/s | p50 ms | p99 ms | vs sled | server CPU us/req | database CPU us/req "
+        "| errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in r["scenarios"].items():
         for engine, m in rows.items():
-            ratio = m["rps"] / rows["sled"]["rps"]
             lines.append(f"| {scenario} | {engine} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} "
-                         f"| {ratio:.0%} | {m['errors']} |")
-    get_ratio = get["PostgreSQL, one server"]["rps"] / get["sled"]["rps"]
-    creates_one = create["PostgreSQL, one server"]["rps"]
-    lines += [
-        "", "| target | measured | verdict |", "|---|---|---|",
-        f"| get user on PostgreSQL (one server) >= {GET_TARGET:.0%} of sled | {get_ratio:.0%} "
-        f"| {'met' if get_ratio >= GET_TARGET else 'MISSED'} |",
-        f"| durable creates on one PostgreSQL server >= {CREATE_TARGET}/s | {creates_one:.0f}/s "
-        f"({creates_one / CREATE_TARGET:.0%} of the target) | {'met' if creates_one >= CREATE_TARGET else 'MISSED'} |",
-    ]
+                         f"| {m['rps'] / rows['sled']['rps']:.0%} | {m['server_cpu_us']:.0f} "
+                         f"| {m['database_cpu_us']:.0f} | {m['errors']} |")
+    lines += ["", "| target | database on | measured | verdict |", "|---|---|---|---|"]
+    for core in (r["server_core"], r["load_core"]):
+        one = f"PostgreSQL, one server, database on core {core}"
+        ratio, rate = get[one]["rps"] / get["sled"]["rps"], create[one]["rps"]
+        lines += [f"| get user, one PostgreSQL server >= {GET_TARGET:.0%} of sled | core {core} | {ratio:.0%} "
+                  f"| {verdict(ratio >= GET_TARGET)} |",
+                  f"| durable creates, one PostgreSQL server >= {CREATE_TARGET}/s | core {core} | {rate:.0f}/s "
+                  f"({rate / CREATE_TARGET:.0%} of the target) | {verdict(rate >= CREATE_TARGET)} |"]
     (OUT / "postgres.md").write_text("\n".join(lines) + "\n")
 
 
