@@ -4,11 +4,12 @@ in one run, for a GET of a user and durable creates at 32 connections.
 
 Everything runs on 127.0.0.1 and is started and stopped here: a throw-away cluster
 (scripts/postgres), the servers (the release binary, port 0) and the load. On this project's
-2-core machines the server side gets core 0 and the load core 1: the sled server, the
-PostgreSQL servers and the PostgreSQL cluster (the postmaster and every backend it forks) are
-pinned to core 0, oha and wrk to core 1. So PostgreSQL is measured on the same one core that
-sled gets, its database included; and two servers share that core, so on two cores they show
-what a second process costs or gains, not a second machine's worth of throughput.
+2-core machines every privx-mock server is pinned to core 0 and oha and wrk to core 1. The
+PostgreSQL cluster (the postmaster and every backend it forks) runs first on core 0, so
+PostgreSQL is measured on the one core sled gets, its database included, and then on core 1
+(a core of its own, shared with the load generator). Two servers share core 0, so on two cores
+they show what a second process costs or gains, not a second machine's worth of throughput.
+The CPU time the servers and the database spend a request says where the time goes.
 
 Two servers share the load of one load generator's 32 connections: for GET, two oha runs of 16
 connections at once (one a server; rates summed, the worse p50 and p99 of the two); for
