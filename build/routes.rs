@@ -202,9 +202,12 @@ fn router(routes: &[PathRoute]) -> TokenStream {
         });
         let vars: Vec<_> =
             route.segments.iter().filter(|s| is_var(s)).map(|s| segment_ident(s)).collect();
+        // Each operation's future is boxed: inline, `route`'s future would be as large as the
+        // largest operation's, and dropshot moves it (memcpy) several times per request, whichever
+        // operation runs (callgrind: 1,600 of a get-user request's instructions).
         let methods = route.operations.iter().map(|op| {
             let (method, id) = (&op.method, format_ident!("{}", op.id));
-            quote! { #method => Ok(route_to::#id::<A>(rqctx, request, #(#vars),*).await?), }
+            quote! { #method => Ok(Box::pin(route_to::#id::<A>(rqctx, request, #(#vars),*)).await?), }
         });
         let allow = route.operations.iter().map(|op| op.method.as_str()).collect::<Vec<_>>();
         let allow = allow.join(", ");

@@ -5528,39 +5528,57 @@ async fn route<A: PrivxApi>(
     match &segments[..len] {
         ["auth", "api", "v1", "login"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::login_create::<A>(rqctx, request).await?),
+                "POST" => {
+                    Ok(Box::pin(route_to::login_create::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["extender-service", "api", "v1", "listeners"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::listener_list::<A>(rqctx, request).await?),
-                "POST" => Ok(route_to::listener_create::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(Box::pin(route_to::listener_list::<A>(rqctx, request)).await?)
+                }
+                "POST" => {
+                    Ok(Box::pin(route_to::listener_create::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, POST"),
             }
         }
         ["connection-manager", "api", "v1", "connections"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::connection_list::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(Box::pin(route_to::connection_list::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["local-user-store", "api", "v1", "users"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::user_list::<A>(rqctx, request).await?),
-                "POST" => Ok(route_to::user_create::<A>(rqctx, request).await?),
+                "GET" => Ok(Box::pin(route_to::user_list::<A>(rqctx, request)).await?),
+                "POST" => Ok(Box::pin(route_to::user_create::<A>(rqctx, request)).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, POST"),
             }
         }
         ["local-user-store", "api", "v1", "status"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::user_store_status_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::user_store_status_view::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["extender-service", "api", "v1", "status"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::extender_status_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::extender_status_view::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
@@ -5568,7 +5586,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "GET" => {
                     Ok(
-                        route_to::connection_manager_status_view::<A>(rqctx, request)
+                        Box::pin(
+                                route_to::connection_manager_status_view::<
+                                    A,
+                                >(rqctx, request),
+                            )
                             .await?,
                     )
                 }
@@ -5577,92 +5599,128 @@ async fn route<A: PrivxApi>(
         }
         ["host-store", "api", "v1", "status"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::host_store_status_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::host_store_status_view::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["role-store", "api", "v1", "status"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::role_store_status_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::role_store_status_view::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["auth", "api", "v1", "status"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::auth_status_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(Box::pin(route_to::auth_status_view::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["test-control", "api", "v1", "state"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::state_export::<A>(rqctx, request).await?),
+                "GET" => Ok(Box::pin(route_to::state_export::<A>(rqctx, request)).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["test-control", "api", "v1", "journal"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::journal_list::<A>(rqctx, request).await?),
-                "DELETE" => Ok(route_to::journal_clear::<A>(rqctx, request).await?),
+                "GET" => Ok(Box::pin(route_to::journal_list::<A>(rqctx, request)).await?),
+                "DELETE" => {
+                    Ok(Box::pin(route_to::journal_clear::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, DELETE"),
             }
         }
         ["test-control", "api", "v1", "connections"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::connection_create::<A>(rqctx, request).await?),
+                "POST" => {
+                    Ok(Box::pin(route_to::connection_create::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["test-control", "api", "v1", "listener-traffic"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::listener_traffic_list::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::listener_traffic_list::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["test-control", "api", "v1", "faults"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::fault_list::<A>(rqctx, request).await?),
+                "GET" => Ok(Box::pin(route_to::fault_list::<A>(rqctx, request)).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["auth", "api", "v1", "oauth", "token"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::token_create::<A>(rqctx, request).await?),
+                "POST" => {
+                    Ok(Box::pin(route_to::token_create::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["auth", "api", "v1", "oauth", "authorize"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::oauth_authorize::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(Box::pin(route_to::oauth_authorize::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["connection-manager", "api", "v1", "connections", "search"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::connection_search::<A>(rqctx, request).await?),
+                "POST" => {
+                    Ok(Box::pin(route_to::connection_search::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["local-user-store", "api", "v1", "users", "tags"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::user_tags_list::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(Box::pin(route_to::user_tags_list::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["host-store", "api", "v1", "settings", "default_service_options"] => {
             match method.as_str() {
-                "GET" => Ok(route_to::service_options_view::<A>(rqctx, request).await?),
+                "GET" => {
+                    Ok(
+                        Box::pin(route_to::service_options_view::<A>(rqctx, request))
+                            .await?,
+                    )
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET"),
             }
         }
         ["test-control", "api", "v1", "state", "reset"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::state_reset::<A>(rqctx, request).await?),
+                "POST" => Ok(Box::pin(route_to::state_reset::<A>(rqctx, request)).await?),
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
         ["test-control", "api", "v1", "state", "fixtures"] => {
             match method.as_str() {
-                "POST" => Ok(route_to::fixtures_load::<A>(rqctx, request).await?),
+                "POST" => {
+                    Ok(Box::pin(route_to::fixtures_load::<A>(rqctx, request)).await?)
+                }
                 _ => crate::api::method_not_allowed(method.as_str(), "POST"),
             }
         }
@@ -5671,9 +5729,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "POST" => {
                     Ok(
-                        route_to::connection_terminate::<
-                            A,
-                        >(rqctx, request, segment_connection_id)
+                        Box::pin(
+                                route_to::connection_terminate::<
+                                    A,
+                                >(rqctx, request, segment_connection_id),
+                            )
                             .await?,
                     )
                 }
@@ -5684,9 +5744,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "POST" => {
                     Ok(
-                        route_to::connection_terminate_host::<
-                            A,
-                        >(rqctx, request, segment_host_id)
+                        Box::pin(
+                                route_to::connection_terminate_host::<
+                                    A,
+                                >(rqctx, request, segment_host_id),
+                            )
                             .await?,
                     )
                 }
@@ -5697,9 +5759,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "POST" => {
                     Ok(
-                        route_to::connection_terminate_user::<
-                            A,
-                        >(rqctx, request, segment_user_id)
+                        Box::pin(
+                                route_to::connection_terminate_user::<
+                                    A,
+                                >(rqctx, request, segment_user_id),
+                            )
                             .await?,
                     )
                 }
@@ -5709,13 +5773,28 @@ async fn route<A: PrivxApi>(
         ["extender-service", "api", "v1", "listeners", segment_id] => {
             match method.as_str() {
                 "GET" => {
-                    Ok(route_to::listener_view::<A>(rqctx, request, segment_id).await?)
+                    Ok(
+                        Box::pin(
+                                route_to::listener_view::<A>(rqctx, request, segment_id),
+                            )
+                            .await?,
+                    )
                 }
                 "PUT" => {
-                    Ok(route_to::listener_update::<A>(rqctx, request, segment_id).await?)
+                    Ok(
+                        Box::pin(
+                                route_to::listener_update::<A>(rqctx, request, segment_id),
+                            )
+                            .await?,
+                    )
                 }
                 "DELETE" => {
-                    Ok(route_to::listener_delete::<A>(rqctx, request, segment_id).await?)
+                    Ok(
+                        Box::pin(
+                                route_to::listener_delete::<A>(rqctx, request, segment_id),
+                            )
+                            .await?,
+                    )
                 }
                 _ => crate::api::method_not_allowed(method.as_str(), "GET, PUT, DELETE"),
             }
@@ -5724,9 +5803,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "GET" => {
                     Ok(
-                        route_to::connection_view::<
-                            A,
-                        >(rqctx, request, segment_connection_id)
+                        Box::pin(
+                                route_to::connection_view::<
+                                    A,
+                                >(rqctx, request, segment_connection_id),
+                            )
                             .await?,
                     )
                 }
@@ -5736,17 +5817,26 @@ async fn route<A: PrivxApi>(
         ["local-user-store", "api", "v1", "users", segment_user_id] => {
             match method.as_str() {
                 "GET" => {
-                    Ok(route_to::user_view::<A>(rqctx, request, segment_user_id).await?)
+                    Ok(
+                        Box::pin(
+                                route_to::user_view::<A>(rqctx, request, segment_user_id),
+                            )
+                            .await?,
+                    )
                 }
                 "PUT" => {
                     Ok(
-                        route_to::user_update::<A>(rqctx, request, segment_user_id)
+                        Box::pin(
+                                route_to::user_update::<A>(rqctx, request, segment_user_id),
+                            )
                             .await?,
                     )
                 }
                 "DELETE" => {
                     Ok(
-                        route_to::user_delete::<A>(rqctx, request, segment_user_id)
+                        Box::pin(
+                                route_to::user_delete::<A>(rqctx, request, segment_user_id),
+                            )
                             .await?,
                     )
                 }
@@ -5757,13 +5847,21 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "PUT" => {
                     Ok(
-                        route_to::fault_set::<A>(rqctx, request, segment_operation_id)
+                        Box::pin(
+                                route_to::fault_set::<
+                                    A,
+                                >(rqctx, request, segment_operation_id),
+                            )
                             .await?,
                     )
                 }
                 "DELETE" => {
                     Ok(
-                        route_to::fault_clear::<A>(rqctx, request, segment_operation_id)
+                        Box::pin(
+                                route_to::fault_clear::<
+                                    A,
+                                >(rqctx, request, segment_operation_id),
+                            )
                             .await?,
                     )
                 }
@@ -5774,7 +5872,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "PUT" => {
                     Ok(
-                        route_to::user_password_set::<A>(rqctx, request, segment_user_id)
+                        Box::pin(
+                                route_to::user_password_set::<
+                                    A,
+                                >(rqctx, request, segment_user_id),
+                            )
                             .await?,
                     )
                 }
@@ -5785,9 +5887,11 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "GET" => {
                     Ok(
-                        route_to::webauthn_credential_list::<
-                            A,
-                        >(rqctx, request, segment_user_id)
+                        Box::pin(
+                                route_to::webauthn_credential_list::<
+                                    A,
+                                >(rqctx, request, segment_user_id),
+                            )
                             .await?,
                     )
                 }
@@ -5799,25 +5903,31 @@ async fn route<A: PrivxApi>(
             match method.as_str() {
                 "GET" => {
                     Ok(
-                        route_to::webauthn_credential_view::<
-                            A,
-                        >(rqctx, request, segment_user_id, segment_id)
+                        Box::pin(
+                                route_to::webauthn_credential_view::<
+                                    A,
+                                >(rqctx, request, segment_user_id, segment_id),
+                            )
                             .await?,
                     )
                 }
                 "PUT" => {
                     Ok(
-                        route_to::webauthn_credential_update::<
-                            A,
-                        >(rqctx, request, segment_user_id, segment_id)
+                        Box::pin(
+                                route_to::webauthn_credential_update::<
+                                    A,
+                                >(rqctx, request, segment_user_id, segment_id),
+                            )
                             .await?,
                     )
                 }
                 "DELETE" => {
                     Ok(
-                        route_to::webauthn_credential_delete::<
-                            A,
-                        >(rqctx, request, segment_user_id, segment_id)
+                        Box::pin(
+                                route_to::webauthn_credential_delete::<
+                                    A,
+                                >(rqctx, request, segment_user_id, segment_id),
+                            )
                             .await?,
                     )
                 }
