@@ -28,7 +28,7 @@ from pathlib import Path
 
 import bench
 from bench import (CONNECTIONS, LOAD_CORE, OUT, SECONDS, SERVER_CORE, USERS_PATH, WRK_CREATE,
-                   fixtures_with_users, oha, privx, token_for)
+                   fixtures_with_users, machine, oha, privx, token_for)
 
 # Users in each store: enough that a lookup walks a real index, few enough that importing them
 # into PostgreSQL stays within seconds.
@@ -151,11 +151,6 @@ def with_cpu(run, parts):
     return result
 
 
-def machine():
-    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
-            "load_before": os.getloadavg()}
-
-
 def pin(pids, core):
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -219,8 +214,8 @@ def write_report(r):
     get, create = r["scenarios"]["get user by id"], r["scenarios"]["create user (durable)"]
     lines = [
         f"# PostgreSQL engine vs sled ({r['date']})", "",
-        f"{r['cores']} cores. Pinned: every privx-mock server on core {r['server_core']}, oha and wrk on core "
-        f"{r['load_core']}, the PostgreSQL cluster (postmaster and backends) as each row says. "
+        f"{r['cpu']}, {r['cores']} cores. Pinned: every privx-mock server on core {r['server_core']}, "
+        f"oha and wrk on core {r['load_core']}, the PostgreSQL cluster (postmaster and backends) as each row says. "
         f"{r['connections']} connections (two servers: 16 each), {r['seconds']} s a run, {r['users']} users in "
         f"each store. Load average before {r['load_before'][0]:.2f}, after {r['load_after'][0]:.2f}; the run "
         f"took {r['run_s']:.0f} s.", "",
