@@ -237,13 +237,13 @@ impl Engine for Postgres {
     }
 
     async fn user_json(&self, id: Uuid) -> Result<Vec<u8>, StoreError> {
-        let mut rows = self.query("SELECT json FROM users WHERE id = $1", &[&id]).await?;
+        let mut rows = self.point_read("SELECT json FROM users WHERE id = $1", &[&id]).await?;
         let row = rows.pop().ok_or_else(|| not_found("user", id))?;
         Ok(row.get::<_, String>(0).into_bytes())
     }
 
     async fn user_password(&self, id: Uuid) -> Result<Option<Option<PasswordHash>>, StoreError> {
-        let rows = self.query("SELECT password FROM users WHERE id = $1", &[&id]).await?;
+        let rows = self.point_read("SELECT password FROM users WHERE id = $1", &[&id]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -418,7 +418,7 @@ impl Engine for Postgres {
     }
 
     async fn listener(&self, id: Uuid) -> Result<Option<ListenerRecord>, StoreError> {
-        let rows = self.query("SELECT json FROM listeners WHERE id = $1", &[&id]).await?;
+        let rows = self.point_read("SELECT json FROM listeners WHERE id = $1", &[&id]).await?;
         Ok(records(&rows)?.pop())
     }
 
@@ -452,7 +452,7 @@ impl Engine for Postgres {
     }
 
     async fn connection(&self, id: Uuid) -> Result<Option<ConnectionRecord>, StoreError> {
-        let rows = self.query("SELECT json FROM connections WHERE id = $1", &[&id]).await?;
+        let rows = self.point_read("SELECT json FROM connections WHERE id = $1", &[&id]).await?;
         Ok(records(&rows)?.pop())
     }
 

@@ -478,6 +478,12 @@ async fn service_recovers_when_its_connections_are_killed() {
     let url = fresh_database(&admin).await;
     let db = Postgres::connect(&url, WAIT).await.unwrap();
     db.health().await.unwrap();
+    let before = user("before", &[]);
+    db.user_insert(before.clone(), false).await.unwrap();
+    // Every shared reader connection is opened.
+    for _ in 0..READERS {
+        db.user_json(before.id).await.unwrap();
+    }
     let database = url.rsplit_once('/').unwrap().1.split('?').next().unwrap().to_string();
     let (client, connection) = tokio_postgres::connect(&admin, NoTls).await.unwrap();
     tokio::spawn(connection);
@@ -501,4 +507,14 @@ async fn service_recovers_when_its_connections_are_killed() {
     }
     db.user_insert(user("after", &[]), false).await.unwrap();
     assert!(db.user_by_name("after").await.unwrap().is_some());
+    // Each shared reader, found closed, is replaced: every point read works again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut in_a_row = 0;
+    while in_a_row < READERS {
+        match db.user_json(before.id).await {
+            Ok(_) => in_a_row += 1,
+            Err(StoreError::Unreachable(_)) if Instant::now() < deadline => in_a_row = 0,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
 }
