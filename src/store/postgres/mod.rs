@@ -103,6 +103,7 @@
 
 mod migrations;
 mod records;
+mod rows;
 #[cfg(test)]
 mod tests;
 

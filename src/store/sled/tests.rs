@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::users::UserTx;
 use super::*;
-use crate::store::{Authorship, PasswordHash, Stamp, UserProfile, UserRecord};
+use crate::store::{Authorship, Page, PasswordHash, Stamp, UserProfile, UserRecord};
 
 fn user(n: u128, username: &str, tags: &[&str]) -> UserRecord {
     let profile = UserProfile {
