@@ -13,6 +13,12 @@
 //! exactly the number of threads times 19 MiB, whatever the load; the threads end when the
 //! server does. Hashes asking for more memory than the default are refused (they are never
 //! made here).
+//!
+//! Pool threads run [`Pool::NICE`] steps below the server's other threads: where argon2
+//! shares a core with the async workers (a server pinned to one core, a busy machine), a flood
+//! of logins then takes the idle time rather than the other requests' (measured with
+//! `scripts/bench`'s login floods, README "Benchmarks"); where the pool has a core of its own
+//! it changes nothing.
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -135,6 +141,9 @@ impl Pool {
     /// Jobs that may wait per thread: enough for a test suite's parallel logins, and a full
     /// queue is well under a second of work.
     pub const QUEUE_PER_WORKER: usize = 16;
+    /// How many nice steps below the rest of the server a pool thread runs (capped at 19,
+    /// the lowest).
+    pub const NICE: i32 = 10;
 
     /// A pool with one thread per core but one (at least 1, at most [`Self::WORKERS_MAX`]).
     pub fn new() -> Self {
@@ -181,9 +190,37 @@ impl Default for Pool {
     }
 }
 
+/// The calling thread's nice value (on Linux every thread has its own; `PRIO_PROCESS` with
+/// id 0 names the calling thread).
+fn nice() -> std::io::Result<i32> {
+    // getpriority answers -1 both as a value and as the error: errno tells them apart.
+    unsafe { *libc::__errno_location() = 0 };
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    match std::io::Error::last_os_error() {
+        e if nice == -1 && e.raw_os_error() != Some(0) => Err(e),
+        _ => Ok(nice),
+    }
+}
+
+/// Moves the calling pool thread [`Pool::NICE`] steps down. Failing leaves it where it was
+/// (slower requests during a login flood, nothing worse), so it is only reported.
+fn lower_priority() {
+    let lowered = nice().and_then(|nice| {
+        let lower = (nice + Pool::NICE).min(19);
+        match unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, lower) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    });
+    if let Err(e) = lowered {
+        eprintln!("privx-mock: could not lower the password pool's priority: {e}");
+    }
+}
+
 /// A pool thread: runs jobs, keeping argon2's memory, until the pool (the only sender) is
 /// dropped.
 fn work(queue: &Mutex<Receiver<Job>>) {
+    lower_priority();
     MEMORY.with(|memory| {
         memory.get_or_init(RefCell::default);
     });
@@ -195,5 +232,20 @@ fn work(queue: &Mutex<Receiver<Job>>) {
         };
         // A panicking job must not take the thread with it (the pool would shrink).
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pool_threads_run_below_the_rest_of_the_server() {
+        let pool = Pool::new();
+        let server = nice().unwrap();
+        let pool_thread = pool.run(nice).await.unwrap().unwrap();
+        assert_eq!(pool_thread, (server + Pool::NICE).min(19));
+        // The caller's own priority is untouched (nice is per thread).
+        assert_eq!(nice().unwrap(), server);
     }
 }
