@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::writer::Writer;
 use super::{all, get_json, LostWrites, OnLostWrites, SledStore};
 use crate::store::engine::{
     ConnectionChange, CredentialChange, DocumentKind, Engine, ListenerDecision, UserChange,
@@ -16,13 +17,17 @@ use crate::store::{
     UserRecord,
 };
 
-/// The sled engine: reads run where they are called (sled reads are in memory and take no
-/// lock but the users lock of a listing); writes, which take the store's locks and do work in
-/// proportion to the request, run on tokio's blocking pool, so the async workers never wait
-/// on them, and then wait for their flush (group commit). A write runs to its end even if the
+/// The sled engine: point reads run where they are called (sled reads are in memory and
+/// take no lock); listings, which take the users lock, run on tokio's blocking pool; writes,
+/// which take the store's locks and do work in proportion to the request, run on the store's
+/// writer thread ([`Writer`]), which answers them once a flush covers them (group commit). So
+/// the async workers never wait on a lock or a disk. A write runs to its end even if the
 /// request that asked for it is gone.
 #[derive(Clone)]
-pub struct Sled(Arc<SledStore>);
+pub struct Sled {
+    store: Arc<SledStore>,
+    writer: Arc<Writer>,
+}
 
 impl Sled {
     /// Opens (or creates) the store in `dir` (see [`SledStore::open`]).
@@ -30,7 +35,10 @@ impl Sled {
         dir: &Path,
         on_lost: OnLostWrites,
     ) -> Result<(Self, Option<LostWrites>), StoreError> {
-        SledStore::open(dir, on_lost).map(|(store, lost)| (Self(Arc::new(store)), lost))
+        let (store, lost) = SledStore::open(dir, on_lost)?;
+        let store = Arc::new(store);
+        let writer = Arc::new(Writer::start(Arc::downgrade(&store)));
+        Ok((Self { store, writer }, lost))
     }
 
     /// Runs `work` on the blocking pool.
@@ -38,26 +46,24 @@ impl Sled {
         &self,
         work: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = Arc::clone(&self.0);
+        let store = Arc::clone(&self.store);
         let done = tokio::task::spawn_blocking(move || work(&store)).await;
         done.map_err(|e| StoreError::Database(format!("store work failed: {e}")))?
     }
 
-    /// Runs the write `work` on the blocking pool and returns once it is durable.
+    /// Runs the write `work` on the writer thread and returns once it is durable.
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&SledStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let written = self.off_worker(work).await?;
-        self.0.durable().await?;
-        Ok(written)
+        self.writer.write(work).await
     }
 }
 
 #[async_trait::async_trait]
 impl Engine for Sled {
     async fn health(&self) -> Result<(), StoreError> {
-        self.0.disk.health()
+        self.store.disk.health()
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -65,7 +71,7 @@ impl Engine for Sled {
     }
 
     fn flushes(&self) -> Option<u64> {
-        Some(self.0.flush_count())
+        Some(self.writer.rounds())
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
@@ -77,7 +83,7 @@ impl Engine for Sled {
         kind: DocumentKind,
         name: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        self.0.document(kind, name)
+        self.store.document(kind, name)
     }
 
     async fn document_insert_absent(
@@ -94,7 +100,7 @@ impl Engine for Sled {
         &self,
         kind: DocumentKind,
     ) -> Result<BTreeMap<String, serde_json::Value>, StoreError> {
-        self.0.documents(kind)
+        self.store.documents(kind)
     }
 
     async fn user_insert(&self, record: UserRecord, if_absent: bool) -> Result<(), StoreError> {
@@ -110,15 +116,15 @@ impl Engine for Sled {
     }
 
     async fn user_json(&self, id: Uuid) -> Result<Vec<u8>, StoreError> {
-        self.0.user_json(id)
+        self.store.user_json(id)
     }
 
     async fn user_password(&self, id: Uuid) -> Result<Option<Option<PasswordHash>>, StoreError> {
-        self.0.user_password(id)
+        self.store.user_password(id)
     }
 
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.0.user_by_name(username)
+        self.store.user_by_name(username)
     }
 
     async fn user_list(
@@ -147,7 +153,7 @@ impl Engine for Sled {
     }
 
     async fn credentials_of(&self, user_id: Uuid) -> Result<Vec<CredentialRecord>, StoreError> {
-        self.0.credentials_of(user_id)
+        self.store.credentials_of(user_id)
     }
 
     async fn credential(
@@ -155,7 +161,7 @@ impl Engine for Sled {
         user_id: Uuid,
         id: Uuid,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        self.0.credential(user_id, id)
+        self.store.credential(user_id, id)
     }
 
     async fn credential_insert_absent(&self, record: CredentialRecord) -> Result<(), StoreError> {
@@ -176,15 +182,15 @@ impl Engine for Sled {
     }
 
     async fn credentials(&self) -> Result<Vec<CredentialRecord>, StoreError> {
-        all(&self.0.trees()?.credentials)
+        all(&self.store.trees()?.credentials)
     }
 
     async fn listeners(&self) -> Result<Vec<ListenerRecord>, StoreError> {
-        all(&self.0.trees()?.listeners)
+        all(&self.store.trees()?.listeners)
     }
 
     async fn listener(&self, id: Uuid) -> Result<Option<ListenerRecord>, StoreError> {
-        get_json(&self.0.trees()?.listeners, id.as_bytes())
+        get_json(&self.store.trees()?.listeners, id.as_bytes())
     }
 
     async fn listener_write(&self, decide: ListenerDecision) -> Result<ListenerRecord, StoreError> {
@@ -192,11 +198,11 @@ impl Engine for Sled {
     }
 
     async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        all(&self.0.trees()?.connections)
+        all(&self.store.trees()?.connections)
     }
 
     async fn connection(&self, id: Uuid) -> Result<Option<ConnectionRecord>, StoreError> {
-        get_json(&self.0.trees()?.connections, id.as_bytes())
+        get_json(&self.store.trees()?.connections, id.as_bytes())
     }
 
     async fn connection_insert_absent(&self, record: ConnectionRecord) -> Result<bool, StoreError> {

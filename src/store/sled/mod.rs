@@ -44,8 +44,9 @@
 //!
 //! # Durability and consistency
 //!
-//! A write is durable once [`SledStore::durable`] returns: it flushes sled (fsync) and shares each
-//! flush between every writer waiting at the time (group commit), so concurrent writers cost
+//! A write is durable once [`Sled`] answers it: every write runs on the store's writer thread
+//! and is answered after a flush of sled (fsync) that covers it, each flush shared by every
+//! write run since the last one began (group commit, see `writer`), so concurrent writers cost
 //! one flush per round rather than one each. User writes and user listings take `users_lock`
 //! (exclusive and shared), so a listing's `count` and `items` come from one state.
 //!
@@ -83,7 +84,6 @@
 //! keeps a listener's address; the socket bound there belongs to `crate::relay`.
 
 mod batch;
-mod commit;
 mod disk;
 mod engine;
 mod layout;
@@ -93,6 +93,7 @@ mod tests;
 mod trees;
 mod users;
 mod webauthn;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -106,7 +107,6 @@ use super::engine::Engine;
 use super::StoreError;
 #[cfg(doc)]
 use super::{ConnectionRecord, CredentialRecord, ListenerRecord, PasswordHash, UserRecord};
-use commit::Flusher;
 pub(super) use disk::is_no_space;
 pub use disk::{Fault, LostWrites, OnLostWrites, RECORD_FILE};
 pub use engine::Sled;
@@ -122,7 +122,6 @@ pub struct SledStore {
     listener_lock: std::sync::Mutex<()>,
     /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
     users_lock: std::sync::RwLock<()>,
-    flusher: Flusher,
 }
 
 const USER_COUNT: &[u8] = b"user_count";
@@ -139,7 +138,6 @@ impl SledStore {
             disk,
             listener_lock: std::sync::Mutex::new(()),
             users_lock: std::sync::RwLock::new(()),
-            flusher: Flusher::default(),
         };
         store.upgrade()?;
         Ok((store, lost))
