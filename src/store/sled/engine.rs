@@ -25,8 +25,8 @@ use crate::store::{
 /// request that asked for it is gone.
 #[derive(Clone)]
 pub struct Sled {
-    store: Arc<SledStore>,
-    writer: Arc<Writer>,
+    pub(super) store: Arc<SledStore>,
+    pub(super) writer: Arc<Writer>,
 }
 
 impl Sled {

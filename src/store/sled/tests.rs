@@ -1,4 +1,4 @@
-//! The sled engine's own recovery: a user batch cut short by a crash.
+//! The sled engine's own recovery (a user batch cut short by a crash) and its writer thread.
 
 use chrono::Utc;
 use uuid::Uuid;
@@ -52,4 +52,22 @@ fn reopening_finishes_a_user_batch_a_crash_cut_short() {
     assert_eq!(store.user_list(None, None, all).unwrap().count, 2);
     let taken = store.user_insert(&user(3, "recovered", &[]), false).unwrap_err();
     assert!(matches!(taken, StoreError::Duplicate { .. }), "the name index has it: {taken:?}");
+}
+
+/// The writer thread survives a write that panics (its caller gets an error), and a write
+/// that fails is answered without a flush round.
+#[tokio::test]
+async fn the_writer_goes_on_after_a_write_panics_or_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sled, _) = Sled::open(dir.path(), OnLostWrites::Refuse).unwrap();
+    let writer = &sled.writer;
+    let panicked = writer.write(|_| -> Result<(), StoreError> { panic!("a write's bug") }).await;
+    assert!(matches!(panicked, Err(StoreError::Database(_))), "{panicked:?}");
+    let rounds = writer.rounds();
+    let refused = writer.write(|_| Err::<(), _>(StoreError::not_found("user", 7))).await;
+    assert!(matches!(refused, Err(StoreError::NotFound { .. })), "{refused:?}");
+    assert_eq!(writer.rounds(), rounds, "a failed write waits for no flush");
+    writer.write(|store| store.user_insert(&user(1, "after", &[]), false)).await.unwrap();
+    assert_eq!(writer.rounds(), rounds + 1, "a write is answered after a flush");
+    assert!(sled.store.user_by_name("after").unwrap().is_some());
 }
