@@ -14,6 +14,12 @@ use privx_mock::server::{
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small blocks (headers,
+/// JSON, sled's nodes), and glibc's malloc took a fifth of a durable create's instructions
+/// (README "Benchmarks").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
 #[command(version)]
