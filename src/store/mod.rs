@@ -22,6 +22,7 @@ pub mod engine;
 mod fixtures;
 mod listeners;
 pub mod postgres;
+mod rfc3339;
 mod secrets;
 pub mod sled;
 #[cfg(test)]
@@ -134,7 +135,9 @@ pub struct Stamp {
 /// plain fields. The server sets them from the writes' [`Stamp`]s.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Authorship {
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub created: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub updated: DateTime<Utc>,
     pub author: Uuid,
     pub updated_by: Uuid,
