@@ -55,12 +55,41 @@ impl Batch {
     }
 
     /// The value of `key` in `tree` as this batch would leave it.
+    #[cfg(test)]
     pub(super) fn get(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<IVec>, StoreError> {
-        let slot = self.slots.get(&tree.name()).and_then(|keys| keys.get(key));
-        match slot {
-            Some(&slot) => Ok(self.writes[slot].value.as_deref().map(IVec::from)),
+        match self.pending(tree, key) {
+            Some(value) => Ok(value),
             None => Ok(tree.get(key)?),
         }
+    }
+
+    /// What this batch writes to `key` in `tree` (`Some(None)`: removes it), if it writes it.
+    pub(super) fn pending(&self, tree: &sled::Tree, key: &[u8]) -> Option<Option<IVec>> {
+        let slot = self.slots.get(&tree.name()).and_then(|keys| keys.get(key))?;
+        Some(self.writes[*slot].value.as_deref().map(IVec::from))
+    }
+
+    /// The keys under `prefix` in `tree` that this batch writes a value to.
+    pub(super) fn written_under(&self, tree: &sled::Tree, prefix: &[u8]) -> Vec<Vec<u8>> {
+        let Some(keys) = self.slots.get(&tree.name()) else {
+            return Vec::new();
+        };
+        let written = keys
+            .iter()
+            .filter(|(key, &slot)| key.starts_with(prefix) && self.writes[slot].value.is_some());
+        written.map(|(key, _)| key.clone()).collect()
+    }
+
+    /// Adds `later`'s writes, as if they had been made here after this batch's own.
+    pub(super) fn absorb(&mut self, later: Batch) {
+        for write in later.writes {
+            self.put(&write.tree, &write.key, write.value);
+        }
+    }
+
+    /// How many keys the batch writes.
+    pub(super) fn len(&self) -> usize {
+        self.writes.len()
     }
 
     pub(super) fn insert(

@@ -122,6 +122,8 @@ pub struct SledStore {
     listener_lock: std::sync::Mutex<()>,
     /// Writers of users hold it exclusively, listings shared: see "Durability and consistency".
     users_lock: std::sync::RwLock<()>,
+    /// User writes of the writer's round not yet written to sled (see [`SledStore::gather`]).
+    gathered: std::sync::Mutex<Option<batch::Batch>>,
 }
 
 const USER_COUNT: &[u8] = b"user_count";
@@ -138,6 +140,7 @@ impl SledStore {
             disk,
             listener_lock: std::sync::Mutex::new(()),
             users_lock: std::sync::RwLock::new(()),
+            gathered: std::sync::Mutex::new(None),
         };
         store.upgrade()?;
         Ok((store, lost))
@@ -211,6 +214,8 @@ impl SledStore {
     fn clear(&self) -> Result<(), StoreError> {
         let _users = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
         let _listeners = self.listener_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Users written earlier in the writer's round go first, then with everything else.
+        self.settle_locked()?;
         let trees = self.writable()?;
         for tree in [
             &trees.users,

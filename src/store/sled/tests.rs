@@ -37,7 +37,7 @@ fn reopening_finishes_a_user_batch_a_crash_cut_short() {
     recovered.password =
         Some(PasswordHash { hash: "$argon2id$stand-in".into(), created: Utc::now() });
     let trees = store.trees().unwrap();
-    let mut tx = UserTx { store: &trees, batch: batch::Batch::new(&trees.meta) };
+    let mut tx = UserTx { store: &trees, batch: batch::Batch::new(&trees.meta), gathered: None };
     tx.put(None, &recovered).unwrap();
     batch::crash_after_pending_record(tx.batch).unwrap();
     assert!(store.user_by_name("recovered").unwrap().is_none(), "nothing applied yet");
@@ -70,4 +70,44 @@ async fn the_writer_goes_on_after_a_write_panics_or_fails() {
     writer.write(|store| store.user_insert(&user(1, "after", &[]), false)).await.unwrap();
     assert_eq!(writer.rounds(), rounds + 1, "a write is answered after a flush");
     assert!(sled.store.user_by_name("after").unwrap().is_some());
+}
+
+/// The user writes of one writer round gather into one batch: each sees those before it (a
+/// name taken earlier in the round is taken; a user deleted in the round takes along a
+/// credential added earlier in the round), a failed one adds nothing, and settling writes the
+/// outcome with the indexes and counts in step.
+#[test]
+fn writes_gathered_in_a_round_see_each_other_and_settle_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.user_insert(&user(9, "before", &["t"]), false).unwrap();
+    store.gather();
+    store.user_insert(&user(1, "gone", &["t", "x"]), false).unwrap();
+    let stamp = Stamp { actor: Uuid::from_u128(0xad), now: Utc::now() };
+    let credential = crate::store::CredentialRecord {
+        id: Uuid::from_u128(100),
+        user_id: Uuid::from_u128(1),
+        credential_id: Some("c".into()),
+        name: None,
+        comment: None,
+        last_used: None,
+        authorship: Authorship::new(stamp),
+    };
+    store.credential_insert_absent(&credential).unwrap();
+    let taken = store.user_insert(&user(2, "GONE", &[]), false).unwrap_err();
+    assert!(matches!(taken, StoreError::Duplicate { .. }), "{taken:?}");
+    store.user_delete(Uuid::from_u128(1)).unwrap();
+    store.user_insert(&user(3, "gone", &["t"]), false).unwrap();
+    assert!(store.user_by_name("gone").unwrap().is_none(), "nothing in sled before settling");
+    store.settle().unwrap();
+
+    assert_eq!(store.user_by_name("gone").unwrap().map(|u| u.id), Some(Uuid::from_u128(3)));
+    assert!(store.trees().unwrap().credentials.is_empty(), "the credential went with its user");
+    let all = Page { offset: 0, limit: 10 };
+    assert_eq!(store.user_list(None, None, all).unwrap().count, 2);
+    assert_eq!(store.user_tags(None, false, all).unwrap(), ["t"]);
+    store.user_delete(Uuid::from_u128(9)).unwrap();
+    store.user_delete(Uuid::from_u128(3)).unwrap();
+    assert!(store.user_tags(None, false, all).unwrap().is_empty(), "tag counts in step");
+    assert_eq!(store.user_list(None, None, all).unwrap().count, 0);
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use sled::IVec;
 use uuid::Uuid;
 
 use super::batch::Batch;
@@ -18,22 +19,33 @@ fn user_record(json: &[u8], password: Option<&[u8]>) -> Result<UserRecord, Store
     Ok(user)
 }
 
-/// The trees a user write touches, through one [`Batch`].
+/// The trees a user write touches, through one [`Batch`], on top of the writes gathered
+/// before it in the writer's round (see [`SledStore::gather`]).
 pub(super) struct UserTx<'a> {
     pub(super) store: &'a Trees,
     pub(super) batch: Batch,
+    pub(super) gathered: Option<&'a Batch>,
 }
 
 impl UserTx<'_> {
+    /// The value of `key` in `tree` as this write and those gathered before it leave it.
+    pub(super) fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        let pending = || self.gathered.and_then(|gathered| gathered.pending(tree, key));
+        match self.batch.pending(tree, key).or_else(pending) {
+            Some(value) => Ok(value),
+            None => Ok(tree.get(key)?),
+        }
+    }
+
     pub(super) fn user_exists(&self, id: Uuid) -> Result<bool, StoreError> {
-        Ok(self.batch.get(&self.store.users, id.as_bytes())?.is_some())
+        Ok(self.read(&self.store.users, id.as_bytes())?.is_some())
     }
 
     fn get(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
-        let Some(json) = self.batch.get(&self.store.users, id.as_bytes())? else {
+        let Some(json) = self.read(&self.store.users, id.as_bytes())? else {
             return Ok(None);
         };
-        let password = self.batch.get(&self.store.passwords, id.as_bytes())?;
+        let password = self.read(&self.store.passwords, id.as_bytes())?;
         user_record(&json, password.as_deref()).map(Some)
     }
 
@@ -45,7 +57,7 @@ impl UserTx<'_> {
     ) -> Result<(), StoreError> {
         let store = self.store;
         let name = username_key(&new.profile.username).into_bytes();
-        if let Some(holder) = self.batch.get(&store.usernames, &name)? {
+        if let Some(holder) = self.read(&store.usernames, &name)? {
             if holder.as_ref() != new.id.as_bytes() {
                 return Err(StoreError::Duplicate {
                     property: "username",
@@ -96,7 +108,7 @@ impl UserTx<'_> {
         }
         let tree = &self.store.tag_counts;
         for (tag, delta) in deltas.into_iter().filter(|&(_, delta)| delta != 0) {
-            let count = self.batch.get(tree, tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
+            let count = self.read(tree, tag.as_bytes())?.map(|v| read_u64(&v)).unwrap_or(0);
             match count.saturating_add_signed(delta) {
                 0 => self.batch.remove(tree, tag.as_bytes()),
                 n => self.batch.insert(tree, tag.as_bytes(), n.to_be_bytes()),
@@ -107,25 +119,68 @@ impl UserTx<'_> {
 
     fn add_to_count(&mut self, delta: i64) -> Result<(), StoreError> {
         let meta = &self.store.meta;
-        let count = self.batch.get(meta, USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
+        let count = self.read(meta, USER_COUNT)?.map(|v| read_u64(&v)).unwrap_or(0);
         self.batch.insert(meta, USER_COUNT, count.saturating_add_signed(delta).to_be_bytes());
         Ok(())
     }
 }
 
 impl SledStore {
-    /// Runs `f` on the user trees, then writes what it wrote all at once (nothing if it fails).
+    /// Runs `f` on the user trees, then writes what it wrote all at once (nothing if it fails):
+    /// into the writes gathered for the writer's round if one is gathering, else to sled.
     pub(super) fn user_tx<T>(
         &self,
         f: impl FnOnce(&mut UserTx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
         let trees = self.writable()?;
-        let mut tx = UserTx { store: &trees, batch: Batch::new(&trees.meta) };
+        let mut gathered = self.gathered.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = Batch::new(&trees.meta);
+        let mut tx = UserTx { store: &trees, batch, gathered: gathered.as_ref() };
         let out = f(&mut tx)?;
-        let applied = tx.batch.apply(|undo| self.disk.applied(undo));
-        applied.map_err(|e| self.disk.write_failed(e))?;
+        let batch = tx.batch;
+        match gathered.as_mut() {
+            Some(gathered) => gathered.absorb(batch),
+            None => self.apply(batch)?,
+        }
         Ok(out)
+    }
+
+    /// Writes a user batch to sled, noting what it replaced for undoing it (see "Disk faults").
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let applied = batch.apply(|undo| self.disk.applied(undo));
+        applied.map_err(|e| self.disk.write_failed(e))
+    }
+
+    /// From now until [`Self::settle`], user writes gather into one batch instead of each
+    /// being written at once (the writer thread's round: one pending record, one write of the
+    /// user count and of each tag count for all of them).
+    pub(super) fn gather(&self) {
+        if let Ok(trees) = self.trees() {
+            *self.gathered.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Batch::new(&trees.meta));
+        }
+    }
+
+    /// How many keys the user writes gathered so far write.
+    pub(super) fn gathered_len(&self) -> usize {
+        let gathered = self.gathered.lock().unwrap_or_else(|p| p.into_inner());
+        gathered.as_ref().map_or(0, Batch::len)
+    }
+
+    /// Writes what was gathered since [`Self::gather`] to sled, and stops gathering.
+    pub(super) fn settle(&self) -> Result<(), StoreError> {
+        let _exclusive = self.users_lock.write().unwrap_or_else(|p| p.into_inner());
+        self.settle_locked()
+    }
+
+    /// [`Self::settle`] for a caller that holds the users lock.
+    pub(super) fn settle_locked(&self) -> Result<(), StoreError> {
+        let gathered = self.gathered.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match gathered {
+            Some(batch) if batch.len() > 0 => self.apply(batch),
+            _ => Ok(()),
+        }
     }
 
     /// Stores a new user; with `if_absent`, a user stored under its id is kept instead.

@@ -82,7 +82,7 @@ impl SledStore {
 
 impl UserTx<'_> {
     fn credential(&self, user_id: Uuid, id: Uuid) -> Result<Option<CredentialRecord>, StoreError> {
-        let json = self.batch.get(&self.store.credentials, &key(user_id, id))?;
+        let json = self.read(&self.store.credentials, &key(user_id, id))?;
         Ok(json.map(|json| serde_json::from_slice(&json)).transpose()?)
     }
 
@@ -93,9 +93,15 @@ impl UserTx<'_> {
     }
 
     /// Removes every credential of `user_id` (with the user, in the user's batch).
+    /// Also those written earlier in the writer's round, not yet in the tree.
     pub(super) fn credentials_remove_of_user(&mut self, user_id: Uuid) -> Result<(), StoreError> {
-        for key in self.store.credentials.scan_prefix(user_id.as_bytes()).keys() {
-            self.batch.remove(&self.store.credentials, key?);
+        let tree = &self.store.credentials;
+        for key in tree.scan_prefix(user_id.as_bytes()).keys() {
+            self.batch.remove(tree, key?);
+        }
+        let gathered = self.gathered.map(|g| g.written_under(tree, user_id.as_bytes()));
+        for key in gathered.unwrap_or_default() {
+            self.batch.remove(tree, key);
         }
         Ok(())
     }

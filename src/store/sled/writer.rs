@@ -7,9 +7,12 @@
 //! write, writers of a burst parked and woken on the users lock, and a hand-off to sled's own
 //! thread for every flush (`perf stat` counted 7 context switches per durable create).
 //!
-//! Two threads make a pipeline. The writer thread runs the writes one after the other and
-//! hands each that wrote something to the flush thread; the flush thread takes every write
-//! handed over so far, flushes sled once for all of them (a numbered round of the disk's
+//! Two threads make a pipeline. The writer thread runs the writes waiting for it one after
+//! the other as a round, gathering their user writes into one batch (`SledStore::gather`: one
+//! pending record and one write of each count for the round instead of for each write),
+//! writes that batch, and hands the round's writes to the flush thread; if writing the batch
+//! fails, they are answered with the error. The flush thread takes every write handed over so
+//! far, flushes sled once for all of them (a numbered round of the disk's
 //! record, see "Disk faults") and only then answers them: a write is acknowledged after the
 //! flush that covers it. While a flush waits for the disk, the writer thread runs the next
 //! writes (the core would otherwise idle), and they share the next flush: the more writers
@@ -25,6 +28,11 @@ use super::{SledStore, StoreError};
 
 /// What the writer thread runs: the write, which answers its caller at once if it failed or
 /// hands back how to answer it once its round is flushed.
+/// A round takes at most this many writes, and stops taking more once its user writes write
+/// this many keys: the gathered batch is one pending record (see `batch`), kept small.
+const ROUND_WRITES: usize = 256;
+const ROUND_KEYS: usize = 4096;
+
 type Job = Box<dyn FnOnce(&SledStore) -> Option<Ack> + Send>;
 type Ack = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
@@ -115,16 +123,31 @@ impl Written {
     }
 }
 
-/// The writer thread: runs each write, until the store or the [`Writer`] is dropped.
+/// The writer thread: runs the writes waiting for it as one round, their user writes gathered
+/// into one batch, until the store or the [`Writer`] is dropped.
 fn write(queue: &Receiver<Job>, store: &Weak<SledStore>, written: &Written) {
-    while let Ok(job) = queue.recv() {
+    while let Ok(first) = queue.recv() {
         let Some(store) = store.upgrade() else {
             break;
         };
-        // A panicking write drops its reply (its caller gets an error) but not the thread.
-        if let Ok(Some(ack)) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&store))) {
-            written.state().acks.push(ack);
-            written.more.notify_one();
+        store.gather();
+        let mut acks = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            // A panicking write drops its reply (its caller gets an error) but not the thread.
+            if let Ok(Some(ack)) = std::panic::catch_unwind(AssertUnwindSafe(|| job(&store))) {
+                acks.push(ack);
+            }
+            if acks.len() < ROUND_WRITES && store.gathered_len() < ROUND_KEYS {
+                next = queue.try_recv().ok();
+            }
+        }
+        match store.settle() {
+            Ok(()) => {
+                written.state().acks.extend(acks);
+                written.more.notify_one();
+            }
+            Err(e) => acks.into_iter().for_each(|ack| ack(Err(again(&e)))),
         }
     }
     written.state().closed = true;
