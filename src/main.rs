@@ -16,7 +16,8 @@ use privx_mock::server::{
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small blocks (headers,
 /// JSON, sled's nodes), and glibc's malloc took a fifth of a durable create's instructions
-/// (README "Benchmarks").
+/// (README "Benchmarks"). Built without its transparent huge pages (`no_thp`): with them a
+/// server holding 100,000 users took 108 MB of RSS instead of 61.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
