@@ -16,7 +16,11 @@
 //! its method returns (and so before its 2xx), a user and its indexes change together, a
 //! listing's `count` and `items` come from one state, and listener writes run one at a time
 //! so that open listeners' addresses stay unique.
+//!
+//! Over an engine no other server writes, the store serves repeated user reads from memory
+//! until users change ([`cache`]).
 
+mod cache;
 mod connections;
 pub mod engine;
 mod fixtures;
@@ -29,6 +33,7 @@ mod tests;
 mod users;
 mod webauthn;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -38,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::sled::{Fault, LostWrites, OnLostWrites, LOCK_WAIT, RECORD_FILE};
+use cache::Cache;
 pub use connections::{
     ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
     FixtureConnection, Termination,
@@ -162,12 +168,13 @@ impl Authorship {
 #[derive(Clone)]
 pub struct Store {
     engine: Arc<dyn Engine>,
+    cache: Arc<Cache>,
 }
 
 impl Store {
     /// A store over `engine`.
     pub fn new(engine: impl Engine) -> Self {
-        Self { engine: Arc::new(engine) }
+        Self { engine: Arc::new(engine), cache: Arc::default() }
     }
 
     /// Opens (or creates) the sled store in `dir`; one that lost acknowledged writes is
@@ -214,7 +221,35 @@ impl Store {
 
     /// Empties the store but for the server's secrets (test-control reset).
     pub async fn clear(&self) -> Result<(), StoreError> {
-        self.engine.clear().await
+        self.changing_users(|engine| async move { engine.clear().await }).await
+    }
+
+    /// Runs `write`, which changes users, then empties the cache, whether it worked or not (see
+    /// [`cache`]). It runs in a task of its own so that it runs to its end even if the caller
+    /// goes away: an engine finishes a write it has begun (sled's on the blocking pool), and the
+    /// cache must be emptied after that, not when the caller left.
+    async fn changing_users<T, F>(
+        &self,
+        write: impl FnOnce(Arc<dyn Engine>) -> F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        /// Empties the cache when dropped: also if the write panics.
+        struct Changed(Arc<Cache>);
+        impl Drop for Changed {
+            fn drop(&mut self) {
+                self.0.users_changed();
+            }
+        }
+        let changed = Changed(Arc::clone(&self.cache));
+        let write = write(Arc::clone(&self.engine));
+        let written = tokio::spawn(async move {
+            let _changed = changed;
+            write.await
+        });
+        written.await.map_err(|e| StoreError::Database(format!("store work failed: {e}")))?
     }
 }
 
