@@ -11,7 +11,10 @@
 //! - the generation: every write of users (create, fixtures' inserts, update, password, delete,
 //!   clear) moves it once its engine call has returned, `Ok` or `Err` (a failed write may have
 //!   changed what a read sees, until the engine undoes it), and that empties the cache. Only
-//!   then does the write return, so its acknowledgement follows the emptying.
+//!   then does the write return, so its acknowledgement follows the emptying. A write dropped
+//!   before it returned may still land (sled finishes it on the blocking pool) at a time no
+//!   one knows: the cache is then off for good (handlers run to their end, so that is only at
+//!   shutdown).
 //! - the engine's openings ([`Engine::openings`]): sled reopened after a disk fault has undone
 //!   the writes no flush covered, so nothing read from an earlier opening is served.
 //!
@@ -146,6 +149,8 @@ impl<K: Clone + Eq + Hash, V> Shelf<K, V> {
 #[derive(Default)]
 pub struct State {
     generation: u64,
+    /// A write of users was dropped before it returned (see [`Cache::abandoned`]).
+    abandoned: bool,
     /// The engine's openings the entries were read under.
     openings: u64,
     /// The bytes kept, overheads included.
@@ -219,7 +224,8 @@ impl Cache {
         let size = K::bytes(&value) + ENTRY_OVERHEAD;
         if size <= MAX_ENTRY_BYTES {
             let mut state = self.state_mut();
-            if state.generation == generation && engine.openings() == Some(openings) {
+            let unchanged = state.generation == generation && engine.openings() == Some(openings);
+            if unchanged && !state.abandoned {
                 if state.openings != openings {
                     state.clear();
                     state.openings = openings;
@@ -233,6 +239,15 @@ impl Cache {
     /// Users changed (or may have): nothing read before is served again.
     pub fn users_changed(&self) {
         let mut state = self.state_mut();
+        state.generation += 1;
+        state.clear();
+    }
+
+    /// A write of users was dropped before it returned, and may land at any time from now:
+    /// nothing is kept any more.
+    pub fn abandoned(&self) {
+        let mut state = self.state_mut();
+        state.abandoned = true;
         state.generation += 1;
         state.clear();
     }

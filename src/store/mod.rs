@@ -221,35 +221,35 @@ impl Store {
 
     /// Empties the store but for the server's secrets (test-control reset).
     pub async fn clear(&self) -> Result<(), StoreError> {
-        self.changing_users(|engine| async move { engine.clear().await }).await
+        self.changing_users(self.engine.clear()).await
     }
 
     /// Runs `write`, which changes users, then empties the cache, whether it worked or not (see
-    /// [`cache`]). It runs in a task of its own so that it runs to its end even if the caller
-    /// goes away: an engine finishes a write it has begun (sled's on the blocking pool), and the
-    /// cache must be emptied after that, not when the caller left.
-    async fn changing_users<T, F>(
+    /// [`cache`]).
+    async fn changing_users<T>(
         &self,
-        write: impl FnOnce(Arc<dyn Engine>) -> F,
-    ) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
-    {
-        /// Empties the cache when dropped: also if the write panics.
-        struct Changed(Arc<Cache>);
-        impl Drop for Changed {
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        /// Empties the cache when dropped. A write dropped before it returned (its caller went
+        /// away, or it panicked) may still be running in the engine (sled finishes a write on
+        /// the blocking pool): as when it ends is unknown, the cache is then off for good.
+        struct Changing<'a> {
+            cache: &'a Cache,
+            returned: bool,
+        }
+        impl Drop for Changing<'_> {
             fn drop(&mut self) {
-                self.0.users_changed();
+                if self.returned {
+                    self.cache.users_changed();
+                } else {
+                    self.cache.abandoned();
+                }
             }
         }
-        let changed = Changed(Arc::clone(&self.cache));
-        let write = write(Arc::clone(&self.engine));
-        let written = tokio::spawn(async move {
-            let _changed = changed;
-            write.await
-        });
-        written.await.map_err(|e| StoreError::Database(format!("store work failed: {e}")))?
+        let mut changing = Changing { cache: &self.cache, returned: false };
+        let written = write.await;
+        changing.returned = true;
+        written
     }
 }
 

@@ -470,3 +470,31 @@ async fn the_cache_keeps_at_most_its_listings_and_no_listing_over_its_bound() {
     store.user_list(None, None, page(0)).await.unwrap();
     assert_eq!(calls(), before + 2, "a small page still is");
 }
+
+#[tokio::test]
+async fn a_write_dropped_before_it_returned_turns_the_cache_off() {
+    let (_dir, store, calls) = open_counting();
+    create(&store, 1, "alice", &[]).await.unwrap();
+    let page = Page { offset: 0, limit: 10 };
+    store.user_list(None, None, page).await.unwrap();
+
+    // Polled once, the update is on sled's blocking pool; dropped, it still lands there.
+    let mut update = Box::pin(store.user_update(id(1), profile("renamed", &[]), None, stamp()));
+    assert!(futures::poll!(update.as_mut()).is_pending(), "the write waits for the pool");
+    drop(update);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let before = calls();
+        let (_, names) = usernames(&store, page).await;
+        assert_eq!(calls(), before + 1, "every listing reaches the engine");
+        if names == ["renamed"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the dropped write lands");
+        tokio::task::yield_now().await;
+    }
+    let before = calls();
+    store.user_json(id(1)).await.unwrap();
+    store.user_json(id(1)).await.unwrap();
+    assert_eq!(calls(), before + 2, "nothing is kept any more");
+}

@@ -114,16 +114,14 @@ impl Store {
     ) -> Result<UserRecord, StoreError> {
         validate(&profile)?;
         let record = UserRecord { id, authorship: Authorship::new(stamp), profile, password };
-        let stored = record.clone();
-        self.changing_users(|engine| async move { engine.user_insert(stored, false).await })
-            .await?;
+        self.changing_users(self.engine.user_insert(record.clone(), false)).await?;
         Ok(record)
     }
 
     /// Inserts a user exactly as given unless one with its id exists (fixtures).
     pub(super) async fn user_insert_absent(&self, record: UserRecord) -> Result<(), StoreError> {
         validate(&record.profile)?;
-        self.changing_users(|engine| async move { engine.user_insert(record, true).await }).await
+        self.changing_users(self.engine.user_insert(record, true)).await
     }
 
     /// A user's JSON as stored, which is the API's `User` (see [`UserRecord`]); repeated
@@ -200,13 +198,12 @@ impl Store {
             change(user);
             user.authorship.touch(stamp);
         };
-        self.changing_users(|engine| async move { engine.user_change(id, Box::new(change)).await })
-            .await
+        self.changing_users(self.engine.user_change(id, Box::new(change))).await
     }
 
     /// Deletes a user, its index entries and its WebAuthn credentials, at once.
     pub async fn user_delete(&self, id: Uuid) -> Result<(), StoreError> {
-        self.changing_users(|engine| async move { engine.user_delete(id).await }).await
+        self.changing_users(self.engine.user_delete(id)).await
     }
 
     /// The distinct tags of all users that contain `query` (case-insensitively), sorted.
