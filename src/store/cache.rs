@@ -246,10 +246,8 @@ impl Cache {
     /// A write of users was dropped before it returned, and may land at any time from now:
     /// nothing is kept any more.
     pub fn abandoned(&self) {
-        let mut state = self.state_mut();
-        state.abandoned = true;
-        state.generation += 1;
-        state.clear();
+        self.state_mut().abandoned = true;
+        self.users_changed();
     }
 
     fn state(&self) -> RwLockReadGuard<'_, State> {
