@@ -85,6 +85,13 @@ pub trait Engine: Send + Sync + 'static {
         false
     }
 
+    /// How many times the engine has (re)opened its storage, or `None` for an engine other
+    /// servers write too (PostgreSQL), of which this server cannot know every change. A store
+    /// keeps reads in memory only over an engine that answers `Some`, and only while the
+    /// number stays the same: a reopening may undo writes that were never acknowledged (sled
+    /// after a disk fault), which reads before it may have seen.
+    fn openings(&self) -> Option<u64>;
+
     /// Empties the store but for the server's secrets (test-control reset).
     async fn clear(&self) -> Result<(), StoreError>;
 

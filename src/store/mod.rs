@@ -16,7 +16,11 @@
 //! its method returns (and so before its 2xx), a user and its indexes change together, a
 //! listing's `count` and `items` come from one state, and listener writes run one at a time
 //! so that open listeners' addresses stay unique.
+//!
+//! Over an engine no other server writes, the store serves repeated user reads from memory
+//! until users change ([`cache`]).
 
+mod cache;
 mod connections;
 pub mod engine;
 mod fixtures;
@@ -30,6 +34,7 @@ mod tests;
 mod users;
 mod webauthn;
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use self::sled::{Fault, LostWrites, OnLostWrites, LOCK_WAIT, RECORD_FILE};
+use cache::Cache;
 pub use connections::{
     ConnectionHost, ConnectionRecord, ConnectionSort, ConnectionStatus, ConnectionUser,
     FixtureConnection, Termination,
@@ -165,12 +171,13 @@ impl Authorship {
 #[derive(Clone)]
 pub struct Store {
     engine: Arc<dyn Engine>,
+    cache: Arc<Cache>,
 }
 
 impl Store {
     /// A store over `engine`.
     pub fn new(engine: impl Engine) -> Self {
-        Self { engine: Arc::new(engine) }
+        Self { engine: Arc::new(engine), cache: Arc::default() }
     }
 
     /// Opens (or creates) the sled store in `dir`; one that lost acknowledged writes is
@@ -217,7 +224,35 @@ impl Store {
 
     /// Empties the store but for the server's secrets (test-control reset).
     pub async fn clear(&self) -> Result<(), StoreError> {
-        self.engine.clear().await
+        self.changing_users(self.engine.clear()).await
+    }
+
+    /// Runs `write`, which changes users, then empties the cache, whether it worked or not (see
+    /// [`cache`]).
+    async fn changing_users<T>(
+        &self,
+        write: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        /// Empties the cache when dropped. A write dropped before it returned (its caller went
+        /// away, or it panicked) may still be running in the engine (sled finishes a write on
+        /// the blocking pool): as when it ends is unknown, the cache is then off for good.
+        struct Changing<'a> {
+            cache: &'a Cache,
+            returned: bool,
+        }
+        impl Drop for Changing<'_> {
+            fn drop(&mut self) {
+                if self.returned {
+                    self.cache.users_changed();
+                } else {
+                    self.cache.abandoned();
+                }
+            }
+        }
+        let mut changing = Changing { cache: &self.cache, returned: false };
+        let written = write.await;
+        changing.returned = true;
+        written
     }
 }
 

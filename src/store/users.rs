@@ -1,10 +1,13 @@
 //! Local users: what a user is, and the rules of writing one (the engine keeps the user, its
 //! password and its indexes in step).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::cache::{ListingKey, Listings, Users};
 use super::{Authorship, Listing, Page, Stamp, Store, StoreError};
 
 /// The fields of a user that a client sets. `tags` and `attributes` are always written, also
@@ -111,19 +114,21 @@ impl Store {
     ) -> Result<UserRecord, StoreError> {
         validate(&profile)?;
         let record = UserRecord { id, authorship: Authorship::new(stamp), profile, password };
-        self.engine.user_insert(record.clone(), false).await?;
+        self.changing_users(self.engine.user_insert(record.clone(), false)).await?;
         Ok(record)
     }
 
     /// Inserts a user exactly as given unless one with its id exists (fixtures).
     pub(super) async fn user_insert_absent(&self, record: UserRecord) -> Result<(), StoreError> {
         validate(&record.profile)?;
-        self.engine.user_insert(record, true).await
+        self.changing_users(self.engine.user_insert(record, true)).await
     }
 
-    /// A user's JSON as stored, which is the API's `User` (see [`UserRecord`]).
+    /// A user's JSON as stored, which is the API's `User` (see [`UserRecord`]); repeated
+    /// reads are served from memory (see [`cache`](super::cache)).
     pub async fn user_json(&self, id: Uuid) -> Result<Vec<u8>, StoreError> {
-        self.engine.user_json(id).await
+        let engine = &*self.engine;
+        self.cache.read::<Users, _>(engine, id, || engine.user_json(id)).await
     }
 
     /// User `id`'s password (`Some(None)`: the user has none), or `None` if there is no user
@@ -141,14 +146,18 @@ impl Store {
     }
 
     /// Users' JSON as stored (each the API's `User`, see [`UserRecord`]) in creation order,
-    /// filtered by `username` (regardless of case) and/or `id`.
+    /// filtered by `username` (regardless of case) and/or `id`; repeated listings are served
+    /// from memory (see [`cache`](super::cache)).
     pub async fn user_list(
         &self,
         username: Option<&str>,
         id: Option<Uuid>,
         page: Page,
-    ) -> Result<Listing<Vec<u8>>, StoreError> {
-        self.engine.user_list(username, id, page).await
+    ) -> Result<Arc<Listing<Vec<u8>>>, StoreError> {
+        let engine = &*self.engine;
+        let key = ListingKey::new(username, id, page);
+        let read = || async { engine.user_list(username, id, page).await.map(Arc::new) };
+        self.cache.read::<Listings, _>(engine, key, read).await
     }
 
     /// Replaces a user's profile (and password, if one is given).
@@ -189,12 +198,12 @@ impl Store {
             change(user);
             user.authorship.touch(stamp);
         };
-        self.engine.user_change(id, Box::new(change)).await
+        self.changing_users(self.engine.user_change(id, Box::new(change))).await
     }
 
     /// Deletes a user, its index entries and its WebAuthn credentials, at once.
     pub async fn user_delete(&self, id: Uuid) -> Result<(), StoreError> {
-        self.engine.user_delete(id).await
+        self.changing_users(self.engine.user_delete(id)).await
     }
 
     /// The distinct tags of all users that contain `query` (case-insensitively), sorted.

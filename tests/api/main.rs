@@ -17,6 +17,7 @@ mod listeners;
 mod logins;
 mod oauth_flow;
 mod persistence;
+mod read_cache;
 mod relay;
 mod responses;
 mod routing;

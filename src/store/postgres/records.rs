@@ -36,6 +36,11 @@ impl Engine for Postgres {
         true
     }
 
+    /// Other servers write behind this one's back: nothing is kept in memory.
+    fn openings(&self) -> Option<u64> {
+        None
+    }
+
     async fn clear(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;

@@ -132,6 +132,8 @@ pub(super) struct Disk {
     /// Device and inode of the `db` file opened.
     db_file: (u64, u64),
     unflushed: Mutex<Unflushed>,
+    /// How many times sled was opened in this process (see [`Disk::openings`]).
+    openings: AtomicU64,
 }
 
 /// The user batches applied since the last flush round that covered them, numbered: what a
@@ -202,8 +204,15 @@ impl Disk {
             rounds: AtomicU64::new(found),
             record: Mutex::new(record),
             unflushed: Mutex::default(),
+            openings: AtomicU64::new(1),
         };
         Ok((Arc::new(disk), lost))
+    }
+
+    /// How many times sled was opened in this process: what was read under one number may
+    /// include writes a reopening undid.
+    pub(super) fn openings(&self) -> u64 {
+        self.openings.load(Ordering::SeqCst)
     }
 
     /// The current opening of sled.
@@ -338,6 +347,9 @@ impl Disk {
         unflushed.batches.clear();
         drop(unflushed);
         *self.trees.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(trees));
+        // Only once the new opening is in place: a read that noted the old number may have read
+        // the old opening.
+        self.openings.fetch_add(1, Ordering::SeqCst);
         *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = None;
         eprintln!(
             "privx-mock: the store {} reopened; writes are accepted again",

@@ -216,4 +216,8 @@ impl Engine for Sled {
     ) -> Result<(), StoreError> {
         self.write(move |s| s.connections_change(id, change)).await
     }
+
+    fn openings(&self) -> Option<u64> {
+        Some(self.0.disk.openings())
+    }
 }
