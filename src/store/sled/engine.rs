@@ -218,6 +218,6 @@ impl Engine for Sled {
     }
 
     fn openings(&self) -> Option<u64> {
-        Some(self.0.disk.openings())
+        Some(self.store.disk.openings())
     }
 }
