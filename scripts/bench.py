@@ -45,7 +45,8 @@ class Process:
         deadline = time.monotonic() + 120
         while self.url is None:
             text = Path(self.log.name).read_text(errors="replace")
-            for line in text.splitlines():
+            # Only whole lines: the marker's line may be half written.
+            for line in text.splitlines()[:text.count("\n")]:
                 if marker in line:
                     self.url = line.split(marker, 1)[1].strip().split()[0].rstrip("/")
             if self.proc.poll() is not None or time.monotonic() > deadline:
