@@ -10,14 +10,20 @@
 //! reach the log or the journal.
 //!
 //! The drain runs on every request, so it reads only the five values it needs, straight from
-//! the record (no map of every value as text), and takes no lock of its own.
+//! the record (no map of every value as text), and takes no lock of its own. An entry keeps the
+//! time and the subject as numbers; they become text only when listed or logged.
+//!
+//! The subject cannot ride with the request to the drain: dropshot runs each handler in a task
+//! of its own and logs "request completed" from the connection's task, with only the request's
+//! own values (id, method, URI, status, latency). So operations note it in a map by request id,
+//! which the drain empties; the map hashes with foldhash (randomly seeded, cheaper than SipHash).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Arguments;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use slog::{Drain, Key, OwnedKVList, Record, KV};
 use uuid::Uuid;
 
@@ -34,21 +40,22 @@ const COMPLETED: &str = "request completed";
 
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub time: DateTime<Utc>,
+    /// When the request completed, in milliseconds since the epoch.
+    pub time_ms: i64,
     pub request_id: String,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
     pub status: u16,
     pub latency_ms: f64,
-    pub subject: Option<String>,
+    pub subject: Option<Uuid>,
 }
 
 #[derive(Debug, Default)]
 pub struct Journal {
     entries: Mutex<VecDeque<Entry>>,
     /// Subjects of requests still in flight, by request id.
-    subjects: Mutex<HashMap<String, Uuid>>,
+    subjects: Mutex<foldhash::HashMap<String, Uuid>>,
 }
 
 impl Journal {
@@ -93,14 +100,14 @@ pub fn list(journal: &Journal, q: types::JournalListQuery) -> HttpResponseOk<typ
         .into_iter()
         .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
         .map(|e| types::JournalEntry {
-            time: e.time,
+            time: DateTime::from_timestamp_millis(e.time_ms).unwrap_or_default(),
             request_id: e.request_id,
             method: e.method,
             path: e.path,
             query: e.query,
             status: e.status.into(),
             latency_ms: e.latency_ms,
-            subject: e.subject,
+            subject: e.subject.map(|s| s.to_string()),
         })
         .collect();
     HttpResponseOk::Value(types::JournalList { count, items })
@@ -237,16 +244,21 @@ impl RequestLog {
             None => (fields.uri, None),
         };
         let entry = Entry {
-            time: self.clock.now(),
+            time_ms: self.clock.now_millis(),
             method: fields.method,
             path,
             query,
             status: fields.status,
             latency_ms: fields.latency_us as f64 / 1000.0,
-            subject: subject.map(|s| s.to_string()),
+            subject,
             request_id: fields.request_id,
         };
         if self.info {
+            let mut subject = [0; uuid::fmt::Hyphenated::LENGTH];
+            let subject = match entry.subject {
+                Some(s) => &*s.hyphenated().encode_lower(&mut subject),
+                None => "-",
+            };
             tracing::dispatcher::with_default(&self.dispatch, || {
                 tracing::info!(
                     request_id = %entry.request_id,
@@ -255,7 +267,7 @@ impl RequestLog {
                     query = entry.query.as_deref().unwrap_or(""),
                     status = entry.status,
                     latency_ms = entry.latency_ms,
-                    subject = entry.subject.as_deref().unwrap_or("-"),
+                    subject,
                     "request"
                 );
             });
