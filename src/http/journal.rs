@@ -59,6 +59,33 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// Room for the next entry: when the journal is full, the oldest entry leaves now and its
+    /// texts' buffers are handed back (cleared) to be written over, so that a full journal
+    /// (the usual state of a busy server) records a request without allocating or freeing.
+    fn recycled(&self) -> Fields {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = match entries.len() >= JOURNAL_CAPACITY {
+            true => entries.pop_front(),
+            false => None,
+        };
+        drop(entries);
+        let Some(mut oldest) = oldest else {
+            return Fields::default();
+        };
+        for text in [&mut oldest.request_id, &mut oldest.method, &mut oldest.path] {
+            text.clear();
+        }
+        let mut query = oldest.query.take().unwrap_or_default();
+        query.clear();
+        Fields {
+            request_id: oldest.request_id,
+            method: oldest.method,
+            uri: oldest.path,
+            query,
+            ..Fields::default()
+        }
+    }
+
     fn push(&self, entry: Entry) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() == JOURNAL_CAPACITY {
@@ -168,6 +195,8 @@ struct Fields {
     request_id: String,
     method: String,
     uri: String,
+    /// Not a value of the record: a buffer for the URI's query, if it has one.
+    query: String,
     status: u16,
     latency_us: u128,
 }
@@ -217,7 +246,10 @@ impl Drain for RequestLog {
             // dropshot's chatter below warning level, and debug logging off: nothing to do.
             return Ok(());
         }
-        let mut fields = Fields::default();
+        let mut fields = match completed {
+            true => self.journal.recycled(),
+            false => Fields::default(),
+        };
         let _ = record.kv().serialize(record, &mut fields);
         let _ = inherited.serialize(record, &mut fields);
         if completed {
@@ -239,10 +271,12 @@ impl Drain for RequestLog {
 impl RequestLog {
     fn completed(&self, fields: Fields) {
         let subject = self.journal.take_subject(&fields.request_id);
-        let (path, query) = match fields.uri.split_once('?') {
-            Some((path, query)) => (path.to_string(), Some(query.to_string())),
-            None => (fields.uri, None),
-        };
+        let (mut path, mut query) = (fields.uri, fields.query);
+        let query = path.find('?').map(|at| {
+            query.push_str(&path[at + 1..]);
+            path.truncate(at);
+            query
+        });
         let entry = Entry {
             time_ms: self.clock.now_millis(),
             method: fields.method,
