@@ -54,8 +54,8 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Journal {
     entries: Mutex<VecDeque<Entry>>,
-    /// Subjects of requests still in flight, by request id.
-    subjects: Mutex<foldhash::HashMap<String, Uuid>>,
+    /// Subjects of requests still in flight, by request id (see [`RequestKey`]).
+    subjects: Mutex<foldhash::HashMap<RequestKey, Uuid>>,
 }
 
 impl Journal {
@@ -106,14 +106,22 @@ impl Journal {
 
     /// Records who is calling in request `request_id`, for its journal entry and log line.
     pub fn note_subject(&self, request_id: &str, subject: Uuid) {
-        let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        subjects.insert(request_id.to_string(), subject);
+        if let Ok(key) = RequestKey::try_from(request_id.as_bytes()) {
+            let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+            subjects.insert(key, subject);
+        }
     }
 
     fn take_subject(&self, request_id: &str) -> Option<Uuid> {
-        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id)
+        let key = RequestKey::try_from(request_id.as_bytes()).ok()?;
+        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(&key)
     }
 }
+
+/// A request id as the subjects map keeps it: its text in place, no allocation. dropshot's
+/// request ids are UUIDs in their 36-character text form (a request with an id of another length
+/// would get no subject; the journal tests would show that at a dropshot upgrade).
+type RequestKey = [u8; uuid::fmt::Hyphenated::LENGTH];
 
 /// The test-control listing: the newest entries first, filtered by path prefix and status;
 /// `count` is of all that match, `items` at most `limit` of them.
