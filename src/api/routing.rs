@@ -56,15 +56,34 @@ pub struct PathSegments<'a, const N: usize> {
 impl<'a, const N: usize> PathSegments<'a, N> {
     /// The segments of `path`, or `None` when it has more than `N` (no operation's path is that
     /// long) or a segment does not decode to UTF-8 (which dropshot's router has already refused
-    /// with a 400 of its own before any endpoint runs).
+    /// with a 400 of its own before any endpoint runs). One pass over the bytes finds both the
+    /// `/`s and the segments with a `%` to decode (this runs on every request).
     pub fn parse(path: &'a str) -> Option<Self> {
-        let mut segments: [Cow<'a, str>; N] = std::array::from_fn(|_| Cow::Borrowed(""));
-        let mut len = 0;
-        for segment in path.split('/').filter(|s| !s.is_empty()) {
-            *segments.get_mut(len)? = percent_decode(segment)?;
-            len += 1;
+        let segments = std::array::from_fn(|_| Cow::Borrowed(""));
+        let mut parsed = Self { segments, len: 0 };
+        let (mut start, mut escaped) = (0, false);
+        for (at, byte) in path.bytes().enumerate() {
+            if byte == b'/' {
+                parsed.push(&path[start..at], escaped)?;
+                (start, escaped) = (at + 1, false);
+            } else if byte == b'%' {
+                escaped = true;
+            }
         }
-        Some(Self { segments, len })
+        parsed.push(&path[start..], escaped)?;
+        Some(parsed)
+    }
+
+    /// Adds `segment` (decoded if `escaped`) unless it is empty; `None` as for [`Self::parse`].
+    fn push(&mut self, segment: &'a str, escaped: bool) -> Option<()> {
+        if !segment.is_empty() {
+            *self.segments.get_mut(self.len)? = match escaped {
+                true => Cow::Owned(percent_decode(segment)?),
+                false => Cow::Borrowed(segment),
+            };
+            self.len += 1;
+        }
+        Some(())
     }
 
     /// The segments, to match a slice pattern against: `&strs[..len]`.
@@ -73,10 +92,8 @@ impl<'a, const N: usize> PathSegments<'a, N> {
     }
 }
 
-fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
-    if !segment.contains('%') {
-        return Some(Cow::Borrowed(segment));
-    }
+/// `segment` with its `%XX` escapes decoded, if the result is UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
     let bytes = segment.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -95,7 +112,7 @@ fn percent_decode(segment: &str) -> Option<Cow<'_, str>> {
             }
         }
     }
-    String::from_utf8(decoded).ok().map(Cow::Owned)
+    String::from_utf8(decoded).ok()
 }
 
 /// The answer to a path that no operation (nor page) has: the 404 every missing resource gets.

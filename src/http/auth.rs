@@ -40,7 +40,6 @@ mod remembered;
 mod token;
 mod verified_tokens;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -189,7 +188,9 @@ pub struct Auth {
     oauth_client_hash: String,
     /// The admin first, then the API clients.
     principals: Vec<Principal>,
-    scopes_by_operation: HashMap<&'static str, &'static [&'static str]>,
+    /// Looked up on every request: foldhash, keyed at random like SipHash but cheaper (the keys
+    /// are the spec's operationIds anyway).
+    scopes_by_operation: foldhash::HashMap<&'static str, &'static [&'static str]>,
     /// A hash to verify against when the name is unknown, so timing does not tell.
     decoy_hash: String,
     verified: VerifiedTokens,
@@ -279,13 +280,14 @@ impl Auth {
 
     /// Checks the bearer token of a request against the scopes `operation_id` accepts.
     /// 401 without a valid token (or one of a deleted user, or of a user's old password), 403
-    /// without an accepted scope; the store is read only the first time a user is seen.
+    /// without an accepted scope; the store is read only the first time a user is seen. `now`
+    /// is in seconds since the epoch, as the token's claims are.
     pub async fn authorize(
         &self,
         store: &Store,
         headers: &http::HeaderMap,
         operation_id: &str,
-        now: DateTime<Utc>,
+        now: i64,
     ) -> Result<Arc<Caller>, ApiError> {
         let accepted = self
             .scopes_by_operation
@@ -297,7 +299,6 @@ impl Auth {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(|| unauthorized("a bearer token is required"))?
             .trim();
-        let now = now.timestamp();
         let caller = match self.verified.get(token) {
             Some(caller) => caller,
             None => {

@@ -56,7 +56,8 @@ impl Context {
         self.begin_without_token(rqctx).await?;
         let operation_id = rqctx.endpoint.operation_id.as_str();
         let headers = rqctx.request.headers();
-        let caller = self.auth.authorize(&self.store, headers, operation_id, self.now()).await?;
+        let now = self.clock.now_millis().div_euclid(1000);
+        let caller = self.auth.authorize(&self.store, headers, operation_id, now).await?;
         self.journal.note_subject(&rqctx.request_id, caller.subject);
         Ok(caller)
     }

@@ -10,14 +10,20 @@
 //! reach the log or the journal.
 //!
 //! The drain runs on every request, so it reads only the five values it needs, straight from
-//! the record (no map of every value as text), and takes no lock of its own.
+//! the record (no map of every value as text), and takes no lock of its own. An entry keeps the
+//! time and the subject as numbers; they become text only when listed or logged.
+//!
+//! The subject cannot ride with the request to the drain: dropshot runs each handler in a task
+//! of its own and logs "request completed" from the connection's task, with only the request's
+//! own values (id, method, URI, status, latency). So operations note it in a map by request id,
+//! which the drain empties; the map hashes with foldhash (randomly seeded, cheaper than SipHash).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Arguments;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use slog::{Drain, Key, OwnedKVList, Record, KV};
 use uuid::Uuid;
 
@@ -34,24 +40,52 @@ const COMPLETED: &str = "request completed";
 
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub time: DateTime<Utc>,
+    /// When the request completed, in milliseconds since the epoch.
+    pub time_ms: i64,
     pub request_id: String,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
     pub status: u16,
     pub latency_ms: f64,
-    pub subject: Option<String>,
+    pub subject: Option<Uuid>,
 }
 
 #[derive(Debug, Default)]
 pub struct Journal {
     entries: Mutex<VecDeque<Entry>>,
-    /// Subjects of requests still in flight, by request id.
-    subjects: Mutex<HashMap<String, Uuid>>,
+    /// Subjects of requests still in flight, by request id (see [`RequestKey`]).
+    subjects: Mutex<foldhash::HashMap<RequestKey, Uuid>>,
 }
 
 impl Journal {
+    /// Room for the next entry: when the journal is full, the oldest entry leaves now and its
+    /// texts' buffers are handed back (cleared) to be written over, so that a full journal
+    /// (the usual state of a busy server) records a request without allocating or freeing.
+    fn recycled(&self) -> Fields {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let oldest = match entries.len() >= JOURNAL_CAPACITY {
+            true => entries.pop_front(),
+            false => None,
+        };
+        drop(entries);
+        let Some(mut oldest) = oldest else {
+            return Fields::default();
+        };
+        for text in [&mut oldest.request_id, &mut oldest.method, &mut oldest.path] {
+            text.clear();
+        }
+        let mut query = oldest.query.take().unwrap_or_default();
+        query.clear();
+        Fields {
+            request_id: oldest.request_id,
+            method: oldest.method,
+            uri: oldest.path,
+            query,
+            ..Fields::default()
+        }
+    }
+
     fn push(&self, entry: Entry) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() == JOURNAL_CAPACITY {
@@ -72,14 +106,22 @@ impl Journal {
 
     /// Records who is calling in request `request_id`, for its journal entry and log line.
     pub fn note_subject(&self, request_id: &str, subject: Uuid) {
-        let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        subjects.insert(request_id.to_string(), subject);
+        if let Ok(key) = RequestKey::try_from(request_id.as_bytes()) {
+            let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+            subjects.insert(key, subject);
+        }
     }
 
     fn take_subject(&self, request_id: &str) -> Option<Uuid> {
-        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(request_id)
+        let key = RequestKey::try_from(request_id.as_bytes()).ok()?;
+        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(&key)
     }
 }
+
+/// A request id as the subjects map keeps it: its text in place, no allocation. dropshot's
+/// request ids are UUIDs in their 36-character text form (a request with an id of another length
+/// would get no subject; the journal tests would show that at a dropshot upgrade).
+type RequestKey = [u8; uuid::fmt::Hyphenated::LENGTH];
 
 /// The test-control listing: the newest entries first, filtered by path prefix and status;
 /// `count` is of all that match, `items` at most `limit` of them.
@@ -93,14 +135,14 @@ pub fn list(journal: &Journal, q: types::JournalListQuery) -> HttpResponseOk<typ
         .into_iter()
         .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
         .map(|e| types::JournalEntry {
-            time: e.time,
+            time: DateTime::from_timestamp_millis(e.time_ms).unwrap_or_default(),
             request_id: e.request_id,
             method: e.method,
             path: e.path,
             query: e.query,
             status: e.status.into(),
             latency_ms: e.latency_ms,
-            subject: e.subject,
+            subject: e.subject.map(|s| s.to_string()),
         })
         .collect();
     HttpResponseOk::Value(types::JournalList { count, items })
@@ -161,6 +203,8 @@ struct Fields {
     request_id: String,
     method: String,
     uri: String,
+    /// Not a value of the record: a buffer for the URI's query, if it has one.
+    query: String,
     status: u16,
     latency_us: u128,
 }
@@ -210,7 +254,10 @@ impl Drain for RequestLog {
             // dropshot's chatter below warning level, and debug logging off: nothing to do.
             return Ok(());
         }
-        let mut fields = Fields::default();
+        let mut fields = match completed {
+            true => self.journal.recycled(),
+            false => Fields::default(),
+        };
         let _ = record.kv().serialize(record, &mut fields);
         let _ = inherited.serialize(record, &mut fields);
         if completed {
@@ -232,21 +279,28 @@ impl Drain for RequestLog {
 impl RequestLog {
     fn completed(&self, fields: Fields) {
         let subject = self.journal.take_subject(&fields.request_id);
-        let (path, query) = match fields.uri.split_once('?') {
-            Some((path, query)) => (path.to_string(), Some(query.to_string())),
-            None => (fields.uri, None),
-        };
+        let (mut path, mut query) = (fields.uri, fields.query);
+        let query = path.find('?').map(|at| {
+            query.push_str(&path[at + 1..]);
+            path.truncate(at);
+            query
+        });
         let entry = Entry {
-            time: self.clock.now(),
+            time_ms: self.clock.now_millis(),
             method: fields.method,
             path,
             query,
             status: fields.status,
             latency_ms: fields.latency_us as f64 / 1000.0,
-            subject: subject.map(|s| s.to_string()),
+            subject,
             request_id: fields.request_id,
         };
         if self.info {
+            let mut subject = [0; uuid::fmt::Hyphenated::LENGTH];
+            let subject = match entry.subject {
+                Some(s) => &*s.hyphenated().encode_lower(&mut subject),
+                None => "-",
+            };
             tracing::dispatcher::with_default(&self.dispatch, || {
                 tracing::info!(
                     request_id = %entry.request_id,
@@ -255,7 +309,7 @@ impl RequestLog {
                     query = entry.query.as_deref().unwrap_or(""),
                     status = entry.status,
                     latency_ms = entry.latency_ms,
-                    subject = entry.subject.as_deref().unwrap_or("-"),
+                    subject,
                     "request"
                 );
             });

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use dropshot::ErrorStatusCode;
 
@@ -27,8 +27,14 @@ pub struct TestControl {
 }
 
 /// Whether `operation_id` belongs to the test-control API: the spec's `test-control` tag decides.
+/// Asked on every request while the API is off, so the answer is a set lookup, not a scan of
+/// every operation.
 pub fn is_test_control(operation_id: &str) -> bool {
-    OPERATIONS.iter().any(|o| o.operation_id == operation_id && o.tag == "test-control")
+    static TEST_CONTROL: LazyLock<foldhash::HashSet<&str>> = LazyLock::new(|| {
+        let ops = OPERATIONS.iter().filter(|o| o.tag == "test-control");
+        ops.map(|o| o.operation_id).collect()
+    });
+    TEST_CONTROL.contains(operation_id)
 }
 
 /// The faults in force, by operationId.

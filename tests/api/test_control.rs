@@ -126,6 +126,45 @@ async fn the_journal_lists_requests_without_their_bodies() {
     assert_eq!(not_found["count"], 1);
 }
 
+/// A full journal writes each new entry over the oldest one's buffers: nothing of the old entry
+/// (its query, its subject) may show in the new one.
+#[tokio::test]
+async fn a_full_journal_records_each_new_request_whole() {
+    use privx_mock::http::journal::JOURNAL_CAPACITY;
+    let app = controlled().await;
+    // Three kinds in turn, so every entry is written over one of another kind: with a query
+    // and a subject, without either, and with a subject only.
+    let sent: Vec<(String, Option<String>, bool)> = (0..JOURNAL_CAPACITY + 10)
+        .map(|i| match i % 3 {
+            0 => (USERS.to_string(), Some(format!("offset={i}&limit=1")), true),
+            1 => (format!("{USERS}/{}", uuid::Uuid::new_v4()), None, false),
+            _ => (format!("{USERS}/{}", uuid::Uuid::new_v4()), None, true),
+        })
+        .collect();
+    for (path, query, authorized) in &sent {
+        let url = app.url(&match query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        });
+        let client = if *authorized { &app.http } else { &app.anonymous };
+        client.get(url).send().await.unwrap();
+    }
+
+    let limit = JOURNAL_CAPACITY;
+    let (status, journal) =
+        app.call("GET", &format!("{CONTROL}/journal?limit={limit}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(journal["count"], JOURNAL_CAPACITY);
+    let items = journal["items"].as_array().unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for (item, (path, query, authorized)) in items.iter().zip(sent.iter().rev()) {
+        assert_eq!(item["path"], path.as_str());
+        assert_eq!(item.get("query").and_then(Value::as_str), query.as_deref(), "{item}");
+        assert_eq!(item.get("subject").is_some(), *authorized, "{item}");
+        assert!(ids.insert(item["request_id"].as_str().unwrap().to_string()), "{item}");
+    }
+}
+
 #[tokio::test]
 async fn injected_faults_delay_or_fail_calls_until_used_up_or_cleared() {
     let app = controlled().await;

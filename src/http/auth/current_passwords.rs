@@ -12,7 +12,6 @@
 //! their writes, so an entry is kept for [`SHARED_KEEP`] only: a user deleted, or given another
 //! password, on another server loses its tokens here within that time.
 
-use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -78,8 +77,9 @@ pub(super) struct CurrentPasswords {
 struct Remembered {
     /// Moves on every write, so a store read that overlapped one is not remembered.
     epoch: u64,
-    /// Each user's state, and when it was learnt.
-    by_user: HashMap<Uuid, (Current, Instant)>,
+    /// Each user's state, and when it was learnt; read on every request, so hashed with
+    /// foldhash (randomly seeded, cheaper than SipHash).
+    by_user: foldhash::HashMap<Uuid, (Current, Instant)>,
 }
 
 impl CurrentPasswords {
