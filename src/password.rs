@@ -16,9 +16,11 @@
 //!
 //! Pool threads run [`Pool::NICE`] steps below the server's other threads: where argon2
 //! shares a core with the async workers (a server pinned to one core, a busy machine), a flood
-//! of logins then takes the idle time rather than the other requests' (measured with
-//! `scripts/bench`'s login floods, README "Benchmarks"); where the pool has a core of its own
-//! it changes nothing.
+//! of logins then takes mostly idle time rather than the other requests' (measured with
+//! `scripts/bench`'s login floods, README "Benchmarks": at nice 10 a flood still raised get
+//! user's p99 3.4-3.8x, at 19 1.4-1.9x; `SCHED_IDLE` did no better here and would starve
+//! logins outright on a saturated core); where the pool has a core of its own it changes
+//! nothing.
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::AssertUnwindSafe;
@@ -142,8 +144,8 @@ impl Pool {
     /// queue is well under a second of work.
     pub const QUEUE_PER_WORKER: usize = 16;
     /// How many nice steps below the rest of the server a pool thread runs (capped at 19,
-    /// the lowest).
-    pub const NICE: i32 = 10;
+    /// the lowest; a server at nice 0 runs its pool at 19).
+    pub const NICE: i32 = 19;
 
     /// A pool with one thread per core but one (at least 1, at most [`Self::WORKERS_MAX`]).
     pub fn new() -> Self {
