@@ -12,7 +12,7 @@
 //!   clear) moves it once its engine call has returned, `Ok` or `Err` (a failed write may have
 //!   changed what a read sees, until the engine undoes it), and that empties the cache. Only
 //!   then does the write return, so its acknowledgement follows the emptying. A write dropped
-//!   before it returned may still land (sled finishes it on the blocking pool) at a time no
+//!   before it returned may still land (sled finishes it on its writer thread) at a time no
 //!   one knows: the cache is then off for good (handlers run to their end, so that is only at
 //!   shutdown).
 //! - the engine's openings ([`Engine::openings`]): sled reopened after a disk fault has undone

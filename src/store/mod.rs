@@ -235,7 +235,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         /// Empties the cache when dropped. A write dropped before it returned (its caller went
         /// away, or it panicked) may still be running in the engine (sled finishes a write on
-        /// the blocking pool): as when it ends is unknown, the cache is then off for good.
+        /// its writer thread): as when it ends is unknown, the cache is then off for good.
         struct Changing<'a> {
             cache: &'a Cache,
             returned: bool,

@@ -478,9 +478,9 @@ async fn a_write_dropped_before_it_returned_turns_the_cache_off() {
     let page = Page { offset: 0, limit: 10 };
     store.user_list(None, None, page).await.unwrap();
 
-    // Polled once, the update is on sled's blocking pool; dropped, it still lands there.
+    // Polled once, the update is on sled's writer thread; dropped, it still lands there.
     let mut update = Box::pin(store.user_update(id(1), profile("renamed", &[]), None, stamp()));
-    assert!(futures::poll!(update.as_mut()).is_pending(), "the write waits for the pool");
+    assert!(futures::poll!(update.as_mut()).is_pending(), "the write waits for the writer");
     drop(update);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {

@@ -1,5 +1,6 @@
-//! [`Sled`], the [`Engine`] over [`SledStore`]: where each call runs (reads in place, writes
-//! on the blocking pool, then their group-commit flush).
+//! [`Sled`], the [`Engine`] over [`SledStore`]: where each call runs (point reads in place,
+//! listings on the blocking pool, writes on the store's writer thread until their
+//! group-commit flush).
 
 use std::collections::BTreeMap;
 use std::path::Path;
