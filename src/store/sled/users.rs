@@ -154,10 +154,10 @@ impl SledStore {
 
     /// From now until [`Self::settle`], user writes gather into one batch instead of each
     /// being written at once (the writer thread's round: one pending record, one write of the
-    /// user count and of each tag count for all of them). A disk fault in between cannot lose
-    /// them silently: the failed flush poisoned that opening of sled, so settling there fails
-    /// and the round's writes get the error, and the store cannot reopen while the batch still
-    /// holds the old opening's trees (sled's file lock).
+    /// user count and of each tag count for all of them). After a failed flush in between,
+    /// settling fails (the flush poisoned that opening of sled) and the round's writes get the
+    /// error; the store cannot reopen while the batch holds the old opening's trees (sled's
+    /// file lock).
     pub(super) fn gather(&self) {
         if let Ok(trees) = self.trees() {
             *self.gathered.lock().unwrap_or_else(|p| p.into_inner()) =
