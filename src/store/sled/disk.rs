@@ -215,6 +215,20 @@ impl Disk {
         self.openings.load(Ordering::SeqCst)
     }
 
+    /// An error unless sled is still the opening numbered `opening` ([`Self::openings`]): a
+    /// reopen since then undid the user batches no flush had covered, so writes made before it
+    /// and flushed after it must not be acknowledged.
+    pub(super) fn still_opening(&self, opening: u64) -> Result<(), StoreError> {
+        if self.openings() == opening {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(Fault::Io {
+            dir: self.dir.clone(),
+            detail: "the store was reopened after a disk fault before this write was flushed,                      which undid it"
+                .to_string(),
+        }))
+    }
+
     /// The current opening of sled.
     pub(super) fn trees(&self) -> Result<Arc<Trees>, StoreError> {
         match &*self.trees.read().unwrap_or_else(|p| p.into_inner()) {

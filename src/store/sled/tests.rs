@@ -111,3 +111,28 @@ fn writes_gathered_in_a_round_see_each_other_and_settle_in_step() {
     assert!(store.user_tags(None, false, all).unwrap().is_empty(), "tag counts in step");
     assert_eq!(store.user_list(None, None, all).unwrap().count, 0);
 }
+
+/// A reopen after a disk fault undoes the user writes no flush covered; a write made before
+/// the reopen and flushed after it must then not be acknowledged, although that flush (on the
+/// new opening) succeeds.
+#[test]
+fn a_write_undone_by_a_reopen_is_not_acknowledged_by_a_later_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let opening = store.disk.openings();
+    store.user_insert(&user(1, "undone", &[]), false).unwrap();
+    // A fault that leaves sled itself working (as a failed write of the record file does):
+    // the store refuses writes and a thread reopens it.
+    let io = std::io::Error::other("the record file could not be written");
+    store.disk.write_failed(StoreError::Storage(sled::Error::Io(io)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while store.disk.openings() == opening {
+        assert!(std::time::Instant::now() < deadline, "the store did not reopen");
+        std::thread::yield_now();
+    }
+    store.flush().unwrap();
+    assert!(store.user_by_name("undone").unwrap().is_none(), "the reopen undid the write");
+    let answer = store.disk.still_opening(opening);
+    assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
+    assert!(store.disk.still_opening(store.disk.openings()).is_ok());
+}

@@ -112,7 +112,8 @@ struct Written {
 
 #[derive(Default)]
 struct Handed {
-    acks: Vec<Ack>,
+    /// Each with the opening of sled its round wrote to.
+    acks: Vec<(u64, Ack)>,
     /// The writer thread has ended: the flush thread ends once nothing is left.
     closed: bool,
 }
@@ -130,6 +131,9 @@ fn write(queue: &Receiver<Job>, store: &Weak<SledStore>, written: &Written) {
         let Some(store) = store.upgrade() else {
             break;
         };
+        // Which opening of sled the round writes to: its flush answers it only if that is
+        // still the opening (see `Disk::still_opening`).
+        let opening = store.disk.openings();
         store.gather();
         let mut acks = Vec::new();
         let mut next = Some(first);
@@ -144,7 +148,7 @@ fn write(queue: &Receiver<Job>, store: &Weak<SledStore>, written: &Written) {
         }
         match store.settle() {
             Ok(()) => {
-                written.state().acks.extend(acks);
+                written.state().acks.extend(acks.into_iter().map(|ack| (opening, ack)));
                 written.more.notify_one();
             }
             Err(e) => acks.into_iter().for_each(|ack| ack(Err(again(&e)))),
@@ -174,8 +178,9 @@ fn flush(written: &Written, store: &Weak<SledStore>, rounds: &AtomicU64) {
         rounds.fetch_add(1, Ordering::Relaxed);
         // Every write handed over was run before this round begins, so the round covers it.
         let flushed = store.flush();
-        for ack in acks {
-            ack(flushed.as_ref().map(|_| ()).map_err(again));
+        for (opening, ack) in acks {
+            let flushed = flushed.as_ref().map_err(again);
+            ack(flushed.and_then(|_| store.disk.still_opening(opening)));
         }
     }
 }
