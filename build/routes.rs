@@ -137,7 +137,7 @@ fn operation_method(op: &Operation, sig: &Signature) -> TokenStream {
         fn #name(
             rqctx: dropshot::RequestContext<Self::Context>,
             #(#names: #types),*
-        ) -> impl std::future::Future<Output = Result<#response, #error>> + Send;
+        ) -> impl std::future::Future<Output = Result<#response, #error>> + Send + 'static;
     }
 }
 
@@ -173,12 +173,21 @@ fn catch_alls() -> TokenStream {
         /// The HTTP methods routed to the operations: OpenAPI's, and QUERY.
         pub const METHODS: &[&str] = &[#(#methods),*];
 
-        async fn catch_all<A: PrivxApi>(
+        /// The catch-all endpoints' handler: the request placed (see `route`) before the first
+        /// poll, so that what dropshot boxes and moves is this small future, not an operation's.
+        fn catch_all<A: PrivxApi>(
             rqctx: dropshot::RequestContext<A::Context>,
             request: crate::api::AnyRequest,
-        ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
-            crate::api::check_head(&request.0)?;
-            route::<A>(rqctx, request.0).await.or_else(crate::api::RouteError::with_headers)
+        ) -> impl std::future::Future<
+            Output = Result<http::Response<dropshot::Body>, crate::api::RouteError>,
+        > + Send {
+            let routed = match crate::api::check_head(&request.0) {
+                Ok(()) => route::<A>(rqctx, request.0),
+                Err(error) => crate::api::routed(Err(error)),
+            };
+            futures::FutureExt::map(routed, |answer| {
+                answer.or_else(crate::api::RouteError::with_headers)
+            })
         }
     }
 }
@@ -202,19 +211,16 @@ fn router(routes: &[PathRoute]) -> TokenStream {
         });
         let vars: Vec<_> =
             route.segments.iter().filter(|s| is_var(s)).map(|s| segment_ident(s)).collect();
-        // Each operation's future is boxed: inline, `route`'s future would be as large as the
-        // largest operation's, and dropshot moves it (memcpy) several times per request, whichever
-        // operation runs (callgrind: 1,600 of a get-user request's instructions).
         let methods = route.operations.iter().map(|op| {
             let (method, id) = (&op.method, format_ident!("{}", op.id));
-            quote! { #method => Ok(Box::pin(route_to::#id::<A>(rqctx, request, #(#vars),*)).await?), }
+            quote! { #method => crate::api::routed(route_to::#id::<A>(rqctx, request, #(#vars),*)), }
         });
         let allow = route.operations.iter().map(|op| op.method.as_str()).collect::<Vec<_>>();
         let allow = allow.join(", ");
         quote! {
             [#(#pattern),*] => match method.as_str() {
                 #(#methods)*
-                _ => crate::api::method_not_allowed(method.as_str(), #allow),
+                _ => crate::api::ready(crate::api::method_not_allowed(method.as_str(), #allow)),
             },
         }
     });
@@ -222,24 +228,27 @@ fn router(routes: &[PathRoute]) -> TokenStream {
         /// Places a request: the operation whose path template matches the request's path (a
         /// literal segment before a variable one) and whose method is the request's; else the
         /// unpublished pages or a 404, or a 405 when the path's operations lack the method.
-        async fn route<A: PrivxApi>(
+        ///
+        /// Placing is synchronous and the answer a box (`crate::api::Routed`): the operation's
+        /// future is built once, in its box, however large it is, and nothing around it is
+        /// moved while it runs. (An async router holding each operation's future moved them,
+        /// and the request and its context with them, several times per request: 5 KB of
+        /// copies for a get-user request, a tenth of its time.)
+        fn route<A: PrivxApi>(
             rqctx: dropshot::RequestContext<A::Context>,
             request: hyper::Request<dropshot::Body>,
-        ) -> Result<http::Response<dropshot::Body>, crate::api::RouteError> {
+        ) -> crate::api::Routed {
             // The segments borrow this copy of the URI (it shares the request's bytes), so that
             // the request and its context can move into the operation.
             let uri = request.uri().clone();
             let method = request.method().clone();
             let Some(segments) = crate::api::PathSegments::<#max>::parse(uri.path()) else {
-                return Err(crate::api::not_found(uri.path()));
+                return crate::api::ready(Err(crate::api::not_found(uri.path())));
             };
             let (segments, len) = segments.strs();
             match &segments[..len] {
                 #(#arms)*
-                segments => {
-                    crate::api::unrouted(rqctx.context(), method.as_str(), segments, uri.path())
-                        .await
-                }
+                segments => crate::api::unrouted(rqctx, method.as_str(), segments, uri.path()),
             }
         }
     }
@@ -266,6 +275,7 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
         .filter(|s| is_var(s))
         .map(|s| format_ident!("{}", s.trim_matches(['{', '}'])))
         .collect();
+    // What runs before the operation's future is built: its metadata and its path parameters.
     let mut lets = Vec::new();
     if let Some(body) = &op.body {
         let content_type = body_content_type(&body.content_type);
@@ -279,14 +289,16 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
             let path = crate::api::Path::from(#p { #(#vars: crate::api::path_param(#names, #vars)?),* });
         });
     }
+    // What the operation awaits before it runs: its query and body extractors.
+    let mut awaits = Vec::new();
     if let Some(q) = &sig.query {
-        lets.push(quote! {
+        awaits.push(quote! {
             let query = <dropshot::Query<#q> as dropshot::SharedExtractor>::from_request(&rqctx).await?;
         });
     }
     let request = match &sig.body {
         Some(b) => {
-            lets.push(quote! {
+            awaits.push(quote! {
                 let body = crate::api::read_body(&rqctx, <#b as dropshot::ExclusiveExtractor>::from_request(&rqctx, request)).await?;
             });
             quote! { request }
@@ -294,17 +306,22 @@ fn route_to(op: &Operation, sig: &Signature) -> TokenStream {
         None => quote! { _request },
     };
     let names = arguments(sig).into_iter().map(|(name, _)| name);
+    let operation = quote! { A::#name(rqctx, #(#names),*) };
+    let operation = match awaits.is_empty() {
+        true => operation,
+        false => quote! { async move { #(#awaits)* #operation.await } },
+    };
     quote! {
-        pub(super) async fn #name<A: PrivxApi>(
+        pub(super) fn #name<A: PrivxApi>(
             mut rqctx: dropshot::RequestContext<A::Context>,
             #request: hyper::Request<dropshot::Body>,
             #(#vars: &str),*
-        ) -> Result<http::Response<dropshot::Body>, #error> {
+        ) -> Result<crate::api::Routed, #error> {
             // The catch-all endpoint's own operationId names no operation: the operation runs
             // under its own, as if dropshot had routed to it (in the same buffer where it fits).
             rqctx.endpoint.operation_id.replace_range(.., #id);
             #(#lets)*
-            Ok(dropshot::HttpResponse::to_result(A::#name(rqctx, #(#names),*).await?)?)
+            Ok(crate::api::call(#operation))
         }
     }
 }

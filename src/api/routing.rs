@@ -9,11 +9,14 @@
 //! then the PrivX envelope like every other error.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 
 use dropshot::{
     ApiEndpointBodyContentType, ErrorStatusCode, ExclusiveExtractor, ExtractorMetadata, HttpError,
-    HttpResponseError, RequestContext, ServerContext, SharedExtractor,
+    HttpResponse, HttpResponseError, RequestContext, ServerContext, SharedExtractor,
 };
+use futures::FutureExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -180,6 +183,36 @@ impl RouteError {
     }
 }
 
+/// The answer the router placed a request with (an operation's call, a page, an error): boxed,
+/// so that the catch-all endpoint's future, which dropshot boxes and moves, stays small
+/// whichever operation runs.
+pub type Routed =
+    Pin<Box<dyn Future<Output = Result<http::Response<dropshot::Body>, RouteError>> + Send>>;
+
+/// The call of an operation: its response, or its error rendered as its error type renders.
+pub fn call<R, E>(operation: impl Future<Output = Result<R, E>> + Send + 'static) -> Routed
+where
+    R: HttpResponse,
+    E: From<HttpError>,
+    RouteError: From<E>,
+{
+    Box::pin(operation.map(|result| Ok(result.and_then(|r| r.to_result().map_err(E::from))?)))
+}
+
+/// The call of an operation, or the error that refused it before the call (a path parameter
+/// that does not parse, an over-long URI).
+pub fn routed<E>(call: Result<Routed, E>) -> Routed
+where
+    RouteError: From<E>,
+{
+    call.unwrap_or_else(|error| ready(Err(error.into())))
+}
+
+/// An answer known without running anything (a 404, a 405, a page).
+pub fn ready(answer: Result<http::Response<dropshot::Body>, RouteError>) -> Routed {
+    Box::pin(std::future::ready(answer))
+}
+
 /// What `/healthz` asks of the server context: why it cannot serve every operation, if it
 /// cannot (its store refuses writes, say).
 pub trait Readiness {
@@ -198,34 +231,40 @@ const PAGES: &[(&str, &str, &str)] = &[
 
 /// The answer to a request whose path, `path` with the `segments`, no operation has: one of
 /// the [`PAGES`], or a 404 (405 for a page with another method than GET).
-pub async fn unrouted(
-    readiness: &impl Readiness,
+pub fn unrouted<C: ServerContext + Readiness>(
+    rqctx: RequestContext<C>,
     method: &str,
     segments: &[&str],
     path: &str,
-) -> Result<http::Response<dropshot::Body>, RouteError> {
+) -> Routed {
     let page = match segments {
         [segment] => PAGES.iter().find(|(page, ..)| page == segment),
         _ => None,
     };
-    let Some(&(_, content_type, body)) = page else {
-        return Err(not_found(path));
+    let Some(&(name, content_type, body)) = page else {
+        return ready(Err(not_found(path)));
     };
     if method != "GET" {
-        return method_not_allowed(method, "GET");
+        return ready(method_not_allowed(method, "GET"));
     }
-    let unready = match segments {
-        ["healthz"] => readiness.unready().await,
-        _ => None,
+    let page = move || {
+        let response = http::Response::builder()
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body.into());
+        Ok(response.map_err(HttpError::from)?)
     };
-    if let Some(reason) = unready {
-        let status = ErrorStatusCode::SERVICE_UNAVAILABLE;
-        return Err(ApiError::new(status, ErrorCode::DatabaseError, reason, None).into());
+    if name != "healthz" {
+        return ready(page());
     }
-    let response = http::Response::builder()
-        .header(http::header::CONTENT_TYPE, content_type)
-        .body(body.into());
-    Ok(response.map_err(HttpError::from)?)
+    Box::pin(async move {
+        match rqctx.context().unready().await {
+            Some(reason) => {
+                let status = ErrorStatusCode::SERVICE_UNAVAILABLE;
+                Err(ApiError::new(status, ErrorCode::DatabaseError, reason, None).into())
+            }
+            None => page(),
+        }
+    })
 }
 
 /// The error of whichever operation the router called: the PrivX envelope, or the token
