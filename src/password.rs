@@ -30,7 +30,7 @@
 //! later) grants, [`Pool::SLICE`], and while any job runs a pacer thread at the server's own
 //! priority wakes every [`Pool::PACE`]: each wake-up is a point where the scheduler can hand
 //! the core back to a waiting worker (then: 1 such run in 4 s; get user's p99 during a flood
-//! 1.1-1.7x alone instead of 1.5-2.8x, side by side).
+//! 0.9-1.2x alone instead of 1.4-2.3x, three alternating pairs each).
 
 use std::cell::{OnceCell, RefCell};
 use std::panic::AssertUnwindSafe;
