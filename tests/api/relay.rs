@@ -6,6 +6,8 @@
 use std::future::Future;
 use std::hash::{DefaultHasher, Hasher};
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use chrono::Duration as Span;
@@ -26,10 +28,23 @@ async fn bounded<T>(test: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), test).await.expect("finished in time")
 }
 
-/// A test server with the test-control API (for the counters), as `adjust` changes it.
+/// Listener ports of a test server's own: a block of 50 in 43000-43999 per server, outside the
+/// default range (where the other tests' servers take the lowest free port) and apart from the
+/// other servers of this file. With shared ranges a listener of another test could take a
+/// port between a restart's close and reopen, or receive a connection meant for another.
+fn ports_of_its_own() -> RangeInclusive<u16> {
+    static NEXT: AtomicU16 = AtomicU16::new(43000);
+    let first = NEXT.fetch_add(50, Ordering::Relaxed);
+    assert!(first < 44000, "more relay test servers than port blocks");
+    first..=first + 49
+}
+
+/// A test server with the test-control API (for the counters) and listener ports of its own
+/// ([`ports_of_its_own`]), as `adjust` changes it.
 async fn relay_app(adjust: impl FnOnce(&mut Config)) -> TestApp {
     spawn(None, |config| {
         config.test_control = true;
+        config.relay.ports = ports_of_its_own();
         adjust(config);
     })
     .await
