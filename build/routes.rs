@@ -231,9 +231,9 @@ fn router(routes: &[PathRoute]) -> TokenStream {
         ///
         /// Placing is synchronous and the answer a box (`crate::api::Routed`): the operation's
         /// future is built once, in its box, however large it is, and nothing around it is
-        /// moved while it runs. (An async router holding each operation's future moved them,
-        /// and the request and its context with them, several times per request: 5 KB of
-        /// copies for a get-user request, a tenth of its time.)
+        /// moved while it runs. (An async router held each operation's future, 2.4 KB for a get
+        /// user, inside its own, 2.7 KB, and dropshot moved them: `perf record` put `memcpy` at
+        /// 1.5 µs of a get user, twice the ceiling's.)
         fn route<A: PrivxApi>(
             rqctx: dropshot::RequestContext<A::Context>,
             request: hyper::Request<dropshot::Body>,

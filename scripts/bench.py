@@ -263,6 +263,16 @@ FLOODS = {"wrong passwords, many names and addresses": True,
           "wrong passwords, one name and address": False}
 
 
+def median_by(pairs, ratio):
+    """Of side-by-side pairs, the one whose `ratio` is the median."""
+    return sorted(pairs, key=ratio)[len(pairs) // 2]
+
+
+def p99_ratio(row):
+    """Get user's p99 during a flood against its p99 alone (a row of `logins`)."""
+    return row["get"]["p99"] / row["alone"]["p99"]
+
+
 def wait_idle(server, seconds=60):
     """Waits (at most `seconds`) until `server` has used no more than a clock tick of CPU in a
     quarter of a second: after a flood, its password pool goes on hashing the grants it had
@@ -292,8 +302,7 @@ def logins(server, token, user_id):
             alone = get_user()
             measured, answers = during_flood(url, spread, get_user)
             pairs.append({"alone": alone, "get": measured, "flood": answers})
-        pairs.sort(key=lambda pair: pair["get"]["p99"] / pair["alone"]["p99"])
-        rows[name] = pairs[len(pairs) // 2]
+        rows[name] = median_by(pairs, p99_ratio)
     return rows
 
 
@@ -336,9 +345,8 @@ def main():
         # Each ceiling run right after this server's, so that on a shared machine both see the
         # same load; CEILING_PAIRS such pairs, and the one with the median ratio reported (one
         # pair alone swung by 15% either way between runs on the same code).
-        pairs = sorted(((run(), ceiling_runs[name]()) for _ in range(CEILING_PAIRS)),
-                       key=lambda pair: pair[0]["rps"] / pair[1]["rps"])
-        ours[name], top[name] = pairs[len(pairs) // 2]
+        pairs = [(run(), ceiling_runs[name]()) for _ in range(CEILING_PAIRS)]
+        ours[name], top[name] = median_by(pairs, lambda pair: pair[0]["rps"] / pair[1]["rps"])
     ceiling.stop()
     results["logins"] = logins(server, token, user_id)
     server.stop()
@@ -429,7 +437,7 @@ def targets(r):
          f"{ours['password grant, repeated']['rps']:.0f}/s", ours["password grant, repeated"]["rps"] >= 2000),
     ]
     for name, row in r["logins"].items():
-        x = row["get"]["p99"] / row["alone"]["p99"]
+        x = p99_ratio(row)
         rows.append((f"get user p99 during a flood of {name} vs alone", "<= 2x", f"{x:.1f}x", x <= 2))
     for name in s:
         if name not in ("create user (durable)", "password grant, repeated"):
@@ -476,7 +484,7 @@ def write_report(r):
         a, g = row["alone"], row["get"]
         answers = ", ".join(f"{status}: {n:.0f}" for status, n in row["flood"].items()) or "-"
         lines.append(f"| {name} | {a['rps']:.0f} | {a['p99']:.2f} | {g['rps']:.0f} | {g['p50']:.2f} | "
-                     f"{g['p99']:.2f} | {g['p99'] / a['p99']:.1f}x | {answers} |")
+                     f"{g['p99']:.2f} | {p99_ratio(row):.1f}x | {answers} |")
     rows = targets(r)
     met = sum(1 for *_, ok in rows if ok)
     lines += ["", f"## Targets ({met} of {len(rows)} met)", "", "| target | goal | measured | |", "|---|---|---|---|"]
