@@ -1,6 +1,8 @@
 //! `privx-mock`: the command line. Every flag can also be given by its environment variable;
 //! a flag wins over the environment, and both win over the config file.
 
+mod allocator;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,12 +16,8 @@ use privx_mock::server::{
     DEFAULT_SHUTDOWN_TIMEOUT_MS, DEFAULT_TERMINATION_DELAY_MS, MAX_TERMINATION_DELAY_MS,
 };
 
-/// mimalloc instead of glibc's malloc: a request allocates and frees many small blocks (headers,
-/// JSON, sled's nodes), and glibc's malloc took a fifth of a durable create's instructions
-/// (README "Benchmarks"). Built without its transparent huge pages (`no_thp`): with them a
-/// server holding 100,000 users took 108 MB of RSS instead of 61.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::MiMalloc = allocator::MiMalloc;
 
 /// A stateful, spec-first server for part of the PrivX REST API.
 #[derive(Debug, Parser)]
