@@ -61,9 +61,9 @@ def relay_benchmark(server_path, relay_tool, directory, seconds):
     port = int(destination.stdout.readline().split()[-1])
     direct = f"127.0.0.1:{port}"
     # mimalloc returns freed memory to the system at once here (by default a second later), so
-    # that the server's RSS is the memory it uses: the argon2 run of the admin's password at
-    # start-up frees 19 MiB, which otherwise stays resident and takes the held connections'
-    # allocations without the RSS growing.
+    # that the server's RSS is the memory it uses: each argon2 run (at start-up, and for the
+    # bench's login) takes and frees 19 MiB, which otherwise stay resident and take the held
+    # connections' allocations without the RSS growing.
     env = {**os.environ, "MIMALLOC_PURGE_DELAY": "0"}
     server = privx(server_path, directory, "--listener-ports", "40000-40999", env=env)
     try:
