@@ -80,7 +80,7 @@ pub async fn tags_list(
 ) -> Result<HttpResponseOk<Vec<String>>, ApiError> {
     let (page, descending) = (page(q.offset, q.limit), descending(q.sortdir));
     let tags = ctx.store.user_tags(q.query.as_deref(), descending, page).await?;
-    Ok(HttpResponseOk::Value(tags))
+    Ok(HttpResponseOk::Value(Vec::clone(&tags)))
 }
 
 pub async fn update(

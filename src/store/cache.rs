@@ -1,10 +1,10 @@
-//! Repeated user reads served from memory: users' JSON by id ([`user_json`]) and pages of the
-//! user listing ([`user_list`]), kept until users change.
+//! Repeated user reads served from memory: users' JSON by id ([`user_json`]), pages of the
+//! user listing ([`user_list`]) and of the users' tags ([`user_tags`]), kept until users change.
 //!
 //! Clients (the Terraform provider, scripts, CI farms) read the same users and pages over and
 //! over between writes. sled has no positional access, so every page walks the users tree (and
-//! takes the users lock, on the blocking pool); a hit here is a map lookup under a read lock:
-//! no engine call, no blocking pool, no users lock.
+//! takes the users lock, on the blocking pool), and every tag list scans the tag index; a hit
+//! here is a map lookup under a read lock: no engine call, no blocking pool, no users lock.
 //!
 //! What is kept is never older than the last acknowledged write, by two counters:
 //!
@@ -23,12 +23,14 @@
 //! never leaves what it read behind. An engine other servers write too (PostgreSQL, whose
 //! openings are `None`) gets nothing kept: a write elsewhere would not move this generation.
 //!
-//! Bounds: at most [`MAX_LISTINGS`] listings and [`MAX_BYTES`] in all (each entry counted as its
-//! JSON plus [`ENTRY_OVERHEAD`]); an entry over [`MAX_ENTRY_BYTES`] is not kept. Past a bound
-//! the oldest entries go first, listings before users.
+//! Bounds: at most [`MAX_LISTINGS`] listings of users and as many of tags, and [`MAX_BYTES`] in
+//! all (each entry counted as its JSON, or its tags' text, plus [`ENTRY_OVERHEAD`]); an entry
+//! over [`MAX_ENTRY_BYTES`] is not kept. Past a bound the oldest entries go first, listings of
+//! users, then of tags, then users.
 //!
 //! [`user_json`]: super::Store::user_json
 //! [`user_list`]: super::Store::user_list
+//! [`user_tags`]: super::Store::user_tags
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -41,7 +43,7 @@ use super::engine::Engine;
 use super::users::username_key;
 use super::{Listing, Page, StoreError};
 
-/// At most this many listings are kept.
+/// At most this many listings of users, and as many of tags, are kept.
 pub const MAX_LISTINGS: usize = 64;
 /// At most this many bytes are kept in all, listings and users.
 pub const MAX_BYTES: usize = 8 << 20;
@@ -64,6 +66,24 @@ impl ListingKey {
     pub fn new(username: Option<&str>, id: Option<Uuid>, page: Page) -> Self {
         let username = username.map(username_key);
         Self { username, id, offset: page.offset, limit: page.limit }
+    }
+}
+
+/// A page of the users' tags as asked for: the text they contain (as given: the engines match it
+/// regardless of case, so another case is another entry with the same answer), the order, the
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagsKey {
+    query: Option<String>,
+    descending: bool,
+    offset: u64,
+    limit: u64,
+}
+
+impl TagsKey {
+    pub fn new(query: Option<&str>, descending: bool, page: Page) -> Self {
+        let query = query.map(str::to_string);
+        Self { query, descending, offset: page.offset, limit: page.limit }
     }
 }
 
@@ -97,6 +117,27 @@ impl Kind for Listings {
 
     fn shelf_mut(state: &mut State) -> &mut Shelf<Self::Key, Self::Value> {
         &mut state.listings
+    }
+}
+
+/// Pages of the users' tags.
+pub struct TagLists;
+
+impl Kind for TagLists {
+    type Key = TagsKey;
+    type Value = Arc<Vec<String>>;
+    const MAX_ENTRIES: usize = MAX_LISTINGS;
+
+    fn bytes(value: &Self::Value) -> usize {
+        value.iter().map(String::len).sum()
+    }
+
+    fn shelf(state: &State) -> &Shelf<Self::Key, Self::Value> {
+        &state.tag_lists
+    }
+
+    fn shelf_mut(state: &mut State) -> &mut Shelf<Self::Key, Self::Value> {
+        &mut state.tag_lists
     }
 }
 
@@ -157,12 +198,14 @@ pub struct State {
     /// The bytes kept, overheads included.
     bytes: usize,
     listings: Shelf<ListingKey, Arc<Listing<Vec<u8>>>>,
+    tag_lists: Shelf<TagsKey, Arc<Vec<String>>>,
     users: Shelf<Uuid, Vec<u8>>,
 }
 
 impl State {
     fn clear(&mut self) {
         self.listings.clear();
+        self.tag_lists.clear();
         self.users.clear();
         self.bytes = 0;
     }
@@ -184,7 +227,9 @@ impl State {
             self.drop_oldest::<K>();
         }
         while self.bytes + size > MAX_BYTES
-            && (self.drop_oldest::<Listings>() || self.drop_oldest::<Users>())
+            && (self.drop_oldest::<Listings>()
+                || self.drop_oldest::<TagLists>()
+                || self.drop_oldest::<Users>())
         {}
         self.bytes += size;
         let shelf = K::shelf_mut(self);

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::cache::{ListingKey, Listings, Users};
+use super::cache::{ListingKey, Listings, TagLists, TagsKey, Users};
 use super::{Authorship, Listing, Page, Stamp, Store, StoreError};
 
 /// The fields of a user that a client sets. `tags` and `attributes` are always written, also
@@ -206,13 +206,17 @@ impl Store {
         self.changing_users(self.engine.user_delete(id)).await
     }
 
-    /// The distinct tags of all users that contain `query` (case-insensitively), sorted.
+    /// The distinct tags of all users that contain `query` (case-insensitively), sorted;
+    /// repeated lists are served from memory (see [`cache`](super::cache)).
     pub async fn user_tags(
         &self,
         query: Option<&str>,
         descending: bool,
         page: Page,
-    ) -> Result<Vec<String>, StoreError> {
-        self.engine.user_tags(query, descending, page).await
+    ) -> Result<Arc<Vec<String>>, StoreError> {
+        let engine = &*self.engine;
+        let key = TagsKey::new(query, descending, page);
+        let read = || async { engine.user_tags(query, descending, page).await.map(Arc::new) };
+        self.cache.read::<TagLists, _>(engine, key, read).await
     }
 }

@@ -1,7 +1,7 @@
 //! Repeated user reads served from memory (the store's cache) never show a state older than
-//! the last acknowledged write: after each kind of write the next GET and listing show it,
-//! readers running beside a writer never go back, and a server on a shared database sees
-//! another server's writes at once.
+//! the last acknowledged write: after each kind of write the next GET, listing and tag list
+//! show it, readers running beside a writer never go back, and a server on a shared database
+//! sees another server's writes at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,12 +49,19 @@ async fn user(app: &TestApp, id: &str, username: &str) -> [Option<Value>; 3] {
     [(status == 200).then_some(by_get), by_id, by_name]
 }
 
+/// The users' tags as the tag list answers them (read twice).
+async fn tags(app: &TestApp) -> Vec<String> {
+    let (status, tags) = read(app, &format!("{USERS}/tags")).await;
+    assert_eq!(status, 200, "{tags}");
+    serde_json::from_value(tags).unwrap()
+}
+
 fn strings(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| n.to_string()).collect()
 }
 
 #[tokio::test]
-async fn every_kind_of_user_write_shows_in_the_next_get_and_listing() {
+async fn every_kind_of_user_write_shows_in_the_next_get_listing_and_tag_list() {
     let text = std::fs::read_to_string(repo_path("tests/fixtures/example.json")).unwrap();
     let fixtures: Value = serde_json::from_str(&text).unwrap();
     let alice = fixtures["users"][0]["id"].as_str().unwrap().to_string();
@@ -62,14 +69,18 @@ async fn every_kind_of_user_write_shows_in_the_next_get_and_listing() {
     let mut app = spawn(Some(fixtures), |config| config.test_control = true).await;
     let start = (2, strings(&["alice", "bob"]));
     assert_eq!(listed(&app).await, start);
+    let start_tags = strings(&["db", "ops", "web"]);
+    assert_eq!(tags(&app).await, start_tags);
     let [before, ..] = user(&app, &alice, "alice").await;
     let before = before.expect("alice is there");
 
     // Create.
-    let (status, created) = app.call("POST", USERS, Some(json!({"username": "carol"}))).await;
+    let carol = json!({"username": "carol", "tags": ["qa"]});
+    let (status, created) = app.call("POST", USERS, Some(carol)).await;
     assert_eq!(status, 201, "{created}");
     let carol = created["id"].as_str().unwrap().to_string();
     assert_eq!(listed(&app).await, (3, strings(&["alice", "bob", "carol"])));
+    assert_eq!(tags(&app).await, strings(&["db", "ops", "qa", "web"]));
     assert!(user(&app, &carol, "carol").await.iter().all(Option::is_some));
 
     // Update: tags, then the username.
@@ -78,6 +89,7 @@ async fn every_kind_of_user_write_shows_in_the_next_get_and_listing() {
     for shown in user(&app, &alice, "ALICE").await {
         assert_eq!(shown.expect("alice is there")["tags"], json!(["ops"]));
     }
+    assert_eq!(tags(&app).await, strings(&["ops", "qa", "web"]));
     let renamed = json!({"username": "alicia", "tags": ["ops"]});
     assert_eq!(app.call("PUT", &format!("{USERS}/{alice}"), Some(renamed)).await.0, 200);
     let [by_get, by_id, by_old_name] = user(&app, &alice, "alice").await;
@@ -101,23 +113,28 @@ async fn every_kind_of_user_write_shows_in_the_next_get_and_listing() {
     assert_eq!(app.call("DELETE", &format!("{USERS}/{carol}"), None).await.0, 200);
     assert_eq!(user(&app, &carol, "carol").await, [None, None, None]);
     assert_eq!(listed(&app).await, (2, strings(&["alicia", "bob"])));
+    assert_eq!(tags(&app).await, strings(&["ops", "web"]));
 
     // Fixtures loaded into the running server, then both resets.
-    let more =
-        json!({"users": [{"id": "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a00dd", "username": "dave"}]});
+    let dave =
+        json!({"id": "0b5d2a3e-6a49-4bd7-9d1c-3f9a6f4a00dd", "username": "dave", "tags": ["hr"]});
+    let more = json!({"users": [dave]});
     let (status, body) = app.call("POST", &format!("{CONTROL}/state/fixtures"), Some(more)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(listed(&app).await, (3, strings(&["alicia", "bob", "dave"])));
+    assert_eq!(tags(&app).await, strings(&["hr", "ops", "web"]));
     let reset = format!("{CONTROL}/state/reset");
     let reset = |to| app.call("POST", &reset, Some(json!({"to": to})));
     assert_eq!(reset("fixtures").await.0, 200);
     assert_eq!(listed(&app).await, start);
+    assert_eq!(tags(&app).await, start_tags);
     for shown in user(&app, &alice, "alice").await {
         let shown = shown.expect("alice is back");
         assert_eq!((&shown["username"], &shown["tags"]), (&before["username"], &before["tags"]));
     }
     assert_eq!(reset("empty").await.0, 200);
     assert_eq!(listed(&app).await, (0, vec![]));
+    assert_eq!(tags(&app).await, Vec::<String>::new());
     assert_eq!(user(&app, &alice, "alice").await, [None, None, None]);
 
     // The start's fixtures, loaded again by a restart.

@@ -47,7 +47,7 @@ fn decode(json: &[u8]) -> UserRecord {
 }
 
 async fn tags(store: &Store) -> Vec<String> {
-    store.user_tags(None, false, Page { offset: 0, limit: 100 }).await.unwrap()
+    Vec::clone(&store.user_tags(None, false, Page { offset: 0, limit: 100 }).await.unwrap())
 }
 
 #[tokio::test]
@@ -85,8 +85,8 @@ async fn the_tag_index_counts_the_users_carrying_each_tag() {
     create(&store, 3, "c", &["Web2", "x"]).await.unwrap();
 
     let page = Page { offset: 0, limit: 10 };
-    assert_eq!(store.user_tags(Some("WEB"), false, page).await.unwrap(), ["Web2", "web"]);
-    assert_eq!(store.user_tags(None, true, Page { offset: 1, limit: 1 }).await.unwrap(), ["web"]);
+    assert_eq!(*store.user_tags(Some("WEB"), false, page).await.unwrap(), ["Web2", "web"]);
+    assert_eq!(*store.user_tags(None, true, Page { offset: 1, limit: 1 }).await.unwrap(), ["web"]);
 }
 
 /// A tag listed twice, an update that keeps some tags and drops others: the index follows the
