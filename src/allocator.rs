@@ -4,8 +4,8 @@
 //! malloc took a fifth of a durable create's instructions (README "Benchmarks"), so the server
 //! runs on mimalloc. The `mimalloc` crate's allocator passes every allocation, whatever its
 //! alignment, to `mi_malloc_aligned`; for a block over 1 KB (a boxed operation future, a
-//! connection's read buffer) mimalloc then finds no size class it trusts to be aligned and
-//! over-allocates, which also marks the block's page so that every later free from that page
+//! connection's read buffer) whose size class is not a power of two, mimalloc cannot count on
+//! the class's alignment and over-allocates, which also marks the block's page so that every later free from that page
 //! takes the slow path (`mi_theap_malloc_zero_aligned_at_overalloc`, 1,443 instructions a get
 //! user under callgrind). Every mimalloc block is aligned to a machine word, so an allocation
 //! that needs no more is a plain `mi_malloc` here, and only the rest are aligned ones.

@@ -45,7 +45,7 @@ use super::{Listing, Page, StoreError};
 
 /// At most this many listings of users, and as many of tags, are kept.
 pub const MAX_LISTINGS: usize = 64;
-/// At most this many bytes are kept in all, listings and users.
+/// At most this many bytes are kept in all, listings (of users and of tags) and users.
 pub const MAX_BYTES: usize = 8 << 20;
 /// A listing (or user) larger than this is not kept.
 pub const MAX_ENTRY_BYTES: usize = 1 << 20;
