@@ -174,18 +174,22 @@ fn catch_alls() -> TokenStream {
         pub const METHODS: &[&str] = &[#(#methods),*];
 
         /// The catch-all endpoints' handler: the request placed (see `route`) before the first
-        /// poll, so that what dropshot boxes and moves is this small future, not an operation's.
+        /// poll, so that what dropshot boxes and moves is this small future, not an operation's,
+        /// and watched by the server context from its placing to its answer (see
+        /// `crate::api::Observe`).
         fn catch_all<A: PrivxApi>(
             rqctx: dropshot::RequestContext<A::Context>,
             request: crate::api::AnyRequest,
         ) -> impl std::future::Future<
             Output = Result<http::Response<dropshot::Body>, crate::api::RouteError>,
         > + Send {
-            let routed = match crate::api::check_head(&request.0) {
-                Ok(()) => route::<A>(rqctx, request.0),
-                Err(error) => crate::api::routed(Err(error)),
-            };
-            futures::FutureExt::map(routed, |answer| {
+            let observed = <A::Context as crate::api::Observe>::observe(rqctx, |rqctx| {
+                match crate::api::check_head(&request.0) {
+                    Ok(()) => route::<A>(rqctx, request.0),
+                    Err(error) => crate::api::routed(Err(error)),
+                }
+            });
+            futures::FutureExt::map(observed, |answer| {
                 answer.or_else(crate::api::RouteError::with_headers)
             })
         }

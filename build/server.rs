@@ -232,7 +232,12 @@ fn render(
 
         /// The PrivX API: one method per operation of the spec, named by its operationId.
         pub trait PrivxApi {
-            type Context: crate::api::RequestLimits + crate::api::Readiness + Send + Sync + 'static;
+            type Context: crate::api::RequestLimits
+                + crate::api::Readiness
+                + crate::api::Observe
+                + Send
+                + Sync
+                + 'static;
             #(#trait_items)*
         }
 

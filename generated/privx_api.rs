@@ -4923,6 +4923,7 @@ pub mod types {
 pub trait PrivxApi {
     type Context: crate::api::RequestLimits
         + crate::api::Readiness
+        + crate::api::Observe
         + Send
         + Sync
         + 'static;
@@ -5506,19 +5507,26 @@ pub const METHODS: &[&str] = &[
     "QUERY",
 ];
 /// The catch-all endpoints' handler: the request placed (see `route`) before the first
-/// poll, so that what dropshot boxes and moves is this small future, not an operation's.
+/// poll, so that what dropshot boxes and moves is this small future, not an operation's,
+/// and watched by the server context from its placing to its answer (see
+/// `crate::api::Observe`).
 fn catch_all<A: PrivxApi>(
     rqctx: dropshot::RequestContext<A::Context>,
     request: crate::api::AnyRequest,
 ) -> impl std::future::Future<
     Output = Result<http::Response<dropshot::Body>, crate::api::RouteError>,
 > + Send {
-    let routed = match crate::api::check_head(&request.0) {
-        Ok(()) => route::<A>(rqctx, request.0),
-        Err(error) => crate::api::routed(Err(error)),
-    };
+    let observed = <A::Context as crate::api::Observe>::observe(
+        rqctx,
+        |rqctx| {
+            match crate::api::check_head(&request.0) {
+                Ok(()) => route::<A>(rqctx, request.0),
+                Err(error) => crate::api::routed(Err(error)),
+            }
+        },
+    );
     futures::FutureExt::map(
-        routed,
+        observed,
         |answer| { answer.or_else(crate::api::RouteError::with_headers) },
     )
 }

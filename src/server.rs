@@ -324,10 +324,9 @@ pub async fn start(config: Config) -> anyhow::Result<HttpServer<Context>> {
     if let Some(path) = &config.fixtures {
         load(&store, path, &config.clock).await?;
     }
-    let journal = Arc::new(Journal::default());
     let lines = log_lines(&config)?;
-    let log =
-        RequestLog::logger(journal.clone(), config.clock.clone(), config.log_level, lines.clone());
+    let journal = Arc::new(Journal::new(config.clock.clone(), config.log_level, lines.clone()));
+    let log = RequestLog::logger(journal.clone(), config.log_level, lines.clone());
     let relays = Relays::new(config.relay.clone(), config.clock.clone(), lines.clone());
     let dropshot = ConfigDropshot {
         bind_address: config.bind,

@@ -28,8 +28,8 @@ pub use error::{ApiError, OAuthError};
 pub use limits::{check_head, read_body, RequestLimits, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use path::{path_param, Path};
 pub use routing::{
-    call, method_not_allowed, not_found, ready, routed, unrouted, AnyRequest, PathSegments,
-    Readiness, RouteError, Routed,
+    call, method_not_allowed, not_found, ready, routed, unrouted, AnyRequest, Observe,
+    PathSegments, Readiness, RouteError, Routed,
 };
 
 #[allow(clippy::all, clippy::pedantic, dead_code, unused_imports, missing_docs)]

@@ -219,6 +219,18 @@ pub trait Readiness {
     fn unready(&self) -> impl std::future::Future<Output = Option<String>> + Send;
 }
 
+/// What the catch-all endpoints ask of the server context for every request they take: to
+/// watch it from its placing to its answer (the server keeps a journal of requests and writes
+/// a log line for each). Whatever routing answers (an operation, a page, a 404 or 405, a 414)
+/// is watched; the requests dropshot answers before any endpoint runs are not.
+pub trait Observe: ServerContext + Sized {
+    /// The answer of `place`, which routes `rqctx`'s request, watched.
+    fn observe(
+        rqctx: RequestContext<Self>,
+        place: impl FnOnce(RequestContext<Self>) -> Routed,
+    ) -> impl Future<Output = Result<http::Response<dropshot::Body>, RouteError>> + Send;
+}
+
 /// The unpublished pages served beside the operations, `GET` only, by their one segment: the
 /// spec as JSON and as written, the HTML API reference and the readiness check (200 while the
 /// server serves every operation; else 503 with the envelope saying why, see [`Readiness`]).

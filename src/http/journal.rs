@@ -1,33 +1,42 @@
 //! What happened to every request, in two forms: one structured log line per request (request
 //! id, method, path, status, latency, subject) through `tracing`, and the request journal the
-//! test-control API lists.
-//!
-//! dropshot logs through `slog` and ends every request, whatever answered it (an operation,
-//! an extractor error, the router), with a "request completed" record carrying the request id,
-//! method, URI, status and latency. [`RequestLog`] is the slog drain that turns those records
-//! into journal entries and log lines. Operations add the caller with
-//! [`Journal::note_subject`]; request bodies are never seen here, so no password or token can
+//! test-control API lists. Request bodies are never seen here, so no password or token can
 //! reach the log or the journal.
 //!
-//! The drain runs on every request, so it reads only the five values it needs, straight from
-//! the record (no map of every value as text), and takes no lock of its own. An entry keeps the
-//! time and the subject as numbers; they become text only when listed or logged.
+//! Requests come in two ways. Every request the router takes (all but the few dropshot refuses
+//! before any endpoint runs) is watched through [`Observe`]: its id, method and URI are copied
+//! when it is placed, the operation notes its caller ([`note_subject`]) in a slot that is the
+//! request's while its answer is polled, and the entry is recorded with the answer (its latency
+//! runs from the placing to the answer). The requests dropshot answers
+//! itself (a method no endpoint has, a path that does not decode to UTF-8) reach only its log:
+//! [`RequestLog`], the slog drain dropshot logs into, records those from its "request
+//! completed" record, the only ones that carry an external error message.
 //!
-//! The subject cannot ride with the request to the drain: dropshot runs each handler in a task
-//! of its own and logs "request completed" from the connection's task, with only the request's
-//! own values (id, method, URI, status, latency). So operations note it in a map by request id,
-//! which the drain empties; the map hashes with foldhash (randomly seeded, cheaper than SipHash).
+//! The drain alone could see every request, and once did: but it runs in the connection's task,
+//! not the handler's, so the caller had to wait for it in a map by request id, and reading every
+//! record's values and that map cost 5-6% of a get user's throughput.
+//!
+//! A full journal (the usual state of a busy server) records a request without allocating or
+//! freeing: the entry that leaves hands its texts' buffers to the next request watched. An
+//! entry keeps the time and the subject as numbers; they become text only when listed or logged.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt::Arguments;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Instant;
 
 use chrono::DateTime;
+use dropshot::{HttpResponseError, RequestContext};
 use slog::{Drain, Key, OwnedKVList, Record, KV};
 use uuid::Uuid;
 
-use crate::api::{types, HttpResponseOk};
+use super::context::Context;
+use crate::api::{types, HttpResponseOk, Observe, RouteError, Routed};
 use crate::clock::Clock;
 use crate::config::LogFormat;
 
@@ -38,124 +47,251 @@ pub const JOURNAL_CAPACITY: usize = 1000;
 /// not finish).
 const COMPLETED: &str = "request completed";
 
-#[derive(Debug, Clone)]
-pub struct Entry {
+/// The value only dropshot's own answers put in their "request completed" record (an
+/// operation's error is rendered by the handler, and dropshot logs it without one).
+const EXTERNAL_MESSAGE: &str = "error_message_external";
+
+thread_local! {
+    /// The caller of the request whose answer this thread is polling, once its operation knows
+    /// it (see [`Watched`]).
+    static SUBJECT: Cell<Option<Uuid>> = const { Cell::new(None) };
+}
+
+/// Records `subject` as the caller of the request being answered, for its journal entry and log
+/// line.
+pub fn note_subject(subject: Uuid) {
+    SUBJECT.set(Some(subject));
+}
+
+#[derive(Debug)]
+struct Entry {
     /// When the request completed, in milliseconds since the epoch.
-    pub time_ms: i64,
-    pub request_id: String,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub status: u16,
-    pub latency_ms: f64,
-    pub subject: Option<Uuid>,
+    time_ms: i64,
+    subject: Option<Uuid>,
+    fields: Fields,
+}
+
+/// What is known of a request before its entry is made; its texts' buffers are reused.
+#[derive(Debug, Default)]
+struct Fields {
+    request_id: String,
+    method: String,
+    path: String,
+    /// The URI's query, when `has_query`.
+    query: String,
+    has_query: bool,
+    status: u16,
+    latency_us: u128,
+}
+
+impl Fields {
+    /// Empties the texts, keeping their buffers.
+    fn clear(&mut self) {
+        for text in [&mut self.request_id, &mut self.method, &mut self.path, &mut self.query] {
+            text.clear();
+        }
+        self.has_query = false;
+    }
+
+    /// Moves a query that came with the path (dropshot logs the whole URI) to `query`.
+    fn split_query(&mut self) {
+        if let Some(at) = self.path.find('?') {
+            self.query.push_str(&self.path[at + 1..]);
+            self.path.truncate(at);
+            self.has_query = true;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    kept: Mutex<Kept>,
+    clock: Clock,
+    /// Where request lines go, when they are wanted (else requests only go to the journal).
+    lines: Option<AssertUnwindSafe<tracing::Dispatch>>,
 }
 
 #[derive(Debug, Default)]
-pub struct Journal {
-    entries: Mutex<VecDeque<Entry>>,
-    /// Subjects of requests still in flight, by request id (see [`RequestKey`]).
-    subjects: Mutex<foldhash::HashMap<RequestKey, Uuid>>,
+struct Kept {
+    entries: VecDeque<Entry>,
+    /// Buffers of entries that left the full journal, for requests to be watched in (at most as
+    /// many as requests were in flight at once).
+    spare: Vec<Fields>,
 }
 
 impl Journal {
-    /// Room for the next entry: when the journal is full, the oldest entry leaves now and its
-    /// texts' buffers are handed back (cleared) to be written over, so that a full journal
-    /// (the usual state of a busy server) records a request without allocating or freeing.
-    fn recycled(&self) -> Fields {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let oldest = match entries.len() >= JOURNAL_CAPACITY {
-            true => entries.pop_front(),
-            false => None,
-        };
-        drop(entries);
-        let Some(mut oldest) = oldest else {
-            return Fields::default();
-        };
-        for text in [&mut oldest.request_id, &mut oldest.method, &mut oldest.path] {
-            text.clear();
-        }
-        let mut query = oldest.query.take().unwrap_or_default();
-        query.clear();
-        Fields {
-            request_id: oldest.request_id,
-            method: oldest.method,
-            uri: oldest.path,
-            query,
-            ..Fields::default()
+    /// A journal timed by `clock`, writing a line per request into `lines` (see [`log_dispatch`])
+    /// when `level` is info or finer.
+    pub fn new(clock: Clock, level: tracing::Level, lines: tracing::Dispatch) -> Self {
+        Journal {
+            kept: Mutex::default(),
+            clock,
+            lines: (level >= tracing::Level::INFO).then_some(AssertUnwindSafe(lines)),
         }
     }
 
-    fn push(&self, entry: Entry) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() == JOURNAL_CAPACITY {
-            entries.pop_front();
+    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Empty fields to fill, in a departed entry's buffers if there is one.
+    fn fields(&self) -> Fields {
+        self.kept().spare.pop().unwrap_or_default()
+    }
+
+    /// The fields of `rqctx`'s request as it is placed.
+    fn watch(&self, rqctx: &RequestContext<Context>) -> Fields {
+        let mut fields = self.fields();
+        fields.request_id.push_str(&rqctx.request_id);
+        fields.method.push_str(rqctx.request.method().as_str());
+        let uri = rqctx.request.uri();
+        fields.path.push_str(uri.path());
+        if let Some(query) = uri.query() {
+            fields.query.push_str(query);
+            fields.has_query = true;
         }
-        entries.push_back(entry);
+        fields
+    }
+
+    /// Writes the request's log line, if wanted, and its entry, the oldest leaving a full
+    /// journal.
+    fn record(&self, fields: Fields, subject: Option<Uuid>) {
+        let entry = Entry { time_ms: self.clock.now_millis(), subject, fields };
+        if let Some(lines) = &self.lines {
+            entry.log(lines);
+        }
+        let mut kept = self.kept();
+        if kept.entries.len() >= JOURNAL_CAPACITY {
+            if let Some(mut oldest) = kept.entries.pop_front() {
+                oldest.fields.clear();
+                kept.spare.push(oldest.fields);
+            }
+        }
+        kept.entries.push_back(entry);
     }
 
     /// The entries that `keep` selects, newest first.
-    pub fn entries(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.iter().rev().filter(|e| keep(e)).cloned().collect()
+    fn entries(&self, keep: impl Fn(&Entry) -> bool) -> Vec<types::JournalEntry> {
+        let kept = self.kept();
+        kept.entries.iter().rev().filter(|e| keep(e)).map(Entry::listed).collect()
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    }
-
-    /// Records who is calling in request `request_id`, for its journal entry and log line.
-    pub fn note_subject(&self, request_id: &str, subject: Uuid) {
-        if let Ok(key) = RequestKey::try_from(request_id.as_bytes()) {
-            let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-            subjects.insert(key, subject);
-        }
-    }
-
-    fn take_subject(&self, request_id: &str) -> Option<Uuid> {
-        let key = RequestKey::try_from(request_id.as_bytes()).ok()?;
-        self.subjects.lock().unwrap_or_else(|p| p.into_inner()).remove(&key)
+        self.kept().entries.clear();
     }
 }
 
-/// A request id as the subjects map keeps it: its text in place, no allocation. dropshot's
-/// request ids are UUIDs in their 36-character text form (a request with an id of another length
-/// would get no subject; the journal tests would show that at a dropshot upgrade).
-type RequestKey = [u8; uuid::fmt::Hyphenated::LENGTH];
+impl Entry {
+    fn query(&self) -> Option<&str> {
+        self.fields.has_query.then_some(self.fields.query.as_str())
+    }
+
+    fn listed(&self) -> types::JournalEntry {
+        let fields = &self.fields;
+        types::JournalEntry {
+            time: DateTime::from_timestamp_millis(self.time_ms).unwrap_or_default(),
+            request_id: fields.request_id.clone(),
+            method: fields.method.clone(),
+            path: fields.path.clone(),
+            query: self.query().map(str::to_string),
+            status: fields.status.into(),
+            latency_ms: latency_ms(fields.latency_us),
+            subject: self.subject.map(|s| s.to_string()),
+        }
+    }
+
+    fn log(&self, lines: &tracing::Dispatch) {
+        let mut subject = [0; uuid::fmt::Hyphenated::LENGTH];
+        let subject = match self.subject {
+            Some(s) => &*s.hyphenated().encode_lower(&mut subject),
+            None => "-",
+        };
+        let fields = &self.fields;
+        tracing::dispatcher::with_default(lines, || {
+            tracing::info!(
+                request_id = %fields.request_id,
+                method = %fields.method,
+                path = %fields.path,
+                query = self.query().unwrap_or(""),
+                status = fields.status,
+                latency_ms = latency_ms(fields.latency_us),
+                subject,
+                "request"
+            );
+        });
+    }
+}
+
+fn latency_ms(latency_us: u128) -> f64 {
+    latency_us as f64 / 1000.0
+}
+
+/// Every request the router places is [`Watched`].
+impl Observe for Context {
+    fn observe(
+        rqctx: RequestContext<Self>,
+        place: impl FnOnce(RequestContext<Self>) -> Routed,
+    ) -> impl Future<Output = Result<http::Response<dropshot::Body>, RouteError>> + Send {
+        let journal = Arc::clone(&rqctx.context().journal);
+        let fields = journal.watch(&rqctx);
+        Watched { journal, fields, started: Instant::now(), subject: None, answer: place(rqctx) }
+    }
+}
+
+/// A request's answer, polled with its caller's slot in place ([`note_subject`]); its entry is
+/// recorded once the answer is ready. (A future of its own and a plain thread-local rather than
+/// an `async` block around tokio's task-local scope: that one moved the request's fields and the
+/// answer about between its states, and cost a few hundred instructions a request more.)
+struct Watched {
+    journal: Arc<Journal>,
+    fields: Fields,
+    started: Instant,
+    subject: Option<Uuid>,
+    answer: Routed,
+}
+
+impl Future for Watched {
+    type Output = Result<http::Response<dropshot::Body>, RouteError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        // The slot is this request's while its answer is polled (a poll runs on one thread, and
+        // other requests' polls come before or after it, never inside).
+        let outside = SUBJECT.replace(this.subject);
+        let answer = this.answer.as_mut().poll(cx);
+        this.subject = SUBJECT.replace(outside);
+        let Poll::Ready(answer) = answer else {
+            return Poll::Pending;
+        };
+        let mut fields = std::mem::take(&mut this.fields);
+        fields.status = match &answer {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.status_code().as_u16(),
+        };
+        fields.latency_us = this.started.elapsed().as_micros();
+        this.journal.record(fields, this.subject);
+        Poll::Ready(answer)
+    }
+}
 
 /// The test-control listing: the newest entries first, filtered by path prefix and status;
 /// `count` is of all that match, `items` at most `limit` of them.
 pub fn list(journal: &Journal, q: types::JournalListQuery) -> HttpResponseOk<types::JournalList> {
     let entries = journal.entries(|e| {
-        q.path.as_deref().is_none_or(|p| e.path.starts_with(p))
-            && q.status.is_none_or(|s| i64::from(e.status) == s)
+        q.path.as_deref().is_none_or(|p| e.fields.path.starts_with(p))
+            && q.status.is_none_or(|s| i64::from(e.fields.status) == s)
     });
     let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-    let items = entries
-        .into_iter()
-        .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
-        .map(|e| types::JournalEntry {
-            time: DateTime::from_timestamp_millis(e.time_ms).unwrap_or_default(),
-            request_id: e.request_id,
-            method: e.method,
-            path: e.path,
-            query: e.query,
-            status: e.status.into(),
-            latency_ms: e.latency_ms,
-            subject: e.subject.map(|s| s.to_string()),
-        })
-        .collect();
+    let items = entries.into_iter().take(usize::try_from(q.limit).unwrap_or(usize::MAX)).collect();
     HttpResponseOk::Value(types::JournalList { count, items })
 }
 
-/// The slog drain dropshot logs into.
+/// The slog drain dropshot logs into: records the requests dropshot answers itself, and writes
+/// its warnings (and, at debug level, the rest of its chatter) as log lines.
 pub struct RequestLog {
     journal: Arc<Journal>,
-    clock: Clock,
     /// Only ever used to emit events; a panic in a subscriber leaves nothing half-changed here.
     dispatch: AssertUnwindSafe<tracing::Dispatch>,
-    /// Whether request lines are wanted (else requests only go to the journal).
-    info: bool,
     /// Whether debug lines are wanted (else the drain skips dropshot's chatter unread).
     debug: bool,
 }
@@ -178,37 +314,23 @@ where
 
 impl RequestLog {
     /// A logger writing lines at `level` and above into `dispatch` (see [`log_dispatch`]), and
-    /// recording every request in `journal`.
+    /// recording in `journal` the requests dropshot answers itself.
     pub fn logger(
         journal: Arc<Journal>,
-        clock: Clock,
         level: tracing::Level,
         dispatch: tracing::Dispatch,
     ) -> slog::Logger {
         let drain = RequestLog {
             journal,
-            clock,
             dispatch: AssertUnwindSafe(dispatch),
-            info: level >= tracing::Level::INFO,
             debug: level >= tracing::Level::DEBUG,
         };
         slog::Logger::root(drain.fuse(), slog::o!())
     }
 }
 
-/// The values of a record this drain uses; dropshot gives the texts as `&str`, the numbers as
+/// The values of a record the drain uses; dropshot gives the texts as `&str`, the numbers as
 /// integers.
-#[derive(Default)]
-struct Fields {
-    request_id: String,
-    method: String,
-    uri: String,
-    /// Not a value of the record: a buffer for the URI's query, if it has one.
-    query: String,
-    status: u16,
-    latency_us: u128,
-}
-
 impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, _key: Key, _value: &Arguments) -> slog::Result {
         Ok(())
@@ -218,12 +340,12 @@ impl slog::Serializer for Fields {
         let field = match key.as_ref() {
             "req_id" => &mut self.request_id,
             "method" => &mut self.method,
-            "uri" => &mut self.uri,
+            "uri" => &mut self.path,
             _ => return Ok(()),
         };
         // The record's own values come first, then the inherited ones: the first one counts.
         if field.is_empty() {
-            value.clone_into(field);
+            field.push_str(value);
         }
         Ok(())
     }
@@ -243,27 +365,48 @@ impl slog::Serializer for Fields {
     }
 }
 
+/// Whether a record carries [`EXTERNAL_MESSAGE`] (an `Option` that is `None` emits no `str`).
+#[derive(Default)]
+struct ExternalMessage(bool);
+
+impl slog::Serializer for ExternalMessage {
+    fn emit_arguments(&mut self, _key: Key, _value: &Arguments) -> slog::Result {
+        Ok(())
+    }
+
+    fn emit_str(&mut self, key: Key, _value: &str) -> slog::Result {
+        self.0 |= key == EXTERNAL_MESSAGE;
+        Ok(())
+    }
+}
+
 impl Drain for RequestLog {
     type Ok = ();
     type Err = slog::Never;
 
     fn log(&self, record: &Record, inherited: &OwnedKVList) -> Result<(), slog::Never> {
-        let completed = record.msg().as_str().is_some_and(|m| m.starts_with(COMPLETED));
+        if record.msg().as_str().is_some_and(|m| m.starts_with(COMPLETED)) {
+            // Only the record's own values (two, for a request the router took) are read to
+            // tell whether the router saw it.
+            let mut external = ExternalMessage::default();
+            let _ = record.kv().serialize(record, &mut external);
+            if external.0 {
+                let mut fields = self.journal.fields();
+                let _ = record.kv().serialize(record, &mut fields);
+                let _ = inherited.serialize(record, &mut fields);
+                fields.split_query();
+                self.journal.record(fields, None);
+            }
+            return Ok(());
+        }
         let warning = record.level().is_at_least(slog::Level::Warning);
-        if !(completed || warning || self.debug) {
+        if !(warning || self.debug) {
             // dropshot's chatter below warning level, and debug logging off: nothing to do.
             return Ok(());
         }
-        let mut fields = match completed {
-            true => self.journal.recycled(),
-            false => Fields::default(),
-        };
+        let mut fields = Fields::default();
         let _ = record.kv().serialize(record, &mut fields);
         let _ = inherited.serialize(record, &mut fields);
-        if completed {
-            self.completed(fields);
-            return Ok(());
-        }
         tracing::dispatcher::with_default(&self.dispatch, || {
             let request_id = &fields.request_id;
             if warning {
@@ -273,47 +416,5 @@ impl Drain for RequestLog {
             }
         });
         Ok(())
-    }
-}
-
-impl RequestLog {
-    fn completed(&self, fields: Fields) {
-        let subject = self.journal.take_subject(&fields.request_id);
-        let (mut path, mut query) = (fields.uri, fields.query);
-        let query = path.find('?').map(|at| {
-            query.push_str(&path[at + 1..]);
-            path.truncate(at);
-            query
-        });
-        let entry = Entry {
-            time_ms: self.clock.now_millis(),
-            method: fields.method,
-            path,
-            query,
-            status: fields.status,
-            latency_ms: fields.latency_us as f64 / 1000.0,
-            subject,
-            request_id: fields.request_id,
-        };
-        if self.info {
-            let mut subject = [0; uuid::fmt::Hyphenated::LENGTH];
-            let subject = match entry.subject {
-                Some(s) => &*s.hyphenated().encode_lower(&mut subject),
-                None => "-",
-            };
-            tracing::dispatcher::with_default(&self.dispatch, || {
-                tracing::info!(
-                    request_id = %entry.request_id,
-                    method = %entry.method,
-                    path = %entry.path,
-                    query = entry.query.as_deref().unwrap_or(""),
-                    status = entry.status,
-                    latency_ms = entry.latency_ms,
-                    subject,
-                    "request"
-                );
-            });
-        }
-        self.journal.push(entry);
     }
 }

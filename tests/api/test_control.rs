@@ -126,6 +126,41 @@ async fn the_journal_lists_requests_without_their_bodies() {
     assert_eq!(not_found["count"], 1);
 }
 
+/// Requests the router takes and the few dropshot answers before any endpoint runs (a path that
+/// does not decode, a method no endpoint has) reach the journal by two ways: each request must
+/// have exactly one entry.
+#[tokio::test]
+async fn every_request_has_one_journal_entry_whoever_answered_it() {
+    let app = controlled().await;
+    app.call("DELETE", &format!("{CONTROL}/journal"), None).await;
+    let sent = [
+        ("GET", USERS.to_string(), 200),
+        ("GET", "/no/such/path".to_string(), 404),
+        ("GET", format!("{USERS}/%FF%FE"), 400),
+        ("PROPFIND", USERS.to_string(), 405),
+    ];
+    let mut ids = Vec::new();
+    for (method, path, status) in &sent {
+        let request = app.http.request(method.parse().unwrap(), app.url(path));
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), *status, "{method} {path}");
+        ids.push(response.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+
+    let (_, journal) = app.call("GET", &format!("{CONTROL}/journal"), None).await;
+    assert_eq!(journal["count"], sent.len() + 1, "these and the clearing request: {journal}");
+    let items = journal["items"].as_array().unwrap();
+    for ((method, path, status), id) in sent.iter().zip(&ids) {
+        let entry = items.iter().find(|e| e["request_id"] == id.as_str()).expect("an entry");
+        assert_eq!(
+            (&entry["method"], &entry["path"], &entry["status"]),
+            (&json!(method), &json!(path), &json!(status)),
+            "{entry}"
+        );
+        assert_eq!(entry.get("subject").is_some(), *status == 200, "{entry}");
+    }
+}
+
 /// A full journal writes each new entry over the oldest one's buffers: nothing of the old entry
 /// (its query, its subject) may show in the new one.
 #[tokio::test]
@@ -255,17 +290,26 @@ async fn every_request_gets_one_json_log_line() {
     let app = spawn(None, |config| config.log_format = LogFormat::Json).await;
     app.create_user_raw("logged".into()).await;
     app.anonymous.get(app.url("/no/such/path")).send().await.unwrap();
+    let undecodable = format!("{USERS}/%FF%FE");
+    app.anonymous.get(app.url(&undecodable)).send().await.unwrap();
     let lines: Vec<Value> = app
         .log()
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .filter(|line: &Value| line["message"] == "request")
         .collect();
-    let create =
-        lines.iter().find(|l| l["method"] == "POST" && l["path"] == USERS).expect("a line");
+    let one = |method: &str, path: &str| {
+        let mut found = lines.iter().filter(|l| l["method"] == method && l["path"] == path);
+        let line = found.next().unwrap_or_else(|| panic!("a line for {method} {path}"));
+        assert!(found.next().is_none(), "one line for {method} {path}");
+        line
+    };
+    let create = one("POST", USERS);
     assert_eq!(create["status"], 201);
     assert!(create["request_id"].is_string() && create["latency_ms"].is_number());
     assert!(create["subject"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
-    let routed = lines.iter().find(|l| l["path"] == "/no/such/path").expect("router answers too");
+    let routed = one("GET", "/no/such/path");
     assert_eq!((routed["status"].as_u64(), routed["subject"].as_str()), (Some(404), Some("-")));
+    // Answered by dropshot before any endpoint ran.
+    assert_eq!(one("GET", &undecodable)["status"], 400);
 }
