@@ -7,10 +7,10 @@
 //! before any endpoint runs) is watched through [`Observe`]: its id, method and URI are copied
 //! when it is placed, the operation notes its caller ([`note_subject`]) in a slot that is the
 //! request's while its answer is polled, and the entry is recorded with the answer (its latency
-//! runs from the placing to the answer). The requests dropshot answers
-//! itself (a method no endpoint has, a path that does not decode to UTF-8) reach only its log:
-//! [`RequestLog`], the slog drain dropshot logs into, records those from its "request
-//! completed" record, the only ones that carry an external error message.
+//! runs from the placing to the answer). The requests dropshot answers itself (a method no
+//! endpoint has, a path that does not decode to UTF-8) reach only its log: [`RequestLog`], the
+//! slog drain dropshot logs into, records those from its "request completed" record, the only
+//! ones that carry an external error message.
 //!
 //! The drain alone could see every request, and once did: but it runs in the connection's task,
 //! not the handler's, so the caller had to wait for it in a map by request id, and reading every
@@ -108,6 +108,7 @@ pub struct Journal {
     kept: Mutex<Kept>,
     clock: Clock,
     /// Where request lines go, when they are wanted (else requests only go to the journal).
+    /// Only ever used to emit events; a panic in a subscriber leaves nothing half-changed here.
     lines: Option<AssertUnwindSafe<tracing::Dispatch>>,
 }
 
