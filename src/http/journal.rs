@@ -43,12 +43,19 @@ use crate::config::LogFormat;
 /// How many requests the journal keeps (the oldest go first).
 pub const JOURNAL_CAPACITY: usize = 1000;
 
-/// How dropshot's record of a finished request starts (one variant adds why the handler did
-/// not finish).
+/// How many departed entries' buffers are kept for reuse: as many as requests are usually in
+/// flight at once (a load test's connections), so that a burst leaves no lasting pile.
+const MAX_SPARE: usize = 64;
+
+/// dropshot's record of an answered request. (Its variant for a handler that finished after
+/// its client left, "request completed after handler was already cancelled", is only ever of a
+/// watched request, and is logged as the warning it is.)
 const COMPLETED: &str = "request completed";
 
-/// The value only dropshot's own answers put in their "request completed" record (an
-/// operation's error is rendered by the handler, and dropshot logs it without one).
+/// The value only dropshot's own answers put in their [`COMPLETED`] record: the catch-all
+/// endpoint's errors are `RouteError`s, which dropshot renders as the handler's and logs without
+/// one (it would log one for an error that failed to serialize; the envelopes are plain
+/// structs of texts and numbers, which cannot).
 const EXTERNAL_MESSAGE: &str = "error_message_external";
 
 thread_local! {
@@ -58,8 +65,9 @@ thread_local! {
 }
 
 /// Records `subject` as the caller of the request being answered, for its journal entry and log
-/// line.
-pub fn note_subject(subject: Uuid) {
+/// line. It counts only when called from the request's own future (as `Context::begin` is),
+/// not from a task it spawns.
+pub(crate) fn note_subject(subject: Uuid) {
     SUBJECT.set(Some(subject));
 }
 
@@ -85,12 +93,12 @@ struct Fields {
 }
 
 impl Fields {
-    /// Empties the texts, keeping their buffers.
+    /// Empties the fields, keeping the texts' buffers.
     fn clear(&mut self) {
         for text in [&mut self.request_id, &mut self.method, &mut self.path, &mut self.query] {
             text.clear();
         }
-        self.has_query = false;
+        (self.has_query, self.status, self.latency_us) = (false, 0, 0);
     }
 
     /// Moves a query that came with the path (dropshot logs the whole URI) to `query`.
@@ -115,8 +123,8 @@ pub struct Journal {
 #[derive(Debug, Default)]
 struct Kept {
     entries: VecDeque<Entry>,
-    /// Buffers of entries that left the full journal, for requests to be watched in (at most as
-    /// many as requests were in flight at once).
+    /// Buffers of entries that left the full journal, for requests to be watched in (at most
+    /// [`MAX_SPARE`]; more requests in flight at once get new ones).
     spare: Vec<Fields>,
 }
 
@@ -164,8 +172,10 @@ impl Journal {
         let mut kept = self.kept();
         if kept.entries.len() >= JOURNAL_CAPACITY {
             if let Some(mut oldest) = kept.entries.pop_front() {
-                oldest.fields.clear();
-                kept.spare.push(oldest.fields);
+                if kept.spare.len() < MAX_SPARE {
+                    oldest.fields.clear();
+                    kept.spare.push(oldest.fields);
+                }
             }
         }
         kept.entries.push_back(entry);
@@ -257,7 +267,8 @@ impl Future for Watched {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         // The slot is this request's while its answer is polled (a poll runs on one thread, and
-        // other requests' polls come before or after it, never inside).
+        // other requests' polls come before or after it, never inside; one that panics leaves
+        // its subject there for the next poll to overwrite).
         let outside = SUBJECT.replace(this.subject);
         let answer = this.answer.as_mut().poll(cx);
         this.subject = SUBJECT.replace(outside);
@@ -386,9 +397,9 @@ impl Drain for RequestLog {
     type Err = slog::Never;
 
     fn log(&self, record: &Record, inherited: &OwnedKVList) -> Result<(), slog::Never> {
-        if record.msg().as_str().is_some_and(|m| m.starts_with(COMPLETED)) {
-            // Only the record's own values (two, for a request the router took) are read to
-            // tell whether the router saw it.
+        if record.msg().as_str() == Some(COMPLETED) {
+            // Only the record's own values (two to four, for a request the router took) are
+            // read to tell whether the router saw it.
             let mut external = ExternalMessage::default();
             let _ = record.kv().serialize(record, &mut external);
             if external.0 {

@@ -133,14 +133,19 @@ async fn the_journal_lists_requests_without_their_bodies() {
 async fn every_request_has_one_journal_entry_whoever_answered_it() {
     let app = controlled().await;
     app.call("DELETE", &format!("{CONTROL}/journal"), None).await;
+    let long = format!("{USERS}?username={}", "a".repeat(privx_mock::api::MAX_URI_BYTES));
+    // Method, path, status, and whether the entry names the caller.
     let sent = [
-        ("GET", USERS.to_string(), 200),
-        ("GET", "/no/such/path".to_string(), 404),
-        ("GET", format!("{USERS}/%FF%FE"), 400),
-        ("PROPFIND", USERS.to_string(), 405),
+        ("GET", USERS.to_string(), 200, true),
+        ("HEAD", USERS.to_string(), 405, false),
+        ("GET", "/healthz".to_string(), 200, false),
+        ("GET", "/no/such/path".to_string(), 404, false),
+        ("GET", long.clone(), 414, false),
+        ("GET", format!("{USERS}/%FF%FE"), 400, false),
+        ("PROPFIND", USERS.to_string(), 405, false),
     ];
     let mut ids = Vec::new();
-    for (method, path, status) in &sent {
+    for (method, path, status, _) in &sent {
         let request = app.http.request(method.parse().unwrap(), app.url(path));
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), *status, "{method} {path}");
@@ -150,14 +155,16 @@ async fn every_request_has_one_journal_entry_whoever_answered_it() {
     let (_, journal) = app.call("GET", &format!("{CONTROL}/journal"), None).await;
     assert_eq!(journal["count"], sent.len() + 1, "these and the clearing request: {journal}");
     let items = journal["items"].as_array().unwrap();
-    for ((method, path, status), id) in sent.iter().zip(&ids) {
+    for ((method, path, status, named), id) in sent.iter().zip(&ids) {
         let entry = items.iter().find(|e| e["request_id"] == id.as_str()).expect("an entry");
+        let (path, query) =
+            path.split_once('?').map_or((path.as_str(), None), |(p, q)| (p, Some(q)));
         assert_eq!(
-            (&entry["method"], &entry["path"], &entry["status"]),
-            (&json!(method), &json!(path), &json!(status)),
-            "{entry}"
+            (&entry["method"], &entry["path"], &entry["status"], entry.get("query")),
+            (&json!(method), &json!(path), &json!(status), query.map(|q| json!(q)).as_ref()),
+            "{method} {path}"
         );
-        assert_eq!(entry.get("subject").is_some(), *status == 200, "{entry}");
+        assert_eq!(entry.get("subject").is_some(), *named, "{entry}");
     }
 }
 
