@@ -101,12 +101,22 @@ impl Fields {
         (self.has_query, self.status, self.latency_us) = (false, 0, 0);
     }
 
-    /// Moves a query that came with the path (dropshot logs the whole URI) to `query`.
-    fn split_query(&mut self) {
-        if let Some(at) = self.path.find('?') {
-            self.query.push_str(&self.path[at + 1..]);
-            self.path.truncate(at);
+    /// The path and query of `uri`.
+    fn set_uri(&mut self, uri: &http::Uri) {
+        self.path.push_str(uri.path());
+        if let Some(query) = uri.query() {
+            self.query.push_str(query);
             self.has_query = true;
+        }
+    }
+
+    /// The path and query of the URI dropshot logged whole in `path` (a request target in
+    /// absolute form included), or the text as it came if it does not parse.
+    fn split_logged_uri(&mut self) {
+        let logged = std::mem::take(&mut self.path);
+        match logged.parse::<http::Uri>() {
+            Ok(uri) => self.set_uri(&uri),
+            Err(_) => self.path = logged,
         }
     }
 }
@@ -153,12 +163,7 @@ impl Journal {
         let mut fields = self.fields();
         fields.request_id.push_str(&rqctx.request_id);
         fields.method.push_str(rqctx.request.method().as_str());
-        let uri = rqctx.request.uri();
-        fields.path.push_str(uri.path());
-        if let Some(query) = uri.query() {
-            fields.query.push_str(query);
-            fields.has_query = true;
-        }
+        fields.set_uri(rqctx.request.uri());
         fields
     }
 
@@ -181,10 +186,16 @@ impl Journal {
         kept.entries.push_back(entry);
     }
 
-    /// The entries that `keep` selects, newest first.
-    fn entries(&self, keep: impl Fn(&Entry) -> bool) -> Vec<types::JournalEntry> {
+    /// How many entries `keep` selects, and the newest `limit` of them, newest first.
+    fn entries(
+        &self,
+        keep: impl Fn(&Entry) -> bool,
+        limit: usize,
+    ) -> (usize, Vec<types::JournalEntry>) {
         let kept = self.kept();
-        kept.entries.iter().rev().filter(|e| keep(e)).map(Entry::listed).collect()
+        let mut selected = kept.entries.iter().rev().filter(|e| keep(e));
+        let listed: Vec<_> = selected.by_ref().take(limit).map(Entry::listed).collect();
+        (listed.len() + selected.count(), listed)
     }
 
     pub fn clear(&self) {
@@ -289,12 +300,12 @@ impl Future for Watched {
 /// The test-control listing: the newest entries first, filtered by path prefix and status;
 /// `count` is of all that match, `items` at most `limit` of them.
 pub fn list(journal: &Journal, q: types::JournalListQuery) -> HttpResponseOk<types::JournalList> {
-    let entries = journal.entries(|e| {
+    let keep = |e: &Entry| {
         q.path.as_deref().is_none_or(|p| e.fields.path.starts_with(p))
             && q.status.is_none_or(|s| i64::from(e.fields.status) == s)
-    });
-    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-    let items = entries.into_iter().take(usize::try_from(q.limit).unwrap_or(usize::MAX)).collect();
+    };
+    let (count, items) = journal.entries(keep, usize::try_from(q.limit).unwrap_or(usize::MAX));
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
     HttpResponseOk::Value(types::JournalList { count, items })
 }
 
@@ -406,7 +417,7 @@ impl Drain for RequestLog {
                 let mut fields = self.journal.fields();
                 let _ = record.kv().serialize(record, &mut fields);
                 let _ = inherited.serialize(record, &mut fields);
-                fields.split_query();
+                fields.split_logged_uri();
                 self.journal.record(fields, None);
             }
             return Ok(());

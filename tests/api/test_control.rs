@@ -124,6 +124,10 @@ async fn the_journal_lists_requests_without_their_bodies() {
 
     let (_, not_found) = app.call("GET", &format!("{CONTROL}/journal?status=404"), None).await;
     assert_eq!(not_found["count"], 1);
+    let (_, newest) =
+        app.call("GET", &format!("{CONTROL}/journal?path={USERS}&limit=1"), None).await;
+    assert_eq!(newest["count"], 4, "all that match are counted");
+    assert_eq!(newest["items"], json!([items[0]]));
 }
 
 /// Requests the router takes and the few dropshot answers before any endpoint runs (a path that
@@ -151,6 +155,11 @@ async fn every_request_has_one_journal_entry_whoever_answered_it() {
         assert_eq!(response.status().as_u16(), *status, "{method} {path}");
         ids.push(response.headers()["x-request-id"].to_str().unwrap().to_string());
     }
+    // A request target in absolute form, which dropshot logs whole: the entry has its path.
+    let (id, status) = absolute_form_get(&app, &format!("{USERS}/%FF%FE")).await;
+    assert_eq!(status, 400);
+    let sent = [sent.as_slice(), &[("GET", format!("{USERS}/%FF%FE"), 400, false)]].concat();
+    ids.push(id);
 
     let (_, journal) = app.call("GET", &format!("{CONTROL}/journal"), None).await;
     assert_eq!(journal["count"], sent.len() + 1, "these and the clearing request: {journal}");
@@ -166,6 +175,25 @@ async fn every_request_has_one_journal_entry_whoever_answered_it() {
         );
         assert_eq!(entry.get("subject").is_some(), *named, "{entry}");
     }
+}
+
+/// Sends `GET http://ADDRESS{path}` (the absolute form of a request target) on a connection of
+/// its own; answers the request id and status.
+async fn absolute_form_get(app: &TestApp, path: &str) -> (String, u16) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = app.url(path);
+    let address = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!("GET {url} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let id = answer
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_string))
+        .expect("a request id");
+    (id, status)
 }
 
 /// A full journal writes each new entry over the oldest one's buffers: nothing of the old entry
