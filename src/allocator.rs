@@ -5,10 +5,11 @@
 //! runs on mimalloc. The `mimalloc` crate's allocator passes every allocation, whatever its
 //! alignment, to `mi_malloc_aligned`; for a block over 1 KB (a boxed operation future, a
 //! connection's read buffer) whose size class is not a power of two, mimalloc cannot count on
-//! the class's alignment and over-allocates, which also marks the block's page so that every later free from that page
-//! takes the slow path (`mi_theap_malloc_zero_aligned_at_overalloc`, 1,443 instructions a get
-//! user under callgrind). Every mimalloc block is aligned to a machine word, so an allocation
-//! that needs no more is a plain `mi_malloc` here, and only the rest are aligned ones.
+//! the class's alignment and over-allocates, which also marks the block's page so that every
+//! later free from that page takes the slow path (`mi_theap_malloc_zero_aligned_at_overalloc`,
+//! 1,443 instructions a get user under callgrind). Every mimalloc block is aligned to a machine
+//! word, so an allocation that needs no more is a plain `mi_malloc` here, and only the rest are
+//! aligned ones.
 //!
 //! Built without transparent huge pages (the `no_thp` feature): with them a server holding
 //! 100,000 users took 108 MB of RSS instead of 61.

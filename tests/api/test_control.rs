@@ -138,14 +138,15 @@ async fn every_request_has_one_journal_entry_whoever_answered_it() {
     let app = controlled().await;
     app.call("DELETE", &format!("{CONTROL}/journal"), None).await;
     let long = format!("{USERS}?username={}", "a".repeat(privx_mock::api::MAX_URI_BYTES));
+    let undecodable = format!("{USERS}/%FF%FE");
     // Method, path, status, and whether the entry names the caller.
     let sent = [
         ("GET", USERS.to_string(), 200, true),
         ("HEAD", USERS.to_string(), 405, false),
         ("GET", "/healthz".to_string(), 200, false),
         ("GET", "/no/such/path".to_string(), 404, false),
-        ("GET", long.clone(), 414, false),
-        ("GET", format!("{USERS}/%FF%FE"), 400, false),
+        ("GET", long, 414, false),
+        ("GET", undecodable.clone(), 400, false),
         ("PROPFIND", USERS.to_string(), 405, false),
     ];
     let mut ids = Vec::new();
@@ -156,9 +157,9 @@ async fn every_request_has_one_journal_entry_whoever_answered_it() {
         ids.push(response.headers()["x-request-id"].to_str().unwrap().to_string());
     }
     // A request target in absolute form, which dropshot logs whole: the entry has its path.
-    let (id, status) = absolute_form_get(&app, &format!("{USERS}/%FF%FE")).await;
+    let (id, status) = absolute_form_get(&app, &undecodable).await;
     assert_eq!(status, 400);
-    let sent = [sent.as_slice(), &[("GET", format!("{USERS}/%FF%FE"), 400, false)]].concat();
+    let sent = [sent.as_slice(), &[("GET", undecodable, 400, false)]].concat();
     ids.push(id);
 
     let (_, journal) = app.call("GET", &format!("{CONTROL}/journal"), None).await;
